@@ -1,0 +1,111 @@
+//! Decoders: raw log lines in, normalised [`Event`]s out.
+//!
+//! The first stage after a source. Each supported `format` has a decoder; all of
+//! them produce schema v1 events. A line that cannot be understood is a
+//! [`DecodeError`] (counted and logged by the caller, never fatal); a line that is
+//! understood but carries nothing reachguard uses produces no event and is counted
+//! as skipped.
+
+mod native;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+pub use native::NativeDecoder;
+
+/// The input formats a source can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Format {
+    /// Event schema v1, one JSON object per line.
+    #[default]
+    Native,
+}
+
+impl Format {
+    /// The config / CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Native => "native",
+        }
+    }
+
+    /// A fresh decoder for this format.
+    pub fn decoder(self) -> Box<dyn Decoder> {
+        match self {
+            Format::Native => Box::new(NativeDecoder),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" => Ok(Format::Native),
+            other => Err(format!("unknown format {other:?} (supported: native)")),
+        }
+    }
+}
+
+/// Turns one line into zero or more events.
+pub trait Decoder: Send {
+    /// Decodes `line` (without its newline), appending events to `out`.
+    ///
+    /// Appending nothing and returning `Ok` means the line was understood but is of
+    /// no use (it is counted as skipped).
+    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError>;
+}
+
+/// Why a line could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The line is not valid UTF-8.
+    InvalidUtf8,
+    /// The line is not the JSON the format expects.
+    Json(String),
+    /// A required field is absent.
+    MissingField {
+        /// The event type being decoded.
+        event_type: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// `type` names no known event type.
+    UnknownType(String),
+    /// `ts` is not an RFC 3339 timestamp.
+    InvalidTimestamp(String),
+    /// A field holds a value outside its domain.
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The line is longer than the source's limit and was cut.
+    Oversized,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::InvalidUtf8 => f.write_str("line is not valid UTF-8"),
+            DecodeError::Json(e) => write!(f, "invalid JSON: {e}"),
+            DecodeError::MissingField { event_type, field } => {
+                write!(f, "{event_type} event without required field `{field}`")
+            }
+            DecodeError::UnknownType(t) => write!(f, "unknown event type {t:?}"),
+            DecodeError::InvalidTimestamp(t) => write!(f, "`ts` is not RFC 3339: {t:?}"),
+            DecodeError::InvalidValue { field, reason } => write!(f, "`{field}`: {reason}"),
+            DecodeError::Oversized => f.write_str("line exceeds the maximum line length"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}

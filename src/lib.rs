@@ -1,0 +1,33 @@
+//! reachguard: flags sudden privilege expansions in access and audit logs within
+//! seconds, and revokes grants that trace back to AI-agent advice no human
+//! verified.
+//!
+//! # Layout
+//!
+//! The modules follow the data flow, each with one job; data moves forward only.
+//!
+//! - [`source`]: follows log files like `tail -F` (rotation-safe, checkpointed).
+//! - [`decode`]: raw lines to normalised [`event::Event`]s, one decoder per format.
+//! - [`event`]: event schema v1, the one shape every decoder produces.
+//! - [`model`]: who holds what, group memberships, the advice registry, identities
+//!   and the sensitivity catalogue.
+//! - [`detect`]: the pure detection core (`observe(event) -> findings`) and
+//!   [`detect::provenance`], which traces grants to agent advice.
+//! - [`finding`]: the finding shape every output writes.
+//! - [`respond`]: policy and guardrails, revocation hooks, the action journal.
+//! - [`pipeline`]: decode -> detect -> decide for one line, shared by every mode.
+//! - [`sink`]: the findings file and the recent findings the API serves.
+//! - [`metrics`]: the Prometheus metrics (names are a contract).
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
+//! - [`state`]: the state directory (checkpoint with the model, versioned).
+//! - [`config`]: the TOML config, its defaults and validation.
+//! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
+//! - [`replay`]: `reachguard replay`, the same pipeline over files in event time.
+//! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod decode;
+pub mod event;
+pub mod source;
