@@ -29,5 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod detect;
 pub mod event;
+pub mod finding;
+pub mod model;
 pub mod source;

@@ -1,0 +1,752 @@
+//! Detection: the pure core that turns events into findings.
+//!
+//! Sits after `decode` and before `respond`. [`Engine::observe`] takes one event,
+//! judges it against the model *before* applying it (a grant is judged at the
+//! moment it happens, before anyone uses it), then applies it to the model. No
+//! I/O happens here, so replay, the daemon and the tests all run the same code.
+//!
+//! Findings produced here:
+//! - `unverified_agent_grant`: a privilege-increasing grant or membership add that
+//!   traces (see [`provenance`]) to agent advice no human verified before it. It
+//!   carries a [`RevocationTarget`] for the response stage.
+//! - `unreviewed_agent_publish`: an agent published advice, unverified.
+
+pub mod provenance;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::event::{ActorType, Body, Event, GranteeType, MembershipOp, Ts};
+use crate::finding::{Finding, FindingKind, Severity, finding_id};
+use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
+
+pub use provenance::{Trace, trace};
+
+/// Where an event came from, as far as detection cares.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// Whether advice, verification and view events from this source count.
+    pub trust_advice: bool,
+}
+
+impl Origin {
+    /// A fully trusted origin.
+    pub const TRUSTED: Origin = Origin { trust_advice: true };
+}
+
+/// What a revocation would take back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevocationTarget {
+    /// A grant or a membership.
+    pub kind: TargetKind,
+    /// The grant id (for a membership without one: `membership:GROUP:MEMBER`).
+    pub grant_id: String,
+    /// The resource (grants only).
+    pub resource: Option<String>,
+    /// The grantee (grants only).
+    pub grantee: Option<String>,
+    /// User or group (grants only).
+    pub grantee_type: Option<GranteeType>,
+    /// The group (memberships only).
+    pub group: Option<String>,
+    /// The member (memberships only).
+    pub member: Option<String>,
+    /// The trace's confidence.
+    pub confidence: f64,
+}
+
+/// What kind of privilege a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A `grant` event.
+    Grant,
+    /// A `membership` add.
+    Membership,
+}
+
+impl TargetKind {
+    /// The payload's `kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Grant => "grant",
+            TargetKind::Membership => "membership",
+        }
+    }
+}
+
+/// A finding, and what to revoke if the policy agrees.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The finding (its `action` is filled in by `respond`).
+    pub finding: Finding,
+    /// Set for findings that call for revoking a grant.
+    pub target: Option<RevocationTarget>,
+}
+
+/// Counters the engine keeps about what it ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Advice-related events dropped because their source is not trusted for advice.
+    pub untrusted_advice_ignored: u64,
+    /// Grants, revokes and membership changes that repeated a known state.
+    pub duplicates: u64,
+}
+
+/// The detection engine: the model plus the rules.
+#[derive(Debug)]
+pub struct Engine {
+    model: Model,
+    identities: Identities,
+    sensitivity: Sensitivity,
+    window_ms: i64,
+    last_expiry: Ts,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// A new engine over `model` (empty, or restored from a checkpoint).
+    pub fn new(
+        model: Model,
+        identities: Identities,
+        sensitivity: Sensitivity,
+        trace_window: Duration,
+    ) -> Self {
+        Engine {
+            model,
+            identities,
+            sensitivity,
+            window_ms: i64::try_from(trace_window.as_millis()).unwrap_or(i64::MAX),
+            last_expiry: Ts(i64::MIN),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// The model, for checkpoints and explanations.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// What the engine has ignored so far.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Judges one event, then applies it to the model.
+    pub fn observe(&mut self, ev: &Event, origin: Origin) -> Vec<Detection> {
+        self.model.advance(ev.ts);
+        let mut out = Vec::new();
+        match &ev.body {
+            Body::Access(a) => self.model.touch_principal(&a.principal),
+            Body::Grant(g) => {
+                if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
+                    self.stats.duplicates += 1;
+                } else {
+                    let actor_type = self.identities.classify(&g.actor, g.actor_type);
+                    let tier = self.sensitivity.tier_of(&g.resource);
+                    let affected: Vec<String> = match g.grantee_type {
+                        GranteeType::User => vec![g.grantee.clone()],
+                        GranteeType::Group => self
+                            .model
+                            .members_of(&g.grantee)
+                            .map(str::to_owned)
+                            .collect(),
+                    };
+                    let subject = provenance::Subject {
+                        actor: &g.actor,
+                        actor_type,
+                        resource: &g.resource,
+                        grantee: &g.grantee,
+                        reference: g.reference.as_deref(),
+                        ts: ev.ts,
+                    };
+                    if let Some(t) = trace(&self.model, &subject, self.window_ms)
+                        .filter(|t| t.verified.is_none())
+                    {
+                        let what = format!(
+                            "{}{} {}{}",
+                            if g.grantee_type == GranteeType::Group {
+                                "group "
+                            } else {
+                                ""
+                            },
+                            g.grantee,
+                            g.role
+                                .as_deref()
+                                .map(|r| format!("{r} on "))
+                                .unwrap_or_default(),
+                            g.resource
+                        );
+                        let target = RevocationTarget {
+                            kind: TargetKind::Grant,
+                            grant_id: g.grant_id.clone(),
+                            resource: Some(g.resource.clone()),
+                            grantee: Some(g.grantee.clone()),
+                            grantee_type: Some(g.grantee_type),
+                            group: None,
+                            member: None,
+                            confidence: t.confidence,
+                        };
+                        let grant_evidence = json!({
+                            "grant_id": g.grant_id, "actor": g.actor, "actor_type": actor_type,
+                            "grantee": g.grantee, "grantee_type": g.grantee_type,
+                            "resource": g.resource, "role": g.role, "reference": g.reference,
+                            "tier": tier.as_str(),
+                        });
+                        out.push(self.unverified_grant(
+                            ev.ts,
+                            &g.actor,
+                            &what,
+                            tier,
+                            g.grantee_type == GranteeType::Group,
+                            affected,
+                            grant_evidence,
+                            t,
+                            target,
+                            &g.grant_id,
+                        ));
+                    }
+                    self.model.record_grant(g, ev.ts);
+                    if g.grantee_type == GranteeType::User {
+                        self.model.touch_principal(&g.grantee);
+                    }
+                }
+            }
+            Body::Revoke(r) => {
+                if !self.model.record_revoke(&r.grant_id) {
+                    self.stats.duplicates += 1;
+                }
+            }
+            Body::Membership(m) => match m.op {
+                MembershipOp::Add if self.model.is_member(&m.group, &m.member) => {
+                    self.stats.duplicates += 1
+                }
+                MembershipOp::Add => {
+                    let actor_type = self.identities.classify(&m.actor, m.actor_type);
+                    let resources: Vec<&str> =
+                        self.model.group_resources(&m.group).into_iter().collect();
+                    let tier = resources
+                        .iter()
+                        .map(|r| self.sensitivity.tier_of(r))
+                        .max()
+                        .unwrap_or(Tier::Low);
+                    let subject = provenance::Subject {
+                        actor: &m.actor,
+                        actor_type,
+                        resource: &m.group,
+                        grantee: &m.member,
+                        reference: m.reference.as_deref(),
+                        ts: ev.ts,
+                    };
+                    if let Some(t) = trace(&self.model, &subject, self.window_ms)
+                        .filter(|t| t.verified.is_none())
+                    {
+                        let grant_id = m
+                            .grant_id
+                            .clone()
+                            .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+                        let target = RevocationTarget {
+                            kind: TargetKind::Membership,
+                            grant_id: grant_id.clone(),
+                            resource: None,
+                            grantee: None,
+                            grantee_type: None,
+                            group: Some(m.group.clone()),
+                            member: Some(m.member.clone()),
+                            confidence: t.confidence,
+                        };
+                        let evidence = json!({
+                            "grant_id": grant_id, "actor": m.actor, "actor_type": actor_type,
+                            "group": m.group, "member": m.member, "reference": m.reference,
+                            "group_resources": resources, "tier": tier.as_str(),
+                        });
+                        let what = format!("{} to group {}", m.member, m.group);
+                        let key = format!("{grant_id}@{}", ev.ts.0);
+                        out.push(self.unverified_grant(
+                            ev.ts,
+                            &m.actor,
+                            &what,
+                            tier,
+                            false,
+                            vec![m.member.clone()],
+                            evidence,
+                            t,
+                            target,
+                            &key,
+                        ));
+                    }
+                    self.model.add_member(&m.group, &m.member);
+                    self.model.touch_principal(&m.member);
+                }
+                MembershipOp::Remove => {
+                    if !self.model.remove_member(&m.group, &m.member) {
+                        self.stats.duplicates += 1;
+                    }
+                }
+            },
+            Body::Advice(a) => {
+                if !origin.trust_advice {
+                    self.stats.untrusted_advice_ignored += 1;
+                } else if self.model.advice(&a.advice_id).is_none() {
+                    self.model.record_advice(a, ev.ts);
+                    if a.published {
+                        out.push(self.unreviewed_publish(ev.ts, &a.advice_id));
+                    }
+                }
+            }
+            Body::AdviceVerified(v) => {
+                if origin.trust_advice {
+                    let human = self.identities.counts_as_human_reviewer(&v.verifier);
+                    self.model
+                        .record_verification(&v.advice_id, &v.verifier, ev.ts, human);
+                } else {
+                    self.stats.untrusted_advice_ignored += 1;
+                }
+            }
+            Body::AdviceViewed(v) => {
+                if origin.trust_advice {
+                    self.model
+                        .record_sighting(&v.principal, &v.advice_id, ev.ts, SawHow::Viewed);
+                    self.model.touch_principal(&v.principal);
+                } else {
+                    self.stats.untrusted_advice_ignored += 1;
+                }
+            }
+        }
+        self.expire();
+        out
+    }
+
+    /// Forgets sightings that fell out of the trace window; runs at most once a
+    /// minute of event time, since it walks every principal.
+    fn expire(&mut self) {
+        let now = self.model.latest();
+        if now.0.saturating_sub(self.last_expiry.0) >= 60_000 {
+            self.model.expire_sightings(now.add_millis(-self.window_ms));
+            self.last_expiry = now;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn unverified_grant(
+        &self,
+        ts: Ts,
+        actor: &str,
+        what: &str,
+        tier: Tier,
+        group_grant: bool,
+        mut affected: Vec<String>,
+        change: serde_json::Value,
+        t: Trace,
+        target: RevocationTarget,
+        key: &str,
+    ) -> Detection {
+        let n_affected = affected.len();
+        if affected.is_empty() {
+            affected.push(
+                target
+                    .grantee
+                    .clone()
+                    .or(target.member.clone())
+                    .unwrap_or_default(),
+            );
+        }
+        let severity = if tier >= Tier::High || group_grant {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        let score = t.confidence * tier.weight() * (n_affected.max(1) as f64);
+        let summary = match t.advice_id.as_deref() {
+            None => format!(
+                "{actor} (agent) granted {what} ({} sensitivity) directly; no human verified it.",
+                tier.as_str()
+            ),
+            Some(advice) => {
+                let via = match t.chain.iter().find(|l| {
+                    matches!(
+                        l.step,
+                        "actor_viewed_advice"
+                            | "actor_requested_advice"
+                            | "reference_cites_advice"
+                            | "reference_cites_channel"
+                    )
+                }) {
+                    Some(l) if l.step == "actor_viewed_advice" => {
+                        format!("{}s after viewing", (ts.0 - l.ts.0) / 1000)
+                    }
+                    Some(l) if l.step == "actor_requested_advice" => {
+                        format!("{}s after asking for", (ts.0 - l.ts.0) / 1000)
+                    }
+                    Some(l) if l.step == "reference_cites_advice" => "citing".to_owned(),
+                    _ => "citing the channel of".to_owned(),
+                };
+                format!(
+                    "{actor} granted {what} ({} sensitivity) {via} advice {advice} from {}; no human verified it (trace confidence {:.2}).",
+                    tier.as_str(),
+                    t.agent,
+                    t.confidence
+                )
+            }
+        };
+        let finding = Finding {
+            finding_id: finding_id(FindingKind::UnverifiedAgentGrant, key),
+            kind: FindingKind::UnverifiedAgentGrant,
+            severity,
+            ts,
+            principals: affected,
+            grant_id: Some(target.grant_id.clone()),
+            advice_id: t.advice_id.clone(),
+            resource: target.resource.clone(),
+            score,
+            summary,
+            evidence: json!({
+                "change": change,
+                "affected_engineers": n_affected,
+                "trace": t,
+            }),
+            action: None,
+        };
+        Detection {
+            finding,
+            target: Some(target),
+        }
+    }
+
+    fn unreviewed_publish(&self, ts: Ts, advice_id: &str) -> Detection {
+        let a = self.model.advice(advice_id).expect("just recorded");
+        let tier = a
+            .recommends
+            .iter()
+            .map(|r| self.sensitivity.tier_of(&r.resource))
+            .max()
+            .unwrap_or(Tier::Low);
+        let severity = if tier >= Tier::High {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let recs: Vec<String> = a
+            .recommends
+            .iter()
+            .map(|r| {
+                let role = r
+                    .role
+                    .as_deref()
+                    .map(|x| format!("{x} on "))
+                    .unwrap_or_default();
+                match &r.grantee {
+                    Some(g) => format!("{role}{} for {g}", r.resource),
+                    None => format!("{role}{}", r.resource),
+                }
+            })
+            .collect();
+        let where_ = a
+            .channel
+            .as_deref()
+            .map(|c| format!(" in {c}"))
+            .unwrap_or_default();
+        let summary = if recs.is_empty() {
+            format!(
+                "{} published advice {}{where_} that no human has verified.",
+                a.agent, a.advice_id
+            )
+        } else {
+            format!(
+                "{} published advice {}{where_} recommending {}, and no human has verified it.",
+                a.agent,
+                a.advice_id,
+                recs.join("; ")
+            )
+        };
+        let mut principals = vec![a.agent.clone()];
+        principals.extend(a.requested_by.clone());
+        Detection {
+            finding: Finding {
+                finding_id: finding_id(FindingKind::UnreviewedAgentPublish, advice_id),
+                kind: FindingKind::UnreviewedAgentPublish,
+                severity,
+                ts,
+                principals,
+                grant_id: None,
+                advice_id: Some(a.advice_id.clone()),
+                resource: a.recommends.first().map(|r| r.resource.clone()),
+                score: tier.weight(),
+                summary,
+                evidence: json!({
+                    "agent": a.agent, "channel": a.channel, "requested_by": a.requested_by,
+                    "recommends": a.recommends, "highest_tier": tier.as_str(), "agent_type": ActorType::Agent,
+                }),
+                action: None,
+            },
+            target: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoder, NativeDecoder};
+    use crate::model::Pattern;
+
+    fn engine() -> Engine {
+        Engine::new(
+            Model::default(),
+            Identities::new(vec![Pattern::new("agent:*").unwrap()]),
+            Sensitivity::new(vec![(
+                Pattern::new("acl/internal-*").unwrap(),
+                Tier::Critical,
+            )]),
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// Feeds native lines (trusted) and returns every detection.
+    fn feed(e: &mut Engine, lines: &[&str]) -> Vec<Detection> {
+        feed_from(e, lines, Origin::TRUSTED)
+    }
+
+    fn feed_from(e: &mut Engine, lines: &[&str], origin: Origin) -> Vec<Detection> {
+        let mut out = Vec::new();
+        for l in lines {
+            let mut evs = Vec::new();
+            NativeDecoder.decode(l.as_bytes(), &mut evs).unwrap();
+            for ev in &evs {
+                out.extend(e.observe(ev, origin));
+            }
+        }
+        out
+    }
+
+    fn grants(d: &[Detection]) -> Vec<&Detection> {
+        d.iter()
+            .filter(|d| d.finding.kind == FindingKind::UnverifiedAgentGrant)
+            .collect()
+    }
+
+    const ADVICE: &str = r#"{"ts":"2026-03-18T09:02:11Z","type":"advice","advice_id":"adv-7731","agent":"agent:forum-helper","requested_by":"bob","channel":"forum/infra-q-4512","published":true,"recommends":[{"resource":"acl/internal-tools","role":"viewer","grantee":"eng-all"}]}"#;
+    const VIEW: &str = r#"{"ts":"2026-03-18T09:05:40Z","type":"advice_viewed","advice_id":"adv-7731","principal":"alice"}"#;
+    const GRANT: &str = r#"{"ts":"2026-03-18T09:07:02Z","type":"grant","grant_id":"g-90211","actor":"alice","grantee":"eng-all","grantee_type":"group","resource":"acl/internal-tools","role":"viewer","reference":"per forum/infra-q-4512"}"#;
+    const MEMBERS: [&str; 2] = [
+        r#"{"ts":"2026-03-01T00:00:00Z","type":"membership","actor":"hr","group":"eng-all","member":"carol","op":"add","actor_type":"service"}"#,
+        r#"{"ts":"2026-03-01T00:00:00Z","type":"membership","actor":"hr","group":"eng-all","member":"ivan","op":"add","actor_type":"service"}"#,
+    ];
+
+    #[test]
+    fn the_incident_is_traced_through_view_and_channel() {
+        let mut e = engine();
+        assert!(
+            feed(&mut e, &MEMBERS).is_empty(),
+            "HR adding members traces to no advice"
+        );
+        let published = feed(&mut e, &[ADVICE]);
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            published[0].finding.kind,
+            FindingKind::UnreviewedAgentPublish
+        );
+        assert_eq!(
+            published[0].finding.severity,
+            Severity::High,
+            "recommends a critical resource"
+        );
+        assert!(published[0].target.is_none());
+        assert!(feed(&mut e, &[VIEW]).is_empty());
+        let d = feed(&mut e, &[GRANT]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let f = &g[0].finding;
+        assert_eq!(f.grant_id.as_deref(), Some("g-90211"));
+        assert_eq!(f.advice_id.as_deref(), Some("adv-7731"));
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.principals, ["carol", "ivan"]);
+        assert!(
+            f.summary
+                .contains("alice granted group eng-all viewer on acl/internal-tools"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("82s after viewing advice adv-7731"),
+            "{}",
+            f.summary
+        );
+        let t = g[0].target.as_ref().unwrap();
+        assert_eq!(t.kind, TargetKind::Grant);
+        assert_eq!(t.grantee_type, Some(GranteeType::Group));
+        assert!(
+            (t.confidence - 0.95).abs() < 1e-9,
+            "view + channel citation: {}",
+            t.confidence
+        );
+        let steps: Vec<&str> = f.evidence["trace"]["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "agent_published_advice",
+                "actor_viewed_advice",
+                "reference_cites_channel"
+            ]
+        );
+        assert_eq!(f.evidence["trace"]["link"], "inferred");
+        assert_eq!(f.evidence["affected_engineers"], 2);
+    }
+
+    #[test]
+    fn advice_a_human_verified_before_the_grant_is_not_flagged() {
+        let mut e = engine();
+        let verified = r#"{"ts":"2026-03-18T09:06:00Z","type":"advice_verified","advice_id":"adv-7731","verifier":"dave"}"#;
+        let d = feed(&mut e, &[ADVICE, VIEW, verified, GRANT]);
+        assert!(grants(&d).is_empty());
+    }
+
+    #[test]
+    fn verification_after_the_grant_is_too_late() {
+        let mut e = engine();
+        let late = r#"{"ts":"2026-03-18T09:08:00Z","type":"advice_verified","advice_id":"adv-7731","verifier":"dave"}"#;
+        let d = feed(&mut e, &[ADVICE, VIEW, GRANT, late]);
+        assert_eq!(grants(&d).len(), 1);
+    }
+
+    #[test]
+    fn an_agent_verifying_advice_does_not_count() {
+        let mut e = engine();
+        let by_agent = r#"{"ts":"2026-03-18T09:06:00Z","type":"advice_verified","advice_id":"adv-7731","verifier":"agent:reviewer"}"#;
+        let d = feed(&mut e, &[ADVICE, VIEW, by_agent, GRANT]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let chain = g[0].finding.evidence["trace"]["chain"].to_string();
+        assert!(chain.contains("agent_approval_ignored"), "{chain}");
+    }
+
+    #[test]
+    fn an_agent_granting_directly_is_traced_with_full_confidence() {
+        let mut e = engine();
+        let d = feed(
+            &mut e,
+            &[
+                r#"{"ts":"2026-03-18T10:00:00Z","type":"grant","grant_id":"g-5","actor":"agent:ops-bot","grantee":"mallory","resource":"prod/db","role":"admin"}"#,
+            ],
+        );
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let t = g[0].target.as_ref().unwrap();
+        assert_eq!(t.confidence, 1.0);
+        assert_eq!(g[0].finding.advice_id, None);
+        assert!(
+            g[0].finding
+                .summary
+                .contains("agent:ops-bot (agent) granted mallory admin on prod/db"),
+            "{}",
+            g[0].finding.summary
+        );
+        // A declared agent is an agent whatever its name.
+        let d = feed(
+            &mut e,
+            &[
+                r#"{"ts":"2026-03-18T10:01:00Z","type":"grant","grant_id":"g-6","actor":"deploy","actor_type":"agent","grantee":"mallory","resource":"prod/db"}"#,
+            ],
+        );
+        assert_eq!(grants(&d).len(), 1);
+    }
+
+    #[test]
+    fn an_agent_executing_advice_a_human_verified_and_cited_is_not_flagged() {
+        let mut e = engine();
+        let lines = [
+            r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"adv-1","agent":"agent:kb","recommends":[{"resource":"ci/logs","grantee":"dave"}]}"#,
+            r#"{"ts":"2026-03-18T09:10:00Z","type":"advice_verified","advice_id":"adv-1","verifier":"bob"}"#,
+            r#"{"ts":"2026-03-18T09:20:00Z","type":"grant","grant_id":"g-7","actor":"agent:ops-bot","grantee":"dave","resource":"ci/logs","reference":"executing adv-1"}"#,
+        ];
+        assert!(grants(&feed(&mut e, &lines)).is_empty());
+    }
+
+    #[test]
+    fn a_view_outside_the_trace_window_links_nothing() {
+        let mut e = engine();
+        let late_grant = GRANT
+            .replace("2026-03-18T09:07:02Z", "2026-03-18T11:07:02Z")
+            .replace("per forum/infra-q-4512", "ticket OPS-1");
+        assert!(grants(&feed(&mut e, &[ADVICE, VIEW, &late_grant])).is_empty());
+    }
+
+    #[test]
+    fn advice_from_an_untrusted_source_traces_nothing() {
+        let mut e = engine();
+        let untrusted = Origin {
+            trust_advice: false,
+        };
+        assert!(feed_from(&mut e, &[ADVICE, VIEW], untrusted).is_empty());
+        assert_eq!(e.stats().untrusted_advice_ignored, 2);
+        let grant = GRANT.replace("per forum/infra-q-4512", "adv-7731");
+        assert!(grants(&feed(&mut e, &[&grant])).is_empty());
+    }
+
+    #[test]
+    fn a_membership_add_citing_advice_is_a_revocable_membership() {
+        let mut e = engine();
+        let lines = [
+            r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"adv-9","agent":"agent:helper","recommends":[{"resource":"sre-oncall","grantee":"dave"}]}"#,
+            r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"erin","group":"sre-oncall","member":"dave","op":"add","reference":"as adv-9 says"}"#,
+        ];
+        let d = feed(&mut e, &lines);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let t = g[0].target.as_ref().unwrap();
+        assert_eq!(t.kind, TargetKind::Membership);
+        assert_eq!(t.grant_id, "membership:sre-oncall:dave");
+        assert_eq!(
+            (t.group.as_deref(), t.member.as_deref()),
+            (Some("sre-oncall"), Some("dave"))
+        );
+        assert_eq!(t.confidence, 1.0);
+        assert_eq!(g[0].finding.evidence["trace"]["link"], "explicit");
+    }
+
+    #[test]
+    fn replayed_grants_and_existing_members_raise_nothing_new() {
+        let mut e = engine();
+        assert_eq!(grants(&feed(&mut e, &[ADVICE, VIEW, GRANT])).len(), 1);
+        assert!(grants(&feed(&mut e, &[GRANT])).is_empty());
+        assert_eq!(e.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn unpublished_advice_links_only_the_person_who_asked_for_it() {
+        let mut e = engine();
+        let private = ADVICE.replace("\"published\":true", "\"published\":false");
+        let by_viewer = GRANT.replace("per forum/infra-q-4512", "ticket OPS-2");
+        assert!(grants(&feed(&mut e, &[&private, VIEW, &by_viewer])).is_empty());
+        let by_requester = by_viewer
+            .replace("\"actor\":\"alice\"", "\"actor\":\"bob\"")
+            .replace("g-90211", "g-2");
+        let d = feed(&mut e, &[&by_requester]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        assert!(
+            g[0].finding
+                .summary
+                .contains("after asking for advice adv-7731"),
+            "{}",
+            g[0].finding.summary
+        );
+    }
+
+    #[test]
+    fn a_grantee_only_match_is_low_confidence() {
+        let mut e = engine();
+        let other_resource = GRANT
+            .replace("acl/internal-tools", "wiki/edit")
+            .replace("per forum/infra-q-4512", "ticket OPS-3");
+        let d = feed(&mut e, &[ADVICE, VIEW, &other_resource]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        assert!((g[0].target.as_ref().unwrap().confidence - 0.6).abs() < 1e-9);
+    }
+}

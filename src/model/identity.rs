@@ -1,0 +1,121 @@
+//! Who is who: glob patterns and the recognition of AI agents.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::ActorType;
+
+/// A glob pattern (`*`, `?`, `[...]`) over principal, group or resource names.
+/// `*` also matches `/`, so `prod/*` covers `prod/db/main`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Pattern(glob::Pattern);
+
+impl Pattern {
+    /// Compiles a pattern.
+    pub fn new(s: &str) -> Result<Pattern, String> {
+        glob::Pattern::new(s)
+            .map(Pattern)
+            .map_err(|e| format!("invalid pattern {s:?}: {e}"))
+    }
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.matches(name)
+    }
+
+    /// The pattern text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", self.as_str())
+    }
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Pattern::new(&s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Pattern::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Decides whether a principal is a human, an agent or a service.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    agents: Vec<Pattern>,
+}
+
+impl Identities {
+    /// Agents are the principals matching any of `agent_patterns`.
+    pub fn new(agent_patterns: Vec<Pattern>) -> Self {
+        Identities {
+            agents: agent_patterns,
+        }
+    }
+
+    /// Whether the name matches an agent pattern.
+    pub fn is_agent_name(&self, principal: &str) -> bool {
+        self.agents.iter().any(|p| p.matches(principal))
+    }
+
+    /// The actor type: the declared one when the event has it, else from the patterns.
+    pub fn classify(&self, principal: &str, declared: Option<ActorType>) -> ActorType {
+        match declared {
+            Some(t) => t,
+            None if self.is_agent_name(principal) => ActorType::Agent,
+            None => ActorType::Human,
+        }
+    }
+
+    /// Whether this principal's approval of advice counts as human review. Agents
+    /// never count, whatever an event declares elsewhere.
+    pub fn counts_as_human_reviewer(&self, principal: &str) -> bool {
+        !self.is_agent_name(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_type_wins_over_patterns() {
+        let ids = Identities::new(vec![Pattern::new("agent:*").unwrap()]);
+        assert_eq!(ids.classify("agent:x", None), ActorType::Agent);
+        assert_eq!(ids.classify("alice", None), ActorType::Human);
+        assert_eq!(
+            ids.classify("alice", Some(ActorType::Agent)),
+            ActorType::Agent
+        );
+        assert_eq!(
+            ids.classify("ci-bot", Some(ActorType::Service)),
+            ActorType::Service
+        );
+        assert!(!ids.counts_as_human_reviewer("agent:reviewer"));
+    }
+
+    #[test]
+    fn star_crosses_slashes() {
+        assert!(Pattern::new("prod/*").unwrap().matches("prod/db/main"));
+        assert!(!Pattern::new("prod/*").unwrap().matches("staging/db"));
+        assert!(Pattern::new("[").is_err());
+    }
+}

@@ -1,0 +1,408 @@
+//! The model: who holds what, and which advice exists, as of the latest event.
+//!
+//! Sits after `decode` and is owned by the detection engine (`detect`), which
+//! reads it to judge an event and then applies the event to it. It holds grants
+//! (to users and groups), group memberships, the advice registry (published?,
+//! verified by a human and when, seen by whom) and the principals tracked. The
+//! whole model is serialisable: it is saved in the checkpoint together with the
+//! source offsets, so a restart resumes with exactly the state those offsets imply.
+
+mod identity;
+mod sensitivity;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Advice, Grant, GranteeType, Recommendation, Ts};
+
+pub use identity::{Identities, Pattern};
+pub use sensitivity::{Sensitivity, Tier};
+
+/// A grant as the model remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Who made it.
+    pub actor: String,
+    /// Who holds it.
+    pub grantee: String,
+    /// User or group.
+    pub grantee_type: GranteeType,
+    /// What it opens.
+    pub resource: String,
+    /// Role, if any.
+    pub role: Option<String>,
+    /// When it was made.
+    pub ts: Ts,
+    /// Whether a `revoke` took it back.
+    pub revoked: bool,
+}
+
+/// Advice as the model remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdviceRecord {
+    /// Its id.
+    pub advice_id: String,
+    /// The agent that produced it.
+    pub agent: String,
+    /// When it was produced.
+    pub ts: Ts,
+    /// Who asked for it.
+    pub requested_by: Option<String>,
+    /// Where it was posted.
+    pub channel: Option<String>,
+    /// Whether others can see it.
+    pub published: bool,
+    /// What it tells people to grant.
+    pub recommends: Vec<Recommendation>,
+    /// Its short text.
+    pub summary: Option<String>,
+    /// The first approval by a human: when, and by whom.
+    pub verified: Option<(Ts, String)>,
+    /// Approvals by agents, which do not count (kept as evidence).
+    pub agent_approvals: Vec<(Ts, String)>,
+}
+
+impl AdviceRecord {
+    /// Whether a human approved it at or before `ts`.
+    pub fn verified_by(&self, ts: Ts) -> Option<&(Ts, String)> {
+        self.verified.as_ref().filter(|(at, _)| *at <= ts)
+    }
+}
+
+/// How a principal came to see a piece of advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SawHow {
+    /// They opened it (`advice_viewed`).
+    Viewed,
+    /// They asked the agent for it (`requested_by`).
+    Requested,
+}
+
+/// A principal saw a piece of advice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// Which advice.
+    pub advice_id: String,
+    /// When.
+    pub ts: Ts,
+    /// How.
+    pub how: SawHow,
+}
+
+/// How many sightings are remembered per principal; older ones are dropped first.
+const MAX_SIGHTINGS_PER_PRINCIPAL: usize = 256;
+
+/// Who holds what and which advice exists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    grants: HashMap<String, GrantRecord>,
+    members: HashMap<String, BTreeSet<String>>,
+    advice: HashMap<String, AdviceRecord>,
+    /// channel -> advice ids posted there, for references that cite a channel.
+    channels: HashMap<String, Vec<String>>,
+    /// principal -> advice they saw, oldest first.
+    sightings: HashMap<String, Vec<Sighting>>,
+    principals: HashSet<String>,
+    latest: Ts,
+}
+
+impl Model {
+    /// The latest event time applied.
+    pub fn latest(&self) -> Ts {
+        self.latest
+    }
+
+    /// Notes that an event of time `ts` was applied.
+    pub fn advance(&mut self, ts: Ts) {
+        self.latest = self.latest.max(ts);
+    }
+
+    /// Counts a principal as tracked.
+    pub fn touch_principal(&mut self, name: &str) {
+        if !self.principals.contains(name) {
+            self.principals.insert(name.to_owned());
+        }
+    }
+
+    /// How many distinct principals the model knows.
+    pub fn principals_tracked(&self) -> usize {
+        self.principals.len()
+    }
+
+    /// A grant by id.
+    pub fn grant(&self, grant_id: &str) -> Option<&GrantRecord> {
+        self.grants.get(grant_id)
+    }
+
+    /// Records a grant. Returns false if the same grant id is already active
+    /// (a replayed line), in which case nothing changes.
+    pub fn record_grant(&mut self, g: &Grant, ts: Ts) -> bool {
+        if self.grants.get(&g.grant_id).is_some_and(|r| !r.revoked) {
+            return false;
+        }
+        self.grants.insert(
+            g.grant_id.clone(),
+            GrantRecord {
+                actor: g.actor.clone(),
+                grantee: g.grantee.clone(),
+                grantee_type: g.grantee_type,
+                resource: g.resource.clone(),
+                role: g.role.clone(),
+                ts,
+                revoked: false,
+            },
+        );
+        true
+    }
+
+    /// Marks a grant revoked. Returns false if it was unknown or already revoked.
+    pub fn record_revoke(&mut self, grant_id: &str) -> bool {
+        match self.grants.get_mut(grant_id) {
+            Some(g) if !g.revoked => {
+                g.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `member` is in `group`.
+    pub fn is_member(&self, group: &str, member: &str) -> bool {
+        self.members.get(group).is_some_and(|m| m.contains(member))
+    }
+
+    /// Adds a member. Returns false if they were already in the group.
+    pub fn add_member(&mut self, group: &str, member: &str) -> bool {
+        self.members
+            .entry(group.to_owned())
+            .or_default()
+            .insert(member.to_owned())
+    }
+
+    /// Removes a member. Returns false if they were not in the group.
+    pub fn remove_member(&mut self, group: &str, member: &str) -> bool {
+        self.members
+            .get_mut(group)
+            .is_some_and(|m| m.remove(member))
+    }
+
+    /// The known members of a group, sorted.
+    pub fn members_of(&self, group: &str) -> impl Iterator<Item = &str> {
+        self.members
+            .get(group)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// The active grants held by a group.
+    pub fn group_resources(&self, group: &str) -> BTreeSet<&str> {
+        self.grants
+            .values()
+            .filter(|g| !g.revoked && g.grantee_type == GranteeType::Group && g.grantee == group)
+            .map(|g| g.resource.as_str())
+            .collect()
+    }
+
+    /// Registers advice. A repeated id keeps its first record.
+    pub fn record_advice(&mut self, a: &Advice, ts: Ts) {
+        if self.advice.contains_key(&a.advice_id) {
+            return;
+        }
+        if let Some(ch) = &a.channel {
+            self.channels
+                .entry(ch.clone())
+                .or_default()
+                .push(a.advice_id.clone());
+        }
+        if let Some(who) = &a.requested_by {
+            self.record_sighting(who, &a.advice_id, ts, SawHow::Requested);
+        }
+        self.advice.insert(
+            a.advice_id.clone(),
+            AdviceRecord {
+                advice_id: a.advice_id.clone(),
+                agent: a.agent.clone(),
+                ts,
+                requested_by: a.requested_by.clone(),
+                channel: a.channel.clone(),
+                published: a.published,
+                recommends: a.recommends.clone(),
+                summary: a.summary.clone(),
+                verified: None,
+                agent_approvals: Vec::new(),
+            },
+        );
+    }
+
+    /// Records an approval. `human` says whether the verifier counts as a human
+    /// reviewer; only the earliest human approval is kept. Approvals of unknown
+    /// advice are dropped (the advice is what we trace to).
+    pub fn record_verification(&mut self, advice_id: &str, verifier: &str, ts: Ts, human: bool) {
+        let Some(a) = self.advice.get_mut(advice_id) else {
+            return;
+        };
+        if human {
+            if a.verified.as_ref().is_none_or(|(at, _)| ts < *at) {
+                a.verified = Some((ts, verifier.to_owned()));
+            }
+        } else {
+            a.agent_approvals.push((ts, verifier.to_owned()));
+        }
+    }
+
+    /// Records that `principal` saw `advice_id`.
+    pub fn record_sighting(&mut self, principal: &str, advice_id: &str, ts: Ts, how: SawHow) {
+        let list = self.sightings.entry(principal.to_owned()).or_default();
+        if list.iter().any(|s| s.advice_id == advice_id && s.ts == ts) {
+            return;
+        }
+        list.push(Sighting {
+            advice_id: advice_id.to_owned(),
+            ts,
+            how,
+        });
+        list.sort_by_key(|s| s.ts);
+        if list.len() > MAX_SIGHTINGS_PER_PRINCIPAL {
+            let excess = list.len() - MAX_SIGHTINGS_PER_PRINCIPAL;
+            list.drain(..excess);
+        }
+    }
+
+    /// Drops sightings older than `horizon`; they can no longer explain a grant.
+    pub fn expire_sightings(&mut self, horizon: Ts) {
+        self.sightings.retain(|_, list| {
+            list.retain(|s| s.ts >= horizon);
+            !list.is_empty()
+        });
+    }
+
+    /// A piece of advice by id.
+    pub fn advice(&self, advice_id: &str) -> Option<&AdviceRecord> {
+        self.advice.get(advice_id)
+    }
+
+    /// What `principal` saw, oldest first.
+    pub fn sightings(&self, principal: &str) -> &[Sighting] {
+        self.sightings
+            .get(principal)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Advice whose id appears as a token in `text` (a grant's reference).
+    pub fn advice_cited_by_id<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> impl Iterator<Item = &'a AdviceRecord> + 'a {
+        let mut seen = HashSet::new();
+        text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+            .map(|t| t.trim_end_matches(['.', ':']))
+            .filter(|t| !t.is_empty())
+            .filter_map(|t| self.advice.get(t))
+            .filter(move |a| seen.insert(a.advice_id.as_str()))
+    }
+
+    /// Advice posted in a channel that `text` mentions.
+    pub fn advice_cited_by_channel<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> impl Iterator<Item = &'a AdviceRecord> + 'a {
+        self.channels
+            .iter()
+            .filter(move |(ch, _)| !ch.is_empty() && text.contains(ch.as_str()))
+            .flat_map(|(_, ids)| ids.iter())
+            .filter_map(|id| self.advice.get(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn advice(id: &str, channel: Option<&str>) -> Advice {
+        Advice {
+            advice_id: id.into(),
+            agent: "agent:helper".into(),
+            requested_by: Some("bob".into()),
+            channel: channel.map(Into::into),
+            published: true,
+            recommends: vec![],
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn references_cite_advice_by_id_token_not_substring() {
+        let mut m = Model::default();
+        m.record_advice(&advice("adv-7731", Some("forum/infra-q-4512")), Ts(0));
+        m.record_advice(&advice("adv-77", None), Ts(0));
+        let ids: Vec<_> = m
+            .advice_cited_by_id("see https://kb/x?advice=adv-7731.")
+            .map(|a| a.advice_id.clone())
+            .collect();
+        assert_eq!(ids, ["adv-7731"]);
+        let by_channel: Vec<_> = m
+            .advice_cited_by_channel("per forum/infra-q-4512")
+            .map(|a| a.advice_id.clone())
+            .collect();
+        assert_eq!(by_channel, ["adv-7731"]);
+        assert_eq!(m.sightings("bob")[0].how, SawHow::Requested);
+    }
+
+    #[test]
+    fn only_the_earliest_human_verification_is_kept_and_agents_do_not_count() {
+        let mut m = Model::default();
+        m.record_advice(&advice("a1", None), Ts(0));
+        m.record_verification("a1", "agent:reviewer", Ts(5), false);
+        assert!(m.advice("a1").unwrap().verified.is_none());
+        m.record_verification("a1", "carol", Ts(20), true);
+        m.record_verification("a1", "dave", Ts(10), true);
+        let a = m.advice("a1").unwrap();
+        assert_eq!(a.verified, Some((Ts(10), "dave".into())));
+        assert!(a.verified_by(Ts(9)).is_none());
+        assert!(a.verified_by(Ts(10)).is_some());
+        assert_eq!(a.agent_approvals.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_grants_and_memberships_are_idempotent() {
+        let mut m = Model::default();
+        let g = Grant {
+            grant_id: "g1".into(),
+            actor: "alice".into(),
+            grantee: "eng".into(),
+            grantee_type: GranteeType::Group,
+            resource: "r".into(),
+            role: None,
+            reference: None,
+            actor_type: None,
+        };
+        assert!(m.record_grant(&g, Ts(1)));
+        assert!(!m.record_grant(&g, Ts(1)));
+        assert_eq!(
+            m.group_resources("eng").into_iter().collect::<Vec<_>>(),
+            ["r"]
+        );
+        assert!(m.record_revoke("g1"));
+        assert!(!m.record_revoke("g1"));
+        assert!(m.group_resources("eng").is_empty());
+        assert!(m.add_member("eng", "carol"));
+        assert!(!m.add_member("eng", "carol"));
+        assert!(m.remove_member("eng", "carol"));
+        assert!(!m.is_member("eng", "carol"));
+    }
+
+    #[test]
+    fn sightings_expire_and_stay_bounded() {
+        let mut m = Model::default();
+        for i in 0..(MAX_SIGHTINGS_PER_PRINCIPAL as i64 + 10) {
+            m.record_sighting("alice", &format!("a{i}"), Ts(i), SawHow::Viewed);
+        }
+        assert_eq!(m.sightings("alice").len(), MAX_SIGHTINGS_PER_PRINCIPAL);
+        m.expire_sightings(Ts(1_000_000));
+        assert!(m.sightings("alice").is_empty());
+    }
+}
