@@ -33,4 +33,5 @@ pub mod detect;
 pub mod event;
 pub mod finding;
 pub mod model;
+pub mod respond;
 pub mod source;
