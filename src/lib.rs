@@ -28,10 +28,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod daemon;
 pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod finding;
+pub mod metrics;
 pub mod model;
+pub mod pipeline;
+pub mod replay;
 pub mod respond;
+pub mod server;
+pub mod sink;
 pub mod source;
+pub mod state;

@@ -1,0 +1,500 @@
+//! Configuration: the TOML file, its embedded defaults, and validation.
+//!
+//! Two layers. [`RawConfig`] mirrors the file exactly (`deny_unknown_fields`, every
+//! key documented); deserialising it already checks types, enums, globs, durations
+//! and addresses, so every error carries the line and column of the offending key.
+//! [`Config`] is what the rest of the program uses, built once from the raw layer.
+//! With no file, every key takes its default (`Config::default()`).
+//!
+//! The keys DESIGN.md lists are a contract; the others (marked "extension" below)
+//! are reachguard's own and documented in the README.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+
+use crate::decode::Format;
+use crate::model::{Identities, Pattern, Sensitivity, Tier};
+use crate::respond::{HookSpec, Mode};
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// `[state]`: where durable state lives.
+    pub state: RawState,
+    /// `[[sources]]`: the logs to follow.
+    pub sources: Vec<RawSource>,
+    /// `[server]`: the HTTP endpoint.
+    pub server: RawServer,
+    /// `[agents]`: which principals are AI agents.
+    pub agents: RawAgents,
+    /// `[sensitivity]`: glob -> tier, first match wins.
+    pub sensitivity: IndexMap<Pattern, Tier>,
+    /// `[provenance]` (extension): how grants are traced to advice.
+    pub provenance: RawProvenance,
+    /// `[response]`: what to do about findings.
+    pub response: RawResponse,
+    /// `[log]` (extension): the daemon's own logs.
+    pub log: RawLog,
+}
+
+/// `[state]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawState {
+    /// Directory for checkpoints, the model snapshot, findings and the action journal.
+    pub dir: PathBuf,
+    /// Extension: how often the checkpoint is written while lines flow (e.g. "1s").
+    #[serde(deserialize_with = "duration")]
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            dir: PathBuf::from("/var/lib/reachguard"),
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// A file or a glob, followed like `tail -F`.
+    pub path: String,
+    /// The input format (default `native`).
+    #[serde(default)]
+    pub format: Format,
+    /// Whether advice and verification events from here count for tracing (default true).
+    #[serde(default = "yes")]
+    pub trust_advice: bool,
+    /// Extension: `beginning` (default) or `end`, for files already there at first start.
+    #[serde(default)]
+    pub start_at: crate::source::StartAt,
+    /// Extension: the name used in logs and the `source` metric label (default: `path`).
+    pub name: Option<String>,
+    /// Extension: the longest line accepted, in bytes (default 1 MiB).
+    pub max_line_bytes: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// Address for `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
+    pub listen: SocketAddr,
+    /// Extension: how many recent findings `/api/findings` keeps in memory.
+    pub findings_in_memory: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            findings_in_memory: 10_000,
+        }
+    }
+}
+
+/// `[agents]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAgents {
+    /// Principals that are AI agents (globs).
+    pub patterns: Vec<Pattern>,
+}
+
+impl Default for RawAgents {
+    fn default() -> Self {
+        RawAgents {
+            patterns: vec![Pattern::new("agent:*").expect("valid default pattern")],
+        }
+    }
+}
+
+/// `[provenance]` (extension).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProvenance {
+    /// How long after a principal saw advice a grant of theirs can be inferred to follow it.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+}
+
+impl Default for RawProvenance {
+    fn default() -> Self {
+        RawProvenance {
+            window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `[response]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawResponse {
+    /// `enforce` (call hooks) or `dry-run` (decide, report, call nothing).
+    pub mode: Mode,
+    /// Revocations allowed per rolling hour; beyond it findings are raised but not acted on.
+    pub max_revocations_per_hour: u32,
+    /// Principals, groups or resources never revoked (globs).
+    pub protected: Vec<Pattern>,
+    /// Extension: the least trace confidence (0..=1) that triggers a revocation.
+    pub min_confidence: f64,
+    /// The revocation hooks, each called for every revocation.
+    pub hooks: Vec<HookSpec>,
+}
+
+impl Default for RawResponse {
+    fn default() -> Self {
+        RawResponse {
+            mode: Mode::Enforce,
+            max_revocations_per_hour: 20,
+            protected: Vec::new(),
+            min_confidence: 0.7,
+            hooks: Vec::new(),
+        }
+    }
+}
+
+/// `[log]` (extension).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    /// `text` (default) or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `reachguard=debug` (`RUST_LOG` overrides it).
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How the daemon's own log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {s:?} ({e}); use e.g. \"500ms\", \"30s\", \"15m\""
+        ))
+    })
+}
+
+/// A validated source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Its position in the file; lines carry it.
+    pub index: usize,
+    /// Name for logs and the `source` metric label.
+    pub name: String,
+    /// Path or glob.
+    pub path: String,
+    /// Input format.
+    pub format: Format,
+    /// Whether its advice events count.
+    pub trust_advice: bool,
+    /// Where to start in files present at first start.
+    pub start_at: crate::source::StartAt,
+    /// Longest accepted line.
+    pub max_line_bytes: usize,
+}
+
+/// The validated configuration the program runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// How often checkpoints are written.
+    pub checkpoint_interval: Duration,
+    /// Log sources.
+    pub sources: Vec<SourceConfig>,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Findings kept for the API.
+    pub findings_in_memory: usize,
+    /// Agent recognition.
+    pub identities: Identities,
+    /// Sensitivity catalogue.
+    pub sensitivity: Sensitivity,
+    /// Provenance trace window.
+    pub trace_window: Duration,
+    /// Response policy inputs.
+    pub response: ResponseConfig,
+    /// Own logs.
+    pub log_format: LogFormat,
+    /// Own log filter.
+    pub log_level: String,
+}
+
+/// The validated `[response]`.
+#[derive(Debug, Clone)]
+pub struct ResponseConfig {
+    /// Enforce or dry-run.
+    pub mode: Mode,
+    /// Hourly budget.
+    pub max_revocations_per_hour: u32,
+    /// Never-touch patterns.
+    pub protected: Vec<Pattern>,
+    /// Least confidence to act on.
+    pub min_confidence: f64,
+    /// Hooks.
+    pub hooks: Vec<HookSpec>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_raw(RawConfig::default()).expect("embedded defaults are valid")
+    }
+}
+
+/// A config that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key is wrong; the message names the line and key.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The parser's or validator's message, with line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text. The error message names the line and the key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        Config::from_raw(raw).map_err(|e| {
+            // Validation errors name a key; find its line so the operator can go there.
+            match line_of_key(text, &e.key) {
+                Some(line) => format!("line {line}, key `{}`: {}", e.key, e.message),
+                None => format!("key `{}`: {}", e.key, e.message),
+            }
+        })
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ValidationError> {
+        let r = &raw.response;
+        if !(0.0..=1.0).contains(&r.min_confidence) {
+            return Err(ValidationError::new(
+                "min_confidence",
+                format!("must be between 0 and 1, not {}", r.min_confidence),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut sources = Vec::with_capacity(raw.sources.len());
+        for (index, s) in raw.sources.into_iter().enumerate() {
+            if s.path.trim().is_empty() {
+                return Err(ValidationError::new(
+                    "path",
+                    "a source needs a non-empty path",
+                ));
+            }
+            glob::Pattern::new(&s.path).map_err(|e| {
+                ValidationError::new("path", format!("{:?} is not a valid glob: {e}", s.path))
+            })?;
+            let name = s.name.unwrap_or_else(|| s.path.clone());
+            if !names.insert(name.clone()) {
+                return Err(ValidationError::new(
+                    "path",
+                    format!("two sources are named {name:?}; give each a distinct `name`"),
+                ));
+            }
+            let max_line_bytes = s.max_line_bytes.unwrap_or(1 << 20);
+            if max_line_bytes < 1024 {
+                return Err(ValidationError::new(
+                    "max_line_bytes",
+                    "must be at least 1024",
+                ));
+            }
+            sources.push(SourceConfig {
+                index,
+                name,
+                path: s.path,
+                format: s.format,
+                trust_advice: s.trust_advice,
+                start_at: s.start_at,
+                max_line_bytes,
+            });
+        }
+        for h in &raw.response.hooks {
+            h.validate()
+                .map_err(|(key, msg)| ValidationError::new(key, msg))?;
+        }
+        Ok(Config {
+            state_dir: raw.state.dir,
+            checkpoint_interval: raw.state.checkpoint_interval,
+            sources,
+            listen: raw.server.listen,
+            findings_in_memory: raw.server.findings_in_memory.max(1),
+            identities: Identities::new(raw.agents.patterns),
+            sensitivity: Sensitivity::new(raw.sensitivity.into_iter().collect()),
+            trace_window: raw.provenance.window,
+            response: ResponseConfig {
+                mode: raw.response.mode,
+                max_revocations_per_hour: raw.response.max_revocations_per_hour,
+                protected: raw.response.protected,
+                min_confidence: raw.response.min_confidence,
+                hooks: raw.response.hooks,
+            },
+            log_format: raw.log.format,
+            log_level: raw.log.level,
+        })
+    }
+
+    /// Problems only visible at run time (a hook secret missing from the environment).
+    pub fn runtime_problems(&self) -> Vec<String> {
+        self.response
+            .hooks
+            .iter()
+            .filter_map(|h| h.secret_problem())
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct ValidationError {
+    key: String,
+    message: String,
+}
+
+impl ValidationError {
+    fn new(key: &str, message: impl Into<String>) -> Self {
+        ValidationError {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The 1-based line of the first `key = ...` assignment in `text`.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_embedded_defaults() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/reachguard"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
+        assert!(c.identities.is_agent_name("agent:forum-helper"));
+        assert!(!c.identities.is_agent_name("alice"));
+        assert_eq!(c.response.mode, Mode::Enforce);
+        assert_eq!(c.response.max_revocations_per_hour, 20);
+        assert!(c.sources.is_empty());
+    }
+
+    #[test]
+    fn the_design_example_config_parses() {
+        let text = include_str!("../deploy/reachguard.example.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.response.hooks.len(), 2);
+        assert_eq!(c.sensitivity.tier_of("prod/db"), Tier::High);
+        assert_eq!(c.sensitivity.tier_of("wiki/home"), Tier::Low);
+        assert!(!c.sources[1].trust_advice);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let err = Config::parse("[state]\ndir = \"/tmp/x\"\n\n[response]\nmdoe = \"enforce\"\n")
+            .unwrap_err();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("mdoe"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_line_and_expected_values() {
+        let err = Config::parse("[response]\nmode = \"enforced\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("dry-run"), "{err}");
+        let err = Config::parse("[sensitivity]\n\"prod/*\" = \"hihg\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        let err = Config::parse("[server]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        let err = Config::parse("[state]\ncheckpoint_interval = \"soon\"\n").unwrap_err();
+        assert!(err.contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_point_at_the_key() {
+        let err =
+            Config::parse("[response]\nmode = \"enforce\"\nmin_confidence = 1.5\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 3, key `min_confidence`: must be between 0 and 1, not 1.5"
+        );
+        let err = Config::parse("[[response.hooks]]\ntype = \"exec\"\ncommand = []\n").unwrap_err();
+        assert!(err.starts_with("line 3, key `command`"), "{err}");
+    }
+
+    #[test]
+    fn sensitivity_keeps_file_order_first_match_wins() {
+        let c =
+            Config::parse("[sensitivity]\n\"prod/db/*\" = \"critical\"\n\"prod/*\" = \"high\"\n")
+                .unwrap();
+        assert_eq!(c.sensitivity.tier_of("prod/db/main"), Tier::Critical);
+        assert_eq!(c.sensitivity.tier_of("prod/web"), Tier::High);
+    }
+}

@@ -1,0 +1,420 @@
+//! The daemon (`reachguard run`): follow sources, detect, respond, serve.
+//!
+//! One task owns each piece of mutable state: the tailer owns open files, the
+//! pipeline task owns the model, the checkpoints and the findings file, the
+//! responder owns in-flight hook calls. They talk over bounded channels, so a
+//! slow stage slows the ones before it instead of growing memory.
+//!
+//! Durability order, per line: its revocation intents are journaled (fsync)
+//! before the line is acknowledged; findings are flushed and fsynced before each
+//! checkpoint; the checkpoint (offsets + model) is written atomically. So after
+//! any crash, the lines after the last checkpoint are processed again against
+//! the model as of that checkpoint, producing the same findings (same ids,
+//! written once) and the same idempotency keys (journaled once).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::detect::Origin;
+use crate::finding::ActionStatus;
+use crate::metrics::Metrics;
+use crate::pipeline::{Input, Pipeline, Resolved};
+use crate::respond::{self, Completed, Hook, Job, Journal, Responder};
+use crate::server::{self, AppState};
+use crate::sink::FindingsSink;
+use crate::source::{self, Checkpoints, SourceSpec, TailEvent, Tailer};
+use crate::state::{StateDir, StateError};
+
+/// How often files are polled when no change notification arrives.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long shutdown waits for in-flight hook calls before leaving them to the
+/// journal (they resume on the next start).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The state directory or checkpoint.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A state file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP address is taken or not allowed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A hook could not be set up (e.g. its secret is missing).
+    #[error("{0}")]
+    Hook(String),
+    /// Nothing to follow.
+    #[error("no [[sources]] configured: nothing to follow (see `reachguard check-config`)")]
+    NoSources,
+}
+
+/// A running daemon.
+pub struct Handle {
+    /// The bound HTTP address.
+    pub addr: SocketAddr,
+    /// Number of lines fully processed so far.
+    pub processed: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Handle {
+    /// Asks the daemon to stop (as SIGTERM does).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for it to stop.
+    pub async fn wait(self) -> Result<(), Error> {
+        self.task
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+}
+
+/// Starts the daemon: everything that can fail at start-up fails here.
+pub async fn start(cfg: Config) -> Result<Handle, Error> {
+    if cfg.sources.is_empty() {
+        return Err(Error::NoSources);
+    }
+    let state = StateDir::open(&cfg.state_dir)?;
+    let (checkpoints, model) = state.load()?.unwrap_or_default();
+    let journal_path = state.journal_path();
+    let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
+        path: journal_path,
+        source,
+    })?;
+    let journal = Arc::new(Mutex::new(journal));
+    let findings_path = state.findings_path();
+    let mut sink =
+        FindingsSink::open(&findings_path, cfg.findings_in_memory).map_err(|source| {
+            Error::Open {
+                path: findings_path.clone(),
+                source,
+            }
+        })?;
+    let hooks = cfg
+        .response
+        .hooks
+        .iter()
+        .cloned()
+        .map(Hook::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Hook)?;
+
+    let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let metrics = Metrics::new(&names);
+    let inputs = cfg
+        .sources
+        .iter()
+        .map(|s| Input {
+            name: s.name.clone(),
+            format: s.format,
+            origin: Origin {
+                trust_advice: s.trust_advice,
+            },
+        })
+        .collect();
+    let pipeline = Pipeline::new(&cfg, inputs, model, metrics.clone(), !hooks.is_empty())
+        .with_journal(Arc::clone(&journal));
+
+    // Outcomes journaled before a crash whose finding never reached the file.
+    let pending = {
+        let j = journal.lock().expect("journal lock");
+        for (_, e) in j.entries() {
+            if let Some(status) = e.outcome {
+                if !sink.contains(&e.finding.finding_id) {
+                    let mut f = e.finding.clone();
+                    let grant_id = f.grant_id.clone().unwrap_or_default();
+                    respond::set_action(&mut f, &grant_id, status, None);
+                    sink.write(&f).map_err(|source| Error::Open {
+                        path: findings_path.clone(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        j.pending()
+    };
+    metrics.journal_pending.set(pending.len() as i64);
+
+    let listener = server::bind(cfg.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    // The bound address, for tools and tests when the port was 0.
+    crate::state::write_atomic(
+        &state.path().join("http.addr"),
+        format!("{addr}\n").as_bytes(),
+    )?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = AppState {
+        metrics: metrics.clone(),
+        recent: sink.recent(),
+        ready: Arc::clone(&ready),
+    };
+    let mut server_stop = stop_rx.clone();
+    let server_task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = server::serve(listener, app, stopped).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
+
+    let specs = cfg
+        .sources
+        .iter()
+        .map(|s| SourceSpec {
+            index: s.index,
+            pattern: s.path.clone(),
+            start_at: s.start_at,
+            max_line_bytes: s.max_line_bytes,
+        })
+        .collect();
+    let mut checkpoints = checkpoints;
+    let mut tailer = Tailer::new(specs, &checkpoints);
+    // Checkpointed files that exist no more.
+    for (source, key) in tailer.take_forgotten() {
+        checkpoints.forget(source, key);
+    }
+    let (line_tx, line_rx) = mpsc::channel::<TailEvent>(1024);
+    let (tailer_stop_tx, tailer_stop_rx) = watch::channel(false);
+    let tailer_task = tokio::spawn(source::run_events(
+        tailer,
+        line_tx,
+        POLL_INTERVAL,
+        tailer_stop_rx,
+    ));
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>(256);
+    let (done_tx, done_rx) = mpsc::channel::<Completed>(256);
+    let responder_task =
+        tokio::spawn(Responder::new(hooks, Arc::clone(&journal)).run(job_rx, done_tx));
+    for (key, e) in pending {
+        tracing::info!(key = %key, "resuming a journaled revocation");
+        let body = serde_json::to_vec(&e.payload).expect("payload serialises");
+        let _ = job_tx
+            .send(Job {
+                key,
+                body,
+                finding: e.finding,
+                read_at: None,
+            })
+            .await;
+    }
+
+    let (processed_tx, processed_rx) = watch::channel(0u64);
+    ready.store(true, Ordering::Release);
+    tracing::info!(sources = cfg.sources.len(), state = %state.path().display(), "reachguard running");
+
+    let worker = Worker {
+        pipeline,
+        sink,
+        state,
+        checkpoints,
+        metrics,
+        processed: processed_tx,
+        dirty: false,
+    };
+    let task = tokio::spawn(worker.run(
+        cfg.checkpoint_interval,
+        line_rx,
+        job_tx,
+        done_rx,
+        stop_rx,
+        tailer_stop_tx,
+        tailer_task,
+        responder_task,
+        server_task,
+    ));
+    Ok(Handle {
+        addr,
+        processed: processed_rx,
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// The pipeline task's state.
+struct Worker {
+    pipeline: Pipeline,
+    sink: FindingsSink,
+    state: StateDir,
+    checkpoints: Checkpoints,
+    metrics: Metrics,
+    processed: watch::Sender<u64>,
+    dirty: bool,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        mut self,
+        checkpoint_every: Duration,
+        mut lines: mpsc::Receiver<TailEvent>,
+        jobs: mpsc::Sender<Job>,
+        mut done: mpsc::Receiver<Completed>,
+        mut stop: watch::Receiver<bool>,
+        tailer_stop: watch::Sender<bool>,
+        tailer_task: JoinHandle<()>,
+        responder_task: JoinHandle<()>,
+        server_task: JoinHandle<()>,
+    ) -> Result<(), Error> {
+        let mut tick = tokio::time::interval(checkpoint_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut result = Ok(());
+        loop {
+            tokio::select! {
+                // The guard `wait_for` returns is not Send; drop it inside.
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                Some(c) = done.recv() => self.completed(c),
+                event = lines.recv() => {
+                    let Some(event) = event else { break };
+                    if let TailEvent::Line(line) = &event {
+                        self.line(line, &jobs).await;
+                    }
+                    // Lines are acknowledged only now, after their effects are
+                    // recorded; opened and forgotten files arrive in order with them.
+                    self.checkpoints.apply(&event);
+                    self.dirty = true;
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.checkpoint() {
+                        tracing::error!(error = %e, "checkpoint failed; will retry");
+                    }
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        let _ = tailer_stop.send(true);
+        let _ = tailer_task.await;
+        drop(lines);
+        drop(jobs);
+        // Let in-flight revocations finish (their outcomes are findings to write);
+        // whatever is still running after the grace period resumes from the
+        // journal on the next start.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            tokio::select! {
+                c = done.recv() => match c {
+                    Some(c) => self.completed(c),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("in-flight revocations still running; they resume from the journal on restart");
+                    responder_task.abort();
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.checkpoint_now() {
+            tracing::error!(error = %e, "final checkpoint failed");
+            result = Err(e);
+        }
+        let _ = server_task.await;
+        tracing::info!("stopped");
+        result
+    }
+
+    async fn line(&mut self, line: &source::Line, jobs: &mpsc::Sender<Job>) {
+        let location = format!("{}:{}", line.path.display(), line.line_no);
+        let resolved = self.pipeline.process_line(
+            line.source,
+            &line.bytes,
+            line.oversized,
+            &location,
+            Some(line.read_at),
+        );
+        for r in resolved {
+            match r {
+                Resolved::Final(f) => {
+                    if let Err(e) = self.sink.write(&f) {
+                        tracing::error!(error = %e, finding = %f.finding_id, "cannot write finding");
+                    }
+                }
+                Resolved::Revoke(job) => {
+                    self.metrics.journal_pending.inc();
+                    // Awaiting here is the back-pressure: a burst of revocations
+                    // slows ingestion rather than queueing without bound.
+                    if jobs.send(job).await.is_err() {
+                        tracing::error!(
+                            "responder stopped; the intent stays journaled and resumes on restart"
+                        );
+                    }
+                }
+                Resolved::AlreadyJournaled => {}
+            }
+        }
+        self.processed.send_modify(|n| *n += 1);
+    }
+
+    fn completed(&mut self, c: Completed) {
+        self.metrics.journal_pending.dec();
+        self.metrics
+            .revocations
+            .with_label_values(&[c.status.as_str()])
+            .inc();
+        if c.status == ActionStatus::Executed {
+            if let Some(at) = c.read_at {
+                self.metrics
+                    .revocation_latency
+                    .observe(c.finished_at.saturating_duration_since(at).as_secs_f64());
+            }
+            tracing::info!(grant = ?c.finding.grant_id, finding = %c.finding.finding_id, "revoked");
+        }
+        if let Err(e) = self.sink.write(&c.finding) {
+            tracing::error!(error = %e, finding = %c.finding.finding_id, "cannot write finding");
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), Error> {
+        if self.dirty {
+            self.checkpoint_now()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_now(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
+        // Findings first: a checkpoint must never get ahead of what it implies.
+        self.sink.sync().map_err(|source| Error::Open {
+            path: self.state.findings_path(),
+            source,
+        })?;
+        self.state
+            .save(&self.checkpoints, self.pipeline.engine().model())?;
+        self.dirty = false;
+        tracing::debug!(took = ?started.elapsed(), "checkpoint written");
+        Ok(())
+    }
+}

@@ -1,0 +1,314 @@
+//! The pipeline core: decode -> detect -> decide, for one line or one event.
+//!
+//! Synchronous and free of I/O apart from the action journal, so `replay`, the
+//! daemon (`daemon`) and the tests all run exactly this code. It counts what it
+//! sees (the `replay` summary and the metrics) and logs undecodable lines with
+//! their file and line number.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::decode::{DecodeError, Decoder, Format};
+use crate::detect::{Engine, Origin};
+use crate::event::Event;
+use crate::finding::{ActionStatus, Finding};
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::respond::{self, Decision, Job, Journal, Payload, Policy};
+
+/// Counts over a run; the `replay` summary object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Lines read.
+    pub lines: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Events by type.
+    pub by_type: BTreeMap<&'static str, u64>,
+    /// Lines understood but of no use.
+    pub skipped: u64,
+    /// Lines that could not be decoded.
+    pub decode_errors: u64,
+    /// Findings raised.
+    pub findings: u64,
+}
+
+/// What became of one finding.
+#[derive(Debug)]
+pub enum Resolved {
+    /// Final as it is (no action, dry run or suppressed): write it out.
+    Final(Finding),
+    /// A revocation to execute; its intent is already journaled (daemon) or not
+    /// (replay, which has no journal).
+    Revoke(Job),
+    /// Its revocation was journaled before (a line processed again after a
+    /// restart): nothing to do, the finding is or will be written by that job.
+    AlreadyJournaled,
+}
+
+/// A configured input of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Name for logs and metric labels.
+    pub name: String,
+    /// Its format.
+    pub format: Format,
+    /// Whether its advice events count.
+    pub origin: Origin,
+}
+
+/// How many decode errors per input are logged one by one before logging
+/// switches to one line per thousand (the counters keep counting all of them).
+const LOG_EACH_ERROR_UP_TO: u64 = 100;
+
+/// Decode, detect and decide.
+pub struct Pipeline {
+    inputs: Vec<Input>,
+    decoders: Vec<Box<dyn Decoder>>,
+    errors_per_input: Vec<u64>,
+    engine: Engine,
+    policy: Policy,
+    journal: Option<Arc<Mutex<Journal>>>,
+    metrics: Metrics,
+    summary: Summary,
+    scratch: Vec<Event>,
+}
+
+impl Pipeline {
+    /// A pipeline over `inputs`, starting from `model`.
+    pub fn new(
+        cfg: &Config,
+        inputs: Vec<Input>,
+        model: Model,
+        metrics: Metrics,
+        have_hooks: bool,
+    ) -> Pipeline {
+        let r = &cfg.response;
+        Pipeline {
+            decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
+            errors_per_input: vec![0; inputs.len()],
+            inputs,
+            engine: Engine::new(
+                model,
+                cfg.identities.clone(),
+                cfg.sensitivity.clone(),
+                cfg.trace_window,
+            ),
+            policy: Policy::new(
+                r.mode,
+                r.min_confidence,
+                r.protected.clone(),
+                r.max_revocations_per_hour,
+                have_hooks,
+            ),
+            journal: None,
+            metrics,
+            summary: Summary::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Journals every executed revocation's intent before it is handed out.
+    pub fn with_journal(mut self, journal: Arc<Mutex<Journal>>) -> Pipeline {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The detection engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The configured inputs.
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
+    }
+
+    /// Decodes one line of input `input` into `out` (cleared first). Counts the
+    /// line, and logs and counts a decode error with `location` (file:line).
+    pub fn decode_into(
+        &mut self,
+        input: usize,
+        line: &[u8],
+        oversized: bool,
+        location: &dyn std::fmt::Display,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        out.clear();
+        self.summary.lines += 1;
+        let name = &self.inputs[input].name;
+        self.metrics.lines.with_label_values(&[name]).inc();
+        let res = if oversized {
+            Err(DecodeError::Oversized)
+        } else {
+            self.decoders[input].decode(line, out)
+        };
+        match &res {
+            Err(e) => {
+                self.summary.decode_errors += 1;
+                self.metrics.decode_errors.with_label_values(&[name]).inc();
+                let n = &mut self.errors_per_input[input];
+                *n += 1;
+                if *n <= LOG_EACH_ERROR_UP_TO {
+                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
+                } else if *n % 1000 == 0 {
+                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
+                }
+            }
+            Ok(()) if out.is_empty() => {
+                self.summary.skipped += 1;
+                self.metrics.skipped.with_label_values(&[name]).inc();
+            }
+            Ok(()) => {}
+        }
+        res
+    }
+
+    /// Decodes and processes one line; the daemon's per-line step.
+    pub fn process_line(
+        &mut self,
+        input: usize,
+        line: &[u8],
+        oversized: bool,
+        location: &dyn std::fmt::Display,
+        read_at: Option<Instant>,
+    ) -> Vec<Resolved> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let mut out = Vec::new();
+        if self
+            .decode_into(input, line, oversized, location, &mut events)
+            .is_ok()
+        {
+            for ev in &events {
+                out.extend(self.process_event(input, ev, read_at));
+            }
+        }
+        self.scratch = events;
+        out
+    }
+
+    /// Runs one decoded event through detection and the policy.
+    pub fn process_event(
+        &mut self,
+        input: usize,
+        ev: &Event,
+        read_at: Option<Instant>,
+    ) -> Vec<Resolved> {
+        let t = ev.body.event_type();
+        self.summary.events += 1;
+        *self.summary.by_type.entry(t.as_str()).or_default() += 1;
+        self.metrics.events.with_label_values(&[t.as_str()]).inc();
+        let origin = self.inputs[input].origin;
+        let detections = self.engine.observe(ev, origin);
+        let model = self.engine.model();
+        self.metrics
+            .principals_tracked
+            .set(model.principals_tracked() as i64);
+        self.metrics
+            .last_event_timestamp
+            .set(model.latest().as_secs_f64());
+        self.metrics
+            .untrusted_advice_ignored
+            .set(self.engine.stats().untrusted_advice_ignored as i64);
+
+        let mut out = Vec::with_capacity(detections.len());
+        for d in detections {
+            let mut finding = d.finding;
+            self.summary.findings += 1;
+            self.metrics
+                .findings
+                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
+                .inc();
+            if let Some(at) = read_at {
+                self.metrics
+                    .detection_latency
+                    .observe(at.elapsed().as_secs_f64());
+            }
+            let Some(target) = d.target else {
+                out.push(Resolved::Final(finding));
+                continue;
+            };
+            let key = respond::idempotency_key(&target);
+            if let Some(j) = &self.journal {
+                if j.lock().expect("journal lock").get(&key).is_some() {
+                    out.push(Resolved::AlreadyJournaled);
+                    continue;
+                }
+            }
+            let decision = self.policy.decide(&target, Instant::now());
+            tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, "{}", finding.summary);
+            match decision {
+                Decision::Execute => {
+                    let payload = Payload::revoke(&target, &finding);
+                    let value = serde_json::to_value(&payload).expect("payload serialises");
+                    if let Some(j) = &self.journal {
+                        if let Err(e) = j.lock().expect("journal lock").record_intent(
+                            &key,
+                            value.clone(),
+                            &finding,
+                        ) {
+                            // Without a durable intent the hook must not run: a crash
+                            // could then repeat or lose it. Report and alert instead.
+                            tracing::error!(key = %key, error = %e, "cannot journal a revocation; not executing it");
+                            respond::set_action(
+                                &mut finding,
+                                &target.grant_id,
+                                ActionStatus::Failed,
+                                Some(format!("action journal unwritable: {e}")),
+                            );
+                            self.metrics
+                                .revocations
+                                .with_label_values(&[ActionStatus::Failed.as_str()])
+                                .inc();
+                            out.push(Resolved::Final(finding));
+                            continue;
+                        }
+                    }
+                    out.push(Resolved::Revoke(Job {
+                        key,
+                        body: serde_json::to_vec(&value).expect("payload serialises"),
+                        finding,
+                        read_at,
+                    }));
+                }
+                Decision::DryRun => {
+                    respond::set_action(&mut finding, &target.grant_id, ActionStatus::DryRun, None);
+                    self.metrics
+                        .revocations
+                        .with_label_values(&[ActionStatus::DryRun.as_str()])
+                        .inc();
+                    out.push(Resolved::Final(finding));
+                }
+                Decision::Suppressed(reason) => {
+                    tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
+                    respond::set_action(
+                        &mut finding,
+                        &target.grant_id,
+                        ActionStatus::Suppressed,
+                        Some(reason),
+                    );
+                    self.metrics
+                        .revocations
+                        .with_label_values(&[ActionStatus::Suppressed.as_str()])
+                        .inc();
+                    out.push(Resolved::Final(finding));
+                }
+            }
+        }
+        out
+    }
+}
