@@ -31,6 +31,7 @@
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod demo;
 pub mod detect;
 pub mod event;
 pub mod finding;

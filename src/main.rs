@@ -1,0 +1,167 @@
+//! The `reachguard` command: parse arguments, load config, set up logging, call
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use reachguard::config::{Config, LogFormat};
+use reachguard::decode::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "reachguard",
+    version,
+    about = "Flags sudden privilege expansions and revokes grants traced to unverified AI-agent advice."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The daemon: follow sources, detect, respond, serve /metrics.
+    Run {
+        /// Config file (TOML); embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The same pipeline over files in event time, then exit. Findings on stdout,
+    /// a JSON summary as the last line of stderr.
+    Replay {
+        /// Config file (TOML); embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Decide revocations but call no hook.
+        #[arg(long)]
+        dry_run: bool,
+        /// Input format.
+        #[arg(long, default_value = "native")]
+        format: Format,
+        /// Files to replay; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// A self-contained run of the incident reachguard exists for; no set-up.
+    Demo,
+    /// Validate a config file and report the exact problem.
+    CheckConfig {
+        /// Config file (TOML); checks the embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logging(cfg.log_format, &cfg.log_level);
+            runtime()?.block_on(async {
+                let handle = reachguard::daemon::start(cfg).await?;
+                shutdown_signal().await;
+                handle.shutdown();
+                handle.wait().await?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Replay {
+            config,
+            dry_run,
+            format,
+            files,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            // Replay keeps stderr for warnings and the final summary line.
+            init_logging(
+                cfg.log_format,
+                if cfg.log_level == "info" {
+                    "warn"
+                } else {
+                    &cfg.log_level
+                },
+            );
+            let opts = reachguard::replay::Options { dry_run, format };
+            let summary = runtime()?.block_on(async {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                reachguard::replay::replay(&cfg, &files, &opts, &mut out).await
+            })?;
+            eprintln!("{}", serde_json::json!({ "summary": summary }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            init_logging(LogFormat::Text, "warn");
+            runtime()?.block_on(reachguard::demo::run(&mut std::io::stdout()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let cfg = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let problems = cfg.runtime_problems();
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            if !problems.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+            println!(
+                "config ok: {} source(s), {} hook(s), mode {:?}, state dir {}, listening on {}",
+                cfg.sources.len(),
+                cfg.response.hooks.len(),
+                cfg.response.mode,
+                cfg.state_dir.display(),
+                cfg.listen
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `reachguard` binary, real files, real sockets on
+//! 127.0.0.1, real signals. One test binary; shared helpers in `helpers`.
+
+mod helpers;
+
+mod cli;
+mod incident;
+mod rotation;
