@@ -41,6 +41,9 @@ pub struct RawConfig {
     pub response: RawResponse,
     /// `[log]` (extension): the daemon's own logs.
     pub log: RawLog,
+    /// `[detection]` (extension): expansion hyper-parameters; any key of
+    /// `models/detection.toml` may be overridden.
+    pub detection: Option<toml::Table>,
 }
 
 /// `[state]`.
@@ -251,6 +254,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Own log filter.
     pub log_level: String,
+    /// Expansion hyper-parameters.
+    pub detection: crate::detect::DetectionConfig,
 }
 
 /// The validated `[response]`.
@@ -372,7 +377,29 @@ impl Config {
             h.validate()
                 .map_err(|(key, msg)| ValidationError::new(key, msg))?;
         }
+        let detection = match raw.detection {
+            None => crate::detect::DetectionConfig::default(),
+            Some(overrides) => {
+                // The model definition's defaults, overridden key by key.
+                let mut table: toml::Table =
+                    toml::from_str(crate::detect::expansion::MODEL_DEFINITION)
+                        .expect("model definition parses");
+                for (k, v) in overrides {
+                    if !table.contains_key(&k) {
+                        return Err(ValidationError::new(
+                            &k,
+                            "unknown [detection] key (see models/detection.toml)",
+                        ));
+                    }
+                    table.insert(k, v);
+                }
+                table.try_into().map_err(|e: toml::de::Error| {
+                    ValidationError::new("detection", e.message().to_owned())
+                })?
+            }
+        };
         Ok(Config {
+            detection,
             state_dir: raw.state.dir,
             checkpoint_interval: raw.state.checkpoint_interval,
             sources,

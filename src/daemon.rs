@@ -98,7 +98,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         return Err(Error::NoSources);
     }
     let state = StateDir::open(&cfg.state_dir)?;
-    let (checkpoints, model) = state.load()?.unwrap_or_default();
+    let saved = state.load()?.unwrap_or_default();
+    let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
     let journal_path = state.journal_path();
     let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
         path: journal_path,
@@ -135,8 +136,15 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             },
         })
         .collect();
-    let pipeline = Pipeline::new(&cfg, inputs, model, metrics.clone(), !hooks.is_empty())
-        .with_journal(Arc::clone(&journal));
+    let pipeline = Pipeline::new(
+        &cfg,
+        inputs,
+        model,
+        reach,
+        metrics.clone(),
+        !hooks.is_empty(),
+    )
+    .with_journal(Arc::clone(&journal));
 
     // Outcomes journaled before a crash whose finding never reached the file.
     let pending = {
@@ -411,8 +419,9 @@ impl Worker {
             path: self.state.findings_path(),
             source,
         })?;
+        let engine = self.pipeline.engine();
         self.state
-            .save(&self.checkpoints, self.pipeline.engine().model())?;
+            .save(&self.checkpoints, engine.model(), engine.reach())?;
         self.dirty = false;
         tracing::debug!(took = ?started.elapsed(), "checkpoint written");
         Ok(())

@@ -17,6 +17,10 @@ pub enum FindingKind {
     UnverifiedAgentGrant,
     /// An agent published advice where others can see it, unverified.
     UnreviewedAgentPublish,
+    /// An engineer's exercised reach grew far beyond their own and their peers' normal.
+    ReachExpansion,
+    /// A grant or membership add opened resources new to the engineers it affects.
+    GrantExpansion,
 }
 
 impl FindingKind {
@@ -25,6 +29,8 @@ impl FindingKind {
         match self {
             FindingKind::UnverifiedAgentGrant => "unverified_agent_grant",
             FindingKind::UnreviewedAgentPublish => "unreviewed_agent_publish",
+            FindingKind::ReachExpansion => "reach_expansion",
+            FindingKind::GrantExpansion => "grant_expansion",
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
 //! - [`replay`]: `reachguard replay`, the same pipeline over files in event time.
 //! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.
+//! - [`synth`]: labelled synthetic organisations and the detection evaluation.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -44,3 +45,4 @@ pub mod server;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod synth;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decode::{DecodeError, Decoder, Format};
-use crate::detect::{Engine, Origin};
+use crate::detect::{Engine, EngineConfig, Origin, Reach};
 use crate::event::Event;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
@@ -84,6 +84,7 @@ impl Pipeline {
         cfg: &Config,
         inputs: Vec<Input>,
         model: Model,
+        reach: Reach,
         metrics: Metrics,
         have_hooks: bool,
     ) -> Pipeline {
@@ -92,12 +93,7 @@ impl Pipeline {
             decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
             errors_per_input: vec![0; inputs.len()],
             inputs,
-            engine: Engine::new(
-                model,
-                cfg.identities.clone(),
-                cfg.sensitivity.clone(),
-                cfg.trace_window,
-            ),
+            engine: Engine::new(model, reach, &EngineConfig::from_config(cfg)),
             policy: Policy::new(
                 r.mode,
                 r.min_confidence,

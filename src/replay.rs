@@ -149,6 +149,7 @@ pub async fn replay(
         cfg,
         inputs,
         Default::default(),
+        Default::default(),
         Metrics::new(&names),
         !hooks.is_empty(),
     );

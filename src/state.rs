@@ -17,21 +17,48 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::Reach;
 use crate::model::Model;
 use crate::source::Checkpoints;
 
-/// The on-disk checkpoint, by format version.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "version")]
-enum OnDisk {
-    /// Version 1: offsets and the model.
-    #[serde(rename = "1")]
-    V1 {
-        /// Source offsets.
-        checkpoints: Checkpoints,
-        /// The model as of those offsets.
-        model: Model,
-    },
+/// The first thing read from a checkpoint: which format it is.
+#[derive(Deserialize)]
+struct Version {
+    version: String,
+}
+
+/// Format version 1: offsets and the model (before baselines existed).
+#[derive(Deserialize)]
+struct V1 {
+    checkpoints: Checkpoints,
+    model: Model,
+}
+
+/// Format version 2: offsets, the model, and reach baselines with peer groups.
+#[derive(Serialize, Deserialize)]
+struct V2<M, R, C> {
+    version: &'static str,
+    checkpoints: C,
+    model: M,
+    reach: R,
+}
+
+#[derive(Deserialize)]
+struct V2Owned {
+    checkpoints: Checkpoints,
+    model: Model,
+    reach: Reach,
+}
+
+/// What a checkpoint restores.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// Source offsets.
+    pub checkpoints: Checkpoints,
+    /// Who holds what.
+    pub model: Model,
+    /// Baselines and peer groups.
+    pub reach: Reach,
 }
 
 /// Opened state directory.
@@ -107,36 +134,63 @@ impl StateDir {
         self.dir.join("checkpoint.json")
     }
 
-    /// The saved offsets and model, if any.
-    pub fn load(&self) -> Result<Option<(Checkpoints, Model)>, StateError> {
+    /// The saved offsets, model and baselines, if any.
+    pub fn load(&self) -> Result<Option<Saved>, StateError> {
         let path = self.checkpoint_path();
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        match serde_json::from_slice::<OnDisk>(&bytes) {
-            Ok(OnDisk::V1 { checkpoints, model }) => Ok(Some((checkpoints, model))),
-            Err(e) => Err(StateError::Corrupt {
-                path,
-                message: e.to_string(),
-            }),
-        }
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        // The version is read first so the body is parsed straight into its
+        // typed form (an internally tagged enum would buffer the whole state).
+        let version = serde_json::from_slice::<Version>(&bytes)
+            .map_err(corrupt)?
+            .version;
+        let (checkpoints, mut model, reach) = match version.as_str() {
+            "1" => {
+                let v: V1 = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                (v.checkpoints, v.model, Reach::default())
+            }
+            "2" => {
+                let v: V2Owned = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                (v.checkpoints, v.model, v.reach)
+            }
+            other => {
+                return Err(StateError::Corrupt {
+                    path,
+                    message: format!(
+                        "unknown checkpoint format version {other:?} (written by a newer reachguard?)"
+                    ),
+                });
+            }
+        };
+        model.rebuild_indexes();
+        Ok(Some(Saved {
+            checkpoints,
+            model,
+            reach,
+        }))
     }
 
-    /// Saves offsets and model atomically.
-    pub fn save(&self, checkpoints: &Checkpoints, model: &Model) -> Result<(), StateError> {
-        #[derive(Serialize)]
-        #[serde(tag = "version")]
-        enum OnDiskRef<'a> {
-            #[serde(rename = "1")]
-            V1 {
-                checkpoints: &'a Checkpoints,
-                model: &'a Model,
-            },
-        }
-        let bytes =
-            serde_json::to_vec(&OnDiskRef::V1 { checkpoints, model }).expect("state serialises");
+    /// Saves offsets, model and baselines atomically (format version 2).
+    pub fn save(
+        &self,
+        checkpoints: &Checkpoints,
+        model: &Model,
+        reach: &Reach,
+    ) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(&V2 {
+            version: "2",
+            checkpoints,
+            model,
+            reach,
+        })
+        .expect("state serialises");
         let path = self.checkpoint_path();
         write_atomic(&path, &bytes)
     }
@@ -187,13 +241,33 @@ mod tests {
             },
             Ts(5),
         );
-        s.save(&Checkpoints::default(), &model).unwrap();
-        let (cp, m) = s.load().unwrap().unwrap();
-        assert_eq!(cp, Checkpoints::default());
-        assert_eq!(m, model);
+        let mut reach = Reach::default();
+        let p = reach.principals.intern("b");
+        let r = reach.resources.intern("r");
+        reach.learn(p, r, Ts(5));
+        s.save(&Checkpoints::default(), &model, &reach).unwrap();
+        let saved = s.load().unwrap().unwrap();
+        assert_eq!(saved.checkpoints, Checkpoints::default());
+        assert_eq!(saved.model, model);
+        assert_eq!(saved.reach, reach);
         let raw: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
-        assert_eq!(raw["version"], "1");
+        assert_eq!(raw["version"], "2");
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_still_loads_with_empty_baselines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = StateDir::open(tmp.path()).unwrap();
+        // Written by reachguard before baselines existed.
+        let v1 = r#"{"version":"1","checkpoints":{"files":[]},"model":{"grants":{"g1":{"actor":"a","grantee":"eng","grantee_type":"group","resource":"r","role":null,"ts":"2026-03-18T09:07:02Z","revoked":false}},"members":{"eng":["carol"]},"advice":{},"channels":{},"sightings":{},"principals":["carol"],"latest":"2026-03-18T09:07:02Z"}}"#;
+        fs::write(tmp.path().join("checkpoint.json"), v1).unwrap();
+        let saved = s.load().unwrap().unwrap();
+        assert!(
+            saved.model.holds("carol", "r"),
+            "derived indexes are rebuilt"
+        );
+        assert_eq!(saved.reach, Reach::default());
     }
 
     #[test]

@@ -10,8 +10,13 @@
 //!   traces (see [`provenance`]) to agent advice no human verified before it. It
 //!   carries a [`RevocationTarget`] for the response stage.
 //! - `unreviewed_agent_publish`: an agent published advice, unverified.
+//! - `reach_expansion` and `grant_expansion` ([`expansion`]): new reach far
+//!   beyond the engineer's own ([`reach`]) and their peers' ([`peers`]) normal.
 
+pub mod expansion;
+pub mod peers;
 pub mod provenance;
+pub mod reach;
 
 use std::time::Duration;
 
@@ -21,7 +26,34 @@ use crate::event::{ActorType, Body, Event, GranteeType, MembershipOp, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
 
+pub use expansion::{DetectionConfig, Expansion};
 pub use provenance::{Trace, trace};
+pub use reach::Reach;
+
+/// What the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Agent recognition.
+    pub identities: Identities,
+    /// Sensitivity catalogue.
+    pub sensitivity: Sensitivity,
+    /// Provenance trace window.
+    pub trace_window: Duration,
+    /// Expansion hyper-parameters.
+    pub detection: DetectionConfig,
+}
+
+impl EngineConfig {
+    /// The engine settings of a validated config.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        EngineConfig {
+            identities: c.identities.clone(),
+            sensitivity: c.sensitivity.clone(),
+            trace_window: c.trace_window,
+            detection: c.detection.clone(),
+        }
+    }
+}
 
 /// Where an event came from, as far as detection cares.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +129,7 @@ pub struct EngineStats {
 #[derive(Debug)]
 pub struct Engine {
     model: Model,
+    expansion: Expansion,
     identities: Identities,
     sensitivity: Sensitivity,
     window_ms: i64,
@@ -105,18 +138,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A new engine over `model` (empty, or restored from a checkpoint).
-    pub fn new(
-        model: Model,
-        identities: Identities,
-        sensitivity: Sensitivity,
-        trace_window: Duration,
-    ) -> Self {
+    /// A new engine over `model` and `reach` (empty, or restored from a checkpoint).
+    pub fn new(model: Model, reach: Reach, cfg: &EngineConfig) -> Self {
         Engine {
             model,
-            identities,
-            sensitivity,
-            window_ms: i64::try_from(trace_window.as_millis()).unwrap_or(i64::MAX),
+            expansion: Expansion::new(reach, cfg.detection.clone()),
+            identities: cfg.identities.clone(),
+            sensitivity: cfg.sensitivity.clone(),
+            window_ms: i64::try_from(cfg.trace_window.as_millis()).unwrap_or(i64::MAX),
             last_expiry: Ts(i64::MIN),
             stats: EngineStats::default(),
         }
@@ -125,6 +154,24 @@ impl Engine {
     /// The model, for checkpoints and explanations.
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// Baselines and peer groups, for checkpoints and explanations.
+    pub fn reach(&self) -> &Reach {
+        &self.expansion.reach
+    }
+
+    /// The expansion detector.
+    pub fn expansion(&self) -> &Expansion {
+        &self.expansion
+    }
+
+    /// Marks the baselines as trained from history up to the latest event, so
+    /// expansion findings start without a warm-up, and refits peer groups.
+    pub fn finish_training(&mut self) {
+        let latest = self.model.latest();
+        self.expansion.refit(latest);
+        self.expansion.reach.trained_until = Some(latest);
     }
 
     /// What the engine has ignored so far.
@@ -136,8 +183,25 @@ impl Engine {
     pub fn observe(&mut self, ev: &Event, origin: Origin) -> Vec<Detection> {
         self.model.advance(ev.ts);
         let mut out = Vec::new();
+        self.expansion.maybe_refit(ev.ts);
         match &ev.body {
-            Body::Access(a) => self.model.touch_principal(&a.principal),
+            Body::Access(a) => {
+                self.model.touch_principal(&a.principal);
+                if a.outcome == crate::event::Outcome::Success {
+                    if let Some(f) = self.expansion.on_access(
+                        &a.principal,
+                        &a.resource,
+                        ev.ts,
+                        &self.model,
+                        &self.sensitivity,
+                    ) {
+                        out.push(Detection {
+                            finding: f,
+                            target: None,
+                        });
+                    }
+                }
+            }
             Body::Grant(g) => {
                 if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
                     self.stats.duplicates += 1;
@@ -160,6 +224,37 @@ impl Engine {
                         reference: g.reference.as_deref(),
                         ts: ev.ts,
                     };
+                    let what_exp = format!(
+                        "{}{} {}{}",
+                        if g.grantee_type == GranteeType::Group {
+                            "group "
+                        } else {
+                            ""
+                        },
+                        g.grantee,
+                        g.role
+                            .as_deref()
+                            .map(|r| format!("{r} on "))
+                            .unwrap_or_default(),
+                        g.resource
+                    );
+                    let (expansion, _score) = self.expansion.on_grant(
+                        &g.grant_id,
+                        &g.actor,
+                        &what_exp,
+                        &affected,
+                        &[g.resource.as_str()],
+                        ev.ts,
+                        &self.model,
+                        &self.sensitivity,
+                    );
+                    if let Some(mut f) = expansion {
+                        f.grant_id = Some(g.grant_id.clone());
+                        out.push(Detection {
+                            finding: f,
+                            target: None,
+                        });
+                    }
                     if let Some(t) = trace(&self.model, &subject, self.window_ms)
                         .filter(|t| t.verified.is_none())
                     {
@@ -238,6 +333,27 @@ impl Engine {
                         reference: m.reference.as_deref(),
                         ts: ev.ts,
                     };
+                    let grant_key = m
+                        .grant_id
+                        .clone()
+                        .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+                    let (expansion, _score) = self.expansion.on_grant(
+                        &format!("{grant_key}@{}", ev.ts.0),
+                        &m.actor,
+                        &format!("{} membership of group {}", m.member, m.group),
+                        std::slice::from_ref(&m.member),
+                        &resources,
+                        ev.ts,
+                        &self.model,
+                        &self.sensitivity,
+                    );
+                    if let Some(mut f) = expansion {
+                        f.grant_id = Some(grant_key);
+                        out.push(Detection {
+                            finding: f,
+                            target: None,
+                        });
+                    }
                     if let Some(t) = trace(&self.model, &subject, self.window_ms)
                         .filter(|t| t.verified.is_none())
                     {
@@ -490,16 +606,20 @@ mod tests {
     use crate::decode::{Decoder, NativeDecoder};
     use crate::model::Pattern;
 
-    fn engine() -> Engine {
-        Engine::new(
-            Model::default(),
-            Identities::new(vec![Pattern::new("agent:*").unwrap()]),
-            Sensitivity::new(vec![(
+    fn settings() -> EngineConfig {
+        EngineConfig {
+            identities: Identities::new(vec![Pattern::new("agent:*").unwrap()]),
+            sensitivity: Sensitivity::new(vec![(
                 Pattern::new("acl/internal-*").unwrap(),
                 Tier::Critical,
             )]),
-            Duration::from_secs(3600),
-        )
+            trace_window: Duration::from_secs(3600),
+            detection: DetectionConfig::default(),
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::new(Model::default(), Reach::default(), &settings())
     }
 
     /// Feeds native lines (trusted) and returns every detection.

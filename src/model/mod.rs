@@ -106,9 +106,113 @@ pub struct Model {
     sightings: HashMap<String, Vec<Sighting>>,
     principals: HashSet<String>,
     latest: Ts,
+    /// member -> groups, derived from `members` (rebuilt on load).
+    #[serde(skip)]
+    groups_of: HashMap<String, BTreeSet<String>>,
+    /// grantee key (`u:NAME` or `g:NAME`) -> resource -> number of active grants,
+    /// derived from `grants` (rebuilt on load).
+    #[serde(skip)]
+    held: HashMap<String, HashMap<String, u32>>,
+}
+
+fn grantee_key(grantee_type: GranteeType, name: &str) -> String {
+    match grantee_type {
+        GranteeType::User => format!("u:{name}"),
+        GranteeType::Group => format!("g:{name}"),
+    }
 }
 
 impl Model {
+    /// Rebuilds the derived indexes after deserialising.
+    pub fn rebuild_indexes(&mut self) {
+        self.groups_of.clear();
+        for (g, ms) in &self.members {
+            for m in ms {
+                self.groups_of
+                    .entry(m.clone())
+                    .or_default()
+                    .insert(g.clone());
+            }
+        }
+        self.held.clear();
+        let active: Vec<(String, String)> = self
+            .grants
+            .values()
+            .filter(|g| !g.revoked)
+            .map(|g| (grantee_key(g.grantee_type, &g.grantee), g.resource.clone()))
+            .collect();
+        for (k, r) in active {
+            *self.held.entry(k).or_default().entry(r).or_default() += 1;
+        }
+    }
+
+    fn hold(&mut self, grantee_type: GranteeType, grantee: &str, resource: &str, delta: i32) {
+        let key = grantee_key(grantee_type, grantee);
+        let map = self.held.entry(key.clone()).or_default();
+        let n = map.entry(resource.to_owned()).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            map.remove(resource);
+            if map.is_empty() {
+                self.held.remove(&key);
+            }
+        }
+    }
+
+    /// The groups `member` is in.
+    pub fn groups_of(&self, member: &str) -> impl Iterator<Item = &str> {
+        self.groups_of
+            .get(member)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// How many members a group has.
+    pub fn group_size(&self, group: &str) -> usize {
+        self.members.get(group).map_or(0, BTreeSet::len)
+    }
+
+    /// Whether `principal` holds `resource`, directly or through a group.
+    pub fn holds(&self, principal: &str, resource: &str) -> bool {
+        self.how_held(principal, resource).is_some()
+    }
+
+    /// How `principal` holds `resource`: `Some(None)` directly, `Some(Some(group))`
+    /// through a group, `None` not at all.
+    pub fn how_held(&self, principal: &str, resource: &str) -> Option<Option<&str>> {
+        let direct = self
+            .held
+            .get(&grantee_key(GranteeType::User, principal))
+            .is_some_and(|m| m.contains_key(resource));
+        if direct {
+            return Some(None);
+        }
+        self.groups_of(principal)
+            .find(|g| {
+                self.held
+                    .get(&grantee_key(GranteeType::Group, g))
+                    .is_some_and(|m| m.contains_key(resource))
+            })
+            .map(Some)
+    }
+
+    /// Every resource `principal` holds, directly or through groups, sorted.
+    pub fn held_reach(&self, principal: &str) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self
+            .held
+            .get(&grantee_key(GranteeType::User, principal))
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+            .collect();
+        for g in self.groups_of(principal) {
+            if let Some(m) = self.held.get(&grantee_key(GranteeType::Group, g)) {
+                out.extend(m.keys().map(String::as_str));
+            }
+        }
+        out
+    }
+
     /// The latest event time applied.
     pub fn latest(&self) -> Ts {
         self.latest
@@ -142,6 +246,7 @@ impl Model {
         if self.grants.get(&g.grant_id).is_some_and(|r| !r.revoked) {
             return false;
         }
+        self.hold(g.grantee_type, &g.grantee, &g.resource, 1);
         self.grants.insert(
             g.grant_id.clone(),
             GrantRecord {
@@ -162,6 +267,8 @@ impl Model {
         match self.grants.get_mut(grant_id) {
             Some(g) if !g.revoked => {
                 g.revoked = true;
+                let (t, who, what) = (g.grantee_type, g.grantee.clone(), g.resource.clone());
+                self.hold(t, &who, &what, -1);
                 true
             }
             _ => false,
@@ -175,17 +282,35 @@ impl Model {
 
     /// Adds a member. Returns false if they were already in the group.
     pub fn add_member(&mut self, group: &str, member: &str) -> bool {
-        self.members
+        let added = self
+            .members
             .entry(group.to_owned())
             .or_default()
-            .insert(member.to_owned())
+            .insert(member.to_owned());
+        if added {
+            self.groups_of
+                .entry(member.to_owned())
+                .or_default()
+                .insert(group.to_owned());
+        }
+        added
     }
 
     /// Removes a member. Returns false if they were not in the group.
     pub fn remove_member(&mut self, group: &str, member: &str) -> bool {
-        self.members
+        let removed = self
+            .members
             .get_mut(group)
-            .is_some_and(|m| m.remove(member))
+            .is_some_and(|m| m.remove(member));
+        if removed {
+            if let Some(gs) = self.groups_of.get_mut(member) {
+                gs.remove(group);
+                if gs.is_empty() {
+                    self.groups_of.remove(member);
+                }
+            }
+        }
+        removed
     }
 
     /// The known members of a group, sorted.
@@ -197,12 +322,12 @@ impl Model {
             .map(String::as_str)
     }
 
-    /// The active grants held by a group.
+    /// The resources a group holds through active grants, sorted.
     pub fn group_resources(&self, group: &str) -> BTreeSet<&str> {
-        self.grants
-            .values()
-            .filter(|g| !g.revoked && g.grantee_type == GranteeType::Group && g.grantee == group)
-            .map(|g| g.resource.as_str())
+        self.held
+            .get(&grantee_key(GranteeType::Group, group))
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
             .collect()
     }
 
@@ -393,6 +518,41 @@ mod tests {
         assert!(!m.add_member("eng", "carol"));
         assert!(m.remove_member("eng", "carol"));
         assert!(!m.is_member("eng", "carol"));
+    }
+
+    #[test]
+    fn held_reach_follows_grants_groups_and_revokes_and_survives_a_round_trip() {
+        let mut m = Model::default();
+        let grant = |id: &str, grantee: &str, t: GranteeType, r: &str| Grant {
+            grant_id: id.into(),
+            actor: "hr".into(),
+            grantee: grantee.into(),
+            grantee_type: t,
+            resource: r.into(),
+            role: None,
+            reference: None,
+            actor_type: None,
+        };
+        m.record_grant(&grant("g1", "infra", GranteeType::Group, "k8s/prod"), Ts(1));
+        m.record_grant(&grant("g2", "alice", GranteeType::User, "wiki"), Ts(1));
+        // A user and a group of the same name do not share grants.
+        m.record_grant(&grant("g3", "alice", GranteeType::Group, "secret"), Ts(1));
+        m.add_member("infra", "alice");
+        assert_eq!(
+            m.held_reach("alice").into_iter().collect::<Vec<_>>(),
+            ["k8s/prod", "wiki"]
+        );
+        assert_eq!(m.how_held("alice", "k8s/prod"), Some(Some("infra")));
+        assert_eq!(m.how_held("alice", "wiki"), Some(None));
+        assert!(!m.holds("bob", "k8s/prod"));
+        let json = serde_json::to_string(&m).unwrap();
+        let mut back: Model = serde_json::from_str(&json).unwrap();
+        back.rebuild_indexes();
+        assert_eq!(back.held_reach("alice"), m.held_reach("alice"));
+        m.record_revoke("g1");
+        assert!(!m.holds("alice", "k8s/prod"));
+        m.remove_member("infra", "alice");
+        assert_eq!(m.groups_of("alice").count(), 0);
     }
 
     #[test]

@@ -1,0 +1,552 @@
+//! Privilege expansion: `reach_expansion` and `grant_expansion`.
+//!
+//! - reach_expansion: every successful access to a resource new to the engineer
+//!   scores `(tier weight + rarity weight) x (1 - peer fraction) x (1 - org
+//!   fraction / 2)`, cut
+//!   by `held_factor` when they hold a grant for it. The distinct new resources
+//!   of a sliding event-time window (short and long) are summed; the sum must
+//!   reach `max(floor, mean + sigma x std)` of what a normal window of this
+//!   engineer's work brings (their peers' when they have little history).
+//! - grant_expansion: a grant or membership add, judged before anyone uses it:
+//!   over the engineers it affects, the sum of `tier weight x (1 - share of
+//!   their peers holding it)` for resources new to them. A group grant opening
+//!   a sensitive system to everyone scores its blast radius.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::peers::PeerModel;
+use super::reach::{Novel, Reach};
+use crate::event::Ts;
+use crate::finding::{Finding, FindingKind, Severity, finding_id};
+use crate::model::{Model, Pattern, Sensitivity, Tier};
+
+/// The detection hyper-parameters (`models/detection.toml`, `[detection]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Short sliding window.
+    #[serde(with = "humantime_serde_compat")]
+    pub short_window: Duration,
+    /// Long sliding window.
+    #[serde(with = "humantime_serde_compat")]
+    pub long_window: Duration,
+    /// Least novelty of a short window that can alert.
+    pub short_floor: f64,
+    /// Least novelty of a long window that can alert.
+    pub long_floor: f64,
+    /// Standard deviations above normal a window must be.
+    pub sigma: f64,
+    /// Closed windows of their own before an engineer is judged by their own spread.
+    pub min_windows: u32,
+    /// Added to the tier weight of a new resource, so rarity counts on its own.
+    pub rarity_weight: f64,
+    /// Novelty multiplier for resources the engineer holds a grant for.
+    pub held_factor: f64,
+    /// Groups larger than this are not used as peer groups.
+    pub max_peer_group: usize,
+    /// Least grant-expansion score that alerts.
+    pub grant_threshold: f64,
+    /// Event time before expansion findings start (unless trained).
+    #[serde(with = "humantime_serde_compat")]
+    pub warmup: Duration,
+    /// How often peer groups are refitted (event time).
+    #[serde(with = "humantime_serde_compat")]
+    pub peer_refresh: Duration,
+    /// Accesses an engineer needs before being clustered.
+    pub min_events_for_peers: u64,
+    /// Actors whose changes are routine provisioning.
+    pub provisioners: Vec<Pattern>,
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+/// The model definition shipped with reachguard.
+pub const MODEL_DEFINITION: &str = include_str!("../../models/detection.toml");
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        toml::from_str(MODEL_DEFINITION).expect("models/detection.toml is valid")
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Peer context of one engineer, for evidence.
+#[derive(Debug, Clone, Default)]
+struct PeerInfo {
+    cluster: Option<u32>,
+    cluster_size: usize,
+    groups: Vec<(String, usize)>,
+}
+
+/// The expansion detector: baselines, peers, rules.
+#[derive(Debug)]
+pub struct Expansion {
+    /// Baselines, windows and peer groups (persisted).
+    pub reach: Reach,
+    cfg: DetectionConfig,
+}
+
+impl Expansion {
+    /// A detector over `reach` (empty or restored).
+    pub fn new(reach: Reach, cfg: DetectionConfig) -> Self {
+        Expansion { reach, cfg }
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &DetectionConfig {
+        &self.cfg
+    }
+
+    fn warmed_up(&self, ts: Ts) -> bool {
+        self.reach.trained_until.is_some()
+            || self
+                .reach
+                .first_seen
+                .is_some_and(|f| ts.0 >= f.0.saturating_add(ms(self.cfg.warmup)))
+    }
+
+    /// Refits peer groups when due (event time), deterministically.
+    pub fn maybe_refit(&mut self, ts: Ts) {
+        let n = self.reach.baselined();
+        let p = &self.reach.peers;
+        let due = match p.fitted_at {
+            None => n >= 8,
+            Some(at) => {
+                ts.0 >= at.0.saturating_add(ms(self.cfg.peer_refresh))
+                    || n * 4 >= p.fitted_n * 5 + 4
+            }
+        };
+        if due {
+            self.refit(ts);
+        }
+    }
+
+    /// Refits peer groups now.
+    pub fn refit(&mut self, ts: Ts) {
+        let mut m = PeerModel::fit(&self.reach, self.cfg.min_events_for_peers);
+        m.fitted_at = Some(ts);
+        self.reach.peers = m;
+    }
+
+    fn peer_info(&self, principal: &str, pid: Option<u32>, model: &Model) -> PeerInfo {
+        let cluster = pid.and_then(|p| self.reach.peers.cluster_of(p, &self.reach));
+        let cluster_size =
+            cluster.map_or(0, |c| self.reach.peers.clusters[c as usize].members.len());
+        let groups = model
+            .groups_of(principal)
+            .map(|g| (g.to_owned(), model.group_size(g)))
+            .filter(|(_, n)| *n >= 2 && *n <= self.cfg.max_peer_group)
+            .collect();
+        PeerInfo {
+            cluster,
+            cluster_size,
+            groups,
+        }
+    }
+
+    /// Share of `principal`'s peers (cluster or small groups, best of them) for
+    /// whom `pred(peer name, peer id)` holds.
+    fn peer_share(
+        &self,
+        principal: &str,
+        info: &PeerInfo,
+        model: &Model,
+        cluster_pred: impl Fn(&super::peers::Cluster) -> Option<f64>,
+        pred: impl Fn(&str) -> bool,
+    ) -> f64 {
+        let mut best: f64 = 0.0;
+        if let Some(c) = info.cluster {
+            let cl = &self.reach.peers.clusters[c as usize];
+            if let Some(f) = cluster_pred(cl) {
+                best = best.max(f);
+            }
+        }
+        for (g, _) in &info.groups {
+            let others: Vec<&str> = model.members_of(g).filter(|m| *m != principal).collect();
+            if others.is_empty() {
+                continue;
+            }
+            let yes = others.iter().filter(|m| pred(m)).count();
+            best = best.max(yes as f64 / others.len() as f64);
+        }
+        best
+    }
+
+    /// Share of `principal`'s peers who used `resource`.
+    fn peer_use(&self, principal: &str, pid: u32, rid: u32, info: &PeerInfo, model: &Model) -> f64 {
+        let reach = &self.reach;
+        self.peer_share(
+            principal,
+            info,
+            model,
+            |cl| {
+                let me = u32::from(cl.members.contains(&pid));
+                let others = cl.members.len() as u32 - me;
+                (others > 0).then(|| {
+                    f64::from(cl.usage.get(&rid).copied().unwrap_or(0)) / f64::from(others)
+                })
+            },
+            |m| {
+                reach
+                    .principals
+                    .get(m)
+                    .and_then(|id| reach.baselines.get(&id))
+                    .is_some_and(|b| b.count(rid) > 0)
+            },
+        )
+    }
+
+    /// Share of `principal`'s peers who hold `resource`.
+    fn peer_hold(&self, principal: &str, resource: &str, info: &PeerInfo, model: &Model) -> f64 {
+        let reach = &self.reach;
+        self.peer_share(
+            principal,
+            info,
+            model,
+            |cl| {
+                let sample: Vec<&str> = cl
+                    .members
+                    .iter()
+                    .take(200)
+                    .map(|&p| reach.principals.name(p))
+                    .filter(|n| *n != principal)
+                    .collect();
+                (!sample.is_empty()).then(|| {
+                    sample.iter().filter(|n| model.holds(n, resource)).count() as f64
+                        / sample.len() as f64
+                })
+            },
+            |m| model.holds(m, resource),
+        )
+    }
+
+    fn threshold(
+        &self,
+        pid: u32,
+        scale: usize,
+        cluster: Option<u32>,
+    ) -> (f64, f64, f64, &'static str) {
+        let floor = [self.cfg.short_floor, self.cfg.long_floor][scale];
+        let own = self.reach.baselines.get(&pid).map(|b| b.windows[scale]);
+        let (mean, std, from) = match (own, cluster) {
+            (Some(w), _) if w.n >= self.cfg.min_windows => (w.mean, w.std(), "own history"),
+            (_, Some(c)) => {
+                let (m, s) = self.reach.peers.clusters[c as usize].window_mean_std[scale];
+                (m, s, "peer group")
+            }
+            _ => (0.0, 0.0, "floor"),
+        };
+        ((mean + self.cfg.sigma * std).max(floor), mean, std, from)
+    }
+
+    /// Learns from a successful access and judges the engineer's new reach.
+    pub fn on_access(
+        &mut self,
+        principal: &str,
+        resource: &str,
+        ts: Ts,
+        model: &Model,
+        sensitivity: &Sensitivity,
+    ) -> Option<Finding> {
+        let pid = self.reach.principals.intern(principal);
+        let rid = self.reach.resources.intern(resource);
+        let known = self
+            .reach
+            .baselines
+            .get(&pid)
+            .is_some_and(|b| b.count(rid) > 0);
+        let score = if known {
+            0.0
+        } else {
+            let info = self.peer_info(principal, Some(pid), model);
+            let pf = self.peer_use(principal, pid, rid, &info, model);
+            let of = self.reach.org_fraction(rid);
+            let held = if model.holds(principal, resource) {
+                self.cfg.held_factor
+            } else {
+                1.0
+            };
+            (sensitivity.tier_of(resource).weight() + self.cfg.rarity_weight)
+                * (1.0 - pf)
+                * (1.0 - 0.5 * of)
+                * held
+        };
+        self.reach.learn(pid, rid, ts);
+        let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
+        let warmed_up = self.warmed_up(ts);
+        // While the model is cold every access is new; those windows say
+        // nothing about what is normal for this engineer and are not counted.
+        if warmed_up {
+            let b = self.reach.baselines.get_mut(&pid).expect("just learned");
+            for (scale, len) in lens.iter().enumerate() {
+                b.windows[scale].observe(ts, score, *len);
+            }
+        }
+        if score <= 0.0 {
+            return None;
+        }
+        self.reach.push_novel(
+            pid,
+            Novel {
+                ts,
+                resource: rid,
+                score,
+            },
+            lens[1],
+        );
+        if !self.warmed_up(ts) || self.reach.quiet_until.get(&pid).is_some_and(|q| ts < *q) {
+            return None;
+        }
+        let info = self.peer_info(principal, Some(pid), model);
+        for scale in 0..2 {
+            let window = self.reach.window(pid, ts, lens[scale]);
+            let sum: f64 = window.iter().map(|n| n.score).sum();
+            let (threshold, mean, std, from) = self.threshold(pid, scale, info.cluster);
+            if sum < threshold {
+                continue;
+            }
+            self.reach
+                .quiet_until
+                .insert(pid, Ts(ts.0.saturating_add(lens[1])));
+            return Some(self.reach_finding(
+                principal,
+                pid,
+                ts,
+                scale,
+                &window,
+                sum,
+                (threshold, mean, std, from),
+                &info,
+                model,
+                sensitivity,
+            ));
+        }
+        None
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reach_finding(
+        &self,
+        principal: &str,
+        pid: u32,
+        ts: Ts,
+        scale: usize,
+        window: &[Novel],
+        sum: f64,
+        (threshold, mean, std, from): (f64, f64, f64, &'static str),
+        info: &PeerInfo,
+        model: &Model,
+        sensitivity: &Sensitivity,
+    ) -> Finding {
+        let len = [self.cfg.short_window, self.cfg.long_window][scale];
+        let resources: Vec<serde_json::Value> = window
+            .iter()
+            .map(|n| {
+                let name = self.reach.resources.name(n.resource);
+                json!({
+                    "resource": name, "tier": sensitivity.tier_of(name).as_str(), "score": round2(n.score),
+                    "first_access": n.ts, "peer_fraction": round2(self.peer_use(principal, pid, n.resource, info, model)),
+                    "org_fraction": round2(self.reach.org_fraction(n.resource)), "held": model.holds(principal, name),
+                })
+            })
+            .collect();
+        let mut tiers = std::collections::BTreeMap::<Tier, usize>::new();
+        for n in window {
+            *tiers
+                .entry(sensitivity.tier_of(self.reach.resources.name(n.resource)))
+                .or_default() += 1;
+        }
+        let tier_text = tiers
+            .iter()
+            .rev()
+            .map(|(t, n)| format!("{n} {}", t.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let span_min = (ts.0 - window.first().map_or(ts.0, |n| n.ts.0)) as f64 / 60_000.0;
+        let b = &self.reach.baselines[&pid];
+        let ratio = sum / threshold;
+        let severity = if ratio >= 5.0 {
+            Severity::Critical
+        } else if ratio >= 2.0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let summary = format!(
+            "{principal} reached {} resources new to them in {:.0} minutes ({tier_text}), rarely used by their peers: novelty {:.0} against a normal {} window of {:.1} ± {:.1} (threshold {:.0}, from {from}).",
+            window.len(),
+            span_min.max(1.0),
+            sum,
+            humantime::format_duration(len),
+            mean,
+            std,
+            threshold
+        );
+        let first = window.first().map_or(ts, |n| n.ts);
+        Finding {
+            finding_id: finding_id(
+                FindingKind::ReachExpansion,
+                &format!("{principal}@{}", first.0),
+            ),
+            kind: FindingKind::ReachExpansion,
+            severity,
+            ts,
+            principals: vec![principal.to_owned()],
+            grant_id: None,
+            advice_id: None,
+            resource: window
+                .last()
+                .map(|n| self.reach.resources.name(n.resource).to_owned()),
+            score: round2(sum),
+            summary,
+            evidence: json!({
+                "window": {"length": humantime::format_duration(len).to_string(), "from": first, "to": ts},
+                "new_resources": resources,
+                "novelty": round2(sum), "threshold": round2(threshold), "threshold_from": from,
+                "normal_window": {"mean": round2(mean), "std": round2(std)},
+                "baseline": {"events": b.events, "active_days": b.days, "distinct_resources": b.resources.len(), "since": b.first},
+                "peers": {"cluster": info.cluster, "cluster_size": info.cluster_size,
+                          "groups": info.groups.iter().map(|(g, n)| json!({"group": g, "members": n})).collect::<Vec<_>>()},
+            }),
+            action: None,
+        }
+    }
+
+    /// Judges a grant or membership add before it is applied. `affected` are
+    /// the engineers gaining `resources`. Returns the finding, if it is one, and
+    /// the expansion score (0 when nothing new is opened to anyone).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_grant(
+        &self,
+        key: &str,
+        actor: &str,
+        what: &str,
+        affected: &[String],
+        resources: &[&str],
+        ts: Ts,
+        model: &Model,
+        sensitivity: &Sensitivity,
+    ) -> (Option<Finding>, f64) {
+        if affected.is_empty() || resources.is_empty() {
+            return (None, 0.0);
+        }
+        let routine = self.cfg.provisioners.iter().any(|p| p.matches(actor));
+        // Large groups are judged on an even sample and scaled up.
+        const SAMPLE: usize = 256;
+        let step = affected.len().div_ceil(SAMPLE).max(1);
+        let sample: Vec<&String> = affected.iter().step_by(step).collect();
+        let scale = affected.len() as f64 / sample.len() as f64;
+        let mut total = 0.0;
+        let mut gained_by = 0usize;
+        let mut per_resource: Vec<(String, Tier, usize, f64)> = resources
+            .iter()
+            .map(|r| (r.to_string(), sensitivity.tier_of(r), 0, 0.0))
+            .collect();
+        for a in &sample {
+            let pid = self.reach.principals.get(a);
+            let info = self.peer_info(a, pid, model);
+            let mut gained = false;
+            for pr in &mut per_resource {
+                let r = pr.0.as_str();
+                if model.holds(a, r) {
+                    continue;
+                }
+                let used = pid
+                    .zip(self.reach.resources.get(r))
+                    .is_some_and(|(p, rid)| {
+                        self.reach
+                            .baselines
+                            .get(&p)
+                            .is_some_and(|b| b.count(rid) > 0)
+                    });
+                if used {
+                    continue;
+                }
+                let share = self.peer_hold(a, r, &info, model);
+                let gain = pr.1.weight() * (1.0 - share);
+                if gain > 0.0 {
+                    gained = true;
+                    pr.2 += 1;
+                    pr.3 += share;
+                    total += gain;
+                }
+            }
+            gained_by += usize::from(gained);
+        }
+        let total = total * scale;
+        if routine || !self.warmed_up(ts) || total < self.cfg.grant_threshold {
+            return (None, total);
+        }
+        let ratio = total / self.cfg.grant_threshold;
+        let severity = if ratio >= 10.0 {
+            Severity::Critical
+        } else if ratio >= 3.0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let engineers = (gained_by as f64 * scale).round() as usize;
+        let top_tier = per_resource.iter().map(|p| p.1).max().unwrap_or(Tier::Low);
+        let summary = format!(
+            "{actor} granted {what}: {} new to {engineers} engineer{} whose peers mostly do not hold it (blast radius {:.0}, threshold {:.0}).",
+            if per_resource.len() == 1 {
+                format!("{} ({})", per_resource[0].0, per_resource[0].1.as_str())
+            } else {
+                format!(
+                    "{} resources (up to {})",
+                    per_resource.len(),
+                    top_tier.as_str()
+                )
+            },
+            if engineers == 1 { "" } else { "s" },
+            total,
+            self.cfg.grant_threshold
+        );
+        let mut principals: Vec<String> = affected.iter().take(100).cloned().collect();
+        principals.sort();
+        (
+            Some(Finding {
+                finding_id: finding_id(FindingKind::GrantExpansion, key),
+                kind: FindingKind::GrantExpansion,
+                severity,
+                ts,
+                principals,
+                grant_id: None,
+                advice_id: None,
+                resource: resources.first().map(|r| r.to_string()),
+                score: round2(total),
+                summary,
+                evidence: json!({
+                    "actor": actor, "affected_engineers": affected.len(), "engineers_gaining": engineers,
+                    "sampled": sample.len(), "blast_radius": round2(total), "threshold": self.cfg.grant_threshold,
+                    "resources": per_resource.iter().map(|(r, t, n, share)| json!({
+                        "resource": r, "tier": t.as_str(), "new_to_sampled": n,
+                        "mean_peer_share_holding": if *n > 0 { round2(share / *n as f64) } else { 0.0 },
+                    })).collect::<Vec<_>>(),
+                }),
+                action: None,
+            }),
+            total,
+        )
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,262 @@
+//! Peer groups: engineers clustered by what they access (k-means, linfa).
+//!
+//! Features: each engineer's baseline hashed into a fixed number of dimensions
+//! (resource name -> bucket, value `ln(1 + accesses)`), L2-normalised, so two
+//! engineers who use the same resources in similar proportions are close
+//! whatever their volume. The number of clusters grows with the org
+//! (`sqrt(n / 4)`, clamped). Refitted periodically in event time; between fits,
+//! a newcomer with a baseline is placed at the nearest centroid. Per cluster we
+//! keep who is in it, which resources its members use, and how much novelty a
+//! normal window of its members brings, so an engineer with little history of
+//! their own is judged against their peers from their first event.
+
+use std::collections::HashMap;
+
+use linfa::prelude::*;
+use linfa_clustering::KMeans;
+use ndarray::{Array1, Array2};
+use rand_xoshiro::Xoshiro256Plus;
+use rand_xoshiro::rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::reach::{Baseline, Interner, Reach};
+
+/// Feature dimensions (hashed resource buckets).
+pub const DIMS: usize = 64;
+
+/// One cluster of engineers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// Member principal ids.
+    pub members: Vec<u32>,
+    /// Resource id -> members that used it.
+    #[serde(with = "super::reach::id_map")]
+    pub usage: HashMap<u32, u32>,
+    /// Pooled novelty-per-window mean and standard deviation, short and long scale.
+    pub window_mean_std: [(f64, f64); 2],
+    /// Centroid in feature space.
+    pub centroid: Vec<f64>,
+}
+
+/// The fitted peer groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerModel {
+    /// Principal id -> cluster index.
+    #[serde(with = "super::reach::id_map")]
+    pub assignment: HashMap<u32, u32>,
+    /// The clusters.
+    pub clusters: Vec<Cluster>,
+    /// Event time of the last fit.
+    pub fitted_at: Option<crate::event::Ts>,
+    /// Baselined principals at the last fit.
+    pub fitted_n: usize,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The feature vector of one baseline.
+pub fn features(b: &Baseline, resources: &Interner) -> [f64; DIMS] {
+    let mut v = [0.0; DIMS];
+    for &(r, n) in &b.resources {
+        v[(fnv(resources.name(r)) % DIMS as u64) as usize] += (1.0 + f64::from(n)).ln();
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// How many clusters for `n` engineers.
+pub fn cluster_count(n: usize) -> usize {
+    ((n as f64 / 4.0).sqrt().round() as usize)
+        .clamp(1, 64)
+        .min(n.max(1))
+}
+
+impl PeerModel {
+    /// Fits peer groups over every baselined engineer with at least
+    /// `min_events` accesses. Deterministic for a given input (seeded).
+    pub fn fit(reach: &Reach, min_events: u64) -> PeerModel {
+        let mut ids: Vec<u32> = reach
+            .baselines
+            .iter()
+            .filter(|(_, b)| b.events >= min_events)
+            .map(|(&p, _)| p)
+            .collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        if n == 0 {
+            return PeerModel::default();
+        }
+        let mut data = Array2::<f64>::zeros((n, DIMS));
+        for (i, p) in ids.iter().enumerate() {
+            let f = features(&reach.baselines[p], &reach.resources);
+            data.row_mut(i).assign(&Array1::from(f.to_vec()));
+        }
+        let k = cluster_count(n);
+        let (labels, centroids): (Vec<usize>, Array2<f64>) = if k < 2 {
+            let c = data
+                .mean_axis(ndarray::Axis(0))
+                .expect("n > 0")
+                .insert_axis(ndarray::Axis(0));
+            (vec![0; n], c)
+        } else {
+            let ds = DatasetBase::from(data.clone());
+            let rng = Xoshiro256Plus::seed_from_u64(0x7265_6163_6867_7264);
+            match KMeans::params_with_rng(k, rng)
+                .n_runs(1)
+                .max_n_iterations(60)
+                .tolerance(1e-4)
+                .fit(&ds)
+            {
+                Ok(model) => (model.predict(&data).to_vec(), model.centroids().clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, engineers = n, "peer clustering failed; using one peer group");
+                    let c = data
+                        .mean_axis(ndarray::Axis(0))
+                        .expect("n > 0")
+                        .insert_axis(ndarray::Axis(0));
+                    (vec![0; n], c)
+                }
+            }
+        };
+        let mut clusters: Vec<Cluster> = centroids
+            .rows()
+            .into_iter()
+            .map(|c| Cluster {
+                centroid: c.to_vec(),
+                ..Cluster::default()
+            })
+            .collect();
+        let mut assignment = HashMap::with_capacity(n);
+        for (p, &c) in ids.iter().zip(&labels) {
+            assignment.insert(*p, c as u32);
+            let cl = &mut clusters[c];
+            cl.members.push(*p);
+            for &(r, _) in &reach.baselines[p].resources {
+                *cl.usage.entry(r).or_default() += 1;
+            }
+        }
+        for cl in &mut clusters {
+            for scale in 0..2 {
+                let stats: Vec<(f64, f64)> = cl
+                    .members
+                    .iter()
+                    .map(|p| &reach.baselines[p].windows[scale])
+                    .filter(|w| w.n >= 2)
+                    .map(|w| (w.mean, w.std()))
+                    .collect();
+                if !stats.is_empty() {
+                    let m = stats.iter().map(|s| s.0).sum::<f64>() / stats.len() as f64;
+                    let sd = stats.iter().map(|s| s.1).sum::<f64>() / stats.len() as f64;
+                    cl.window_mean_std[scale] = (m, sd);
+                }
+            }
+        }
+        PeerModel {
+            assignment,
+            clusters,
+            fitted_at: None,
+            fitted_n: reach.baselined(),
+        }
+    }
+
+    /// The cluster of `principal`: fitted, or the nearest centroid for a newcomer
+    /// with a baseline, or none.
+    pub fn cluster_of(&self, principal: u32, reach: &Reach) -> Option<u32> {
+        if let Some(&c) = self.assignment.get(&principal) {
+            return Some(c);
+        }
+        let b = reach.baselines.get(&principal)?;
+        if self.clusters.is_empty() || b.resources.is_empty() {
+            return None;
+        }
+        let f = features(b, &reach.resources);
+        self.clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let d: f64 = c
+                    .centroid
+                    .iter()
+                    .zip(f.iter())
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum();
+                (i, d)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(i, _)| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Ts;
+
+    fn org() -> Reach {
+        let mut r = Reach::default();
+        // Two teams of eight with disjoint resources.
+        for (team, res) in [
+            ("infra", ["k8s", "tf", "vault"]),
+            ("web", ["cdn", "repo", "css"]),
+        ] {
+            for i in 0..8 {
+                let p = r.principals.intern(&format!("{team}-{i}"));
+                for (j, name) in res.iter().enumerate() {
+                    let rid = r.resources.intern(name);
+                    for _ in 0..(3 + j + i % 2) {
+                        r.learn(p, rid, Ts(1));
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn teams_with_disjoint_work_become_separate_peer_groups() {
+        let r = org();
+        let m = PeerModel::fit(&r, 1);
+        assert_eq!(m.clusters.len(), cluster_count(16));
+        let infra: Vec<u32> = (0..8)
+            .map(|i| m.assignment[&r.principals.get(&format!("infra-{i}")).unwrap()])
+            .collect();
+        let web: Vec<u32> = (0..8)
+            .map(|i| m.assignment[&r.principals.get(&format!("web-{i}")).unwrap()])
+            .collect();
+        assert!(infra.iter().all(|c| *c == infra[0]), "{infra:?}");
+        assert!(web.iter().all(|c| *c == web[0]), "{web:?}");
+        assert_ne!(infra[0], web[0]);
+        let k8s = r.resources.get("k8s").unwrap();
+        assert_eq!(m.clusters[infra[0] as usize].usage[&k8s], 8);
+        assert!(!m.clusters[web[0] as usize].usage.contains_key(&k8s));
+    }
+
+    #[test]
+    fn a_newcomer_is_placed_with_the_team_whose_resources_they_use() {
+        let mut r = org();
+        let m = PeerModel::fit(&r, 1);
+        let newbie = r.principals.intern("new-hire");
+        let cdn = r.resources.intern("cdn");
+        r.learn(newbie, cdn, Ts(2));
+        let web0 = m.assignment[&r.principals.get("web-0").unwrap()];
+        assert_eq!(m.cluster_of(newbie, &r), Some(web0));
+        let nobody = r.principals.intern("nobody");
+        assert_eq!(m.cluster_of(nobody, &r), None);
+    }
+
+    #[test]
+    fn fitting_is_deterministic() {
+        let r = org();
+        assert_eq!(PeerModel::fit(&r, 1), PeerModel::fit(&r, 1));
+    }
+}
