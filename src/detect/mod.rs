@@ -54,6 +54,9 @@ pub struct RevocationTarget {
     pub member: Option<String>,
     /// The trace's confidence.
     pub confidence: f64,
+    /// Whether the grant expands reach beyond baseline (`grant_expansion`);
+    /// `None` when not known, which the policy treats as expanding.
+    pub expands: Option<bool>,
 }
 
 /// What kind of privilege a target is.
@@ -186,6 +189,7 @@ impl Engine {
                             group: None,
                             member: None,
                             confidence: t.confidence,
+                            expands: None,
                         };
                         let grant_evidence = json!({
                             "grant_id": g.grant_id, "actor": g.actor, "actor_type": actor_type,
@@ -254,6 +258,7 @@ impl Engine {
                             group: Some(m.group.clone()),
                             member: Some(m.member.clone()),
                             confidence: t.confidence,
+                            expands: None,
                         };
                         let evidence = json!({
                             "grant_id": grant_id, "actor": m.actor, "actor_type": actor_type,
