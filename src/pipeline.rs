@@ -112,17 +112,8 @@ impl Pipeline {
     /// charges the hourly budget with what the journal shows was executed in
     /// the last hour, so a restart does not refill it.
     pub fn with_journal(mut self, journal: Arc<Mutex<Journal>>) -> Pipeline {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let spent = journal
-            .lock()
-            .expect("journal lock")
-            .intents_since(now_ms - 3_600_000);
-        self.policy.charge_past(
-            spent.into_iter().map(|at| {
-                std::time::Duration::from_millis(now_ms.saturating_sub(at).max(0) as u64)
-            }),
-            Instant::now(),
-        );
+        self.policy
+            .charge_from_journal(&journal.lock().expect("journal lock"));
         self.journal = Some(journal);
         self
     }

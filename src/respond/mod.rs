@@ -118,6 +118,18 @@ impl Policy {
         self.spent = all.into();
     }
 
+    /// Charges the budget with the revocations `journal` shows were decided
+    /// in the last hour (by wall-clock time).
+    pub fn charge_from_journal(&mut self, journal: &Journal) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let hour_ms = HOUR.as_millis() as i64;
+        let ages = journal
+            .intents_since(now_ms - hour_ms)
+            .into_iter()
+            .map(|at| Duration::from_millis(now_ms.saturating_sub(at).max(0) as u64));
+        self.charge_past(ages, Instant::now());
+    }
+
     /// Units of the hourly budget spent as of `now`.
     pub fn spent(&mut self, now: Instant) -> usize {
         while self.spent.front().is_some_and(|t| *t <= now) {
@@ -614,6 +626,77 @@ mod tests {
                 .reason
                 .unwrap()
                 .contains("since restored by alice")
+        );
+    }
+
+    #[tokio::test]
+    async fn different_grants_run_concurrently_and_one_key_never_twice_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        // Each call records its key, then waits until two calls have started:
+        // run one after the other, the first would wait forever (and time out).
+        let script = format!(
+            "echo \"$REACHGUARD_IDEMPOTENCY_KEY\" >> {c}; while [ \"$(wc -l < {c})\" -lt 2 ]; do sleep 0.01; done",
+            c = calls.display()
+        );
+        let hook = Hook::new(HookSpec::Exec {
+            command: vec!["sh".into(), "-c".into(), script],
+            timeout: Duration::from_secs(20),
+            max_attempts: 1,
+        })
+        .unwrap();
+        let journal = Arc::new(Mutex::new(
+            Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
+        ));
+        let metrics = Metrics::new(&[]);
+        let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
+        let (job_tx, job_rx) = mpsc::channel(8);
+        let (done_tx, mut done_rx) = mpsc::channel(8);
+        let run = tokio::spawn(responder.run(job_rx, done_tx));
+        let job = |key: &str| Job {
+            key: key.into(),
+            body: b"{}".to_vec(),
+            finding: Finding {
+                finding_id: format!("f-{key}"),
+                kind: crate::finding::FindingKind::UnverifiedAgentGrant,
+                severity: crate::finding::Severity::High,
+                ts: crate::event::Ts(0),
+                principals: vec![],
+                grant_id: Some(key.into()),
+                advice_id: None,
+                resource: None,
+                score: 1.0,
+                summary: String::new(),
+                evidence: serde_json::Value::Null,
+                action: None,
+            },
+            read_at: None,
+        };
+        for key in ["k1", "k1", "k2"] {
+            job_tx.send(job(key)).await.unwrap();
+        }
+        drop(job_tx);
+        let mut finished = Vec::new();
+        while let Some(c) = done_rx.recv().await {
+            assert_eq!(c.status, ActionStatus::Executed, "{:?}", c.finding.action);
+            finished.push(c.finding.finding_id);
+        }
+        run.await.unwrap();
+        finished.sort();
+        assert_eq!(finished, ["f-k1", "f-k2"]);
+        let mut started: Vec<String> = std::fs::read_to_string(&calls)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        started.sort();
+        assert_eq!(started, ["k1", "k2"], "k1 was not called a second time");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "reachguard_hook_attempts_total{hook_type=\"exec\",result=\"success\"} 2"
+            ),
+            "{text}"
         );
     }
 
