@@ -130,7 +130,7 @@ fn a_hook_that_hangs_times_out_and_is_retried() {
     append(&dir.path().join("app.jsonl"), &[]);
     let mut daemon = Daemon::start(
         dir.path(),
-        &config_with(dir.path(), &webhook_hook(&hook.url(), "400ms", 3)),
+        &config_with(dir.path(), &webhook_hook(&hook.url(), "1s", 3)),
     );
     append(
         &dir.path().join("app.jsonl"),
