@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::decode::Format;
 use crate::model::{Identities, Pattern, Sensitivity, Tier};
-use crate::respond::{HookSpec, Mode};
+use crate::respond::{HookSpec, Mode, RevokeScope};
 
 /// The config file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +157,12 @@ pub struct RawResponse {
     pub min_confidence: f64,
     /// The revocation hooks, each called for every revocation.
     pub hooks: Vec<HookSpec>,
+    /// Extension: `traced` (every grant traced to unverified advice) or
+    /// `traced-and-expanding` (only those that also expand reach).
+    pub revoke: RevokeScope,
+    /// Extension: the hooks `reachguard restore` calls (`"action":"restore"`),
+    /// same keys as `hooks`.
+    pub restore_hooks: Vec<HookSpec>,
 }
 
 impl Default for RawResponse {
@@ -167,6 +173,8 @@ impl Default for RawResponse {
             protected: Vec::new(),
             min_confidence: 0.7,
             hooks: Vec::new(),
+            revoke: RevokeScope::Traced,
+            restore_hooks: Vec::new(),
         }
     }
 }
@@ -271,6 +279,10 @@ pub struct ResponseConfig {
     pub min_confidence: f64,
     /// Hooks.
     pub hooks: Vec<HookSpec>,
+    /// Which traced grants are revoked.
+    pub revoke: RevokeScope,
+    /// Hooks that undo a revocation (`reachguard restore`).
+    pub restore_hooks: Vec<HookSpec>,
 }
 
 impl Default for Config {
@@ -373,7 +385,7 @@ impl Config {
                 max_line_bytes,
             });
         }
-        for h in &raw.response.hooks {
+        for h in raw.response.hooks.iter().chain(&raw.response.restore_hooks) {
             h.validate()
                 .map_err(|(key, msg)| ValidationError::new(key, msg))?;
         }
@@ -414,6 +426,8 @@ impl Config {
                 protected: raw.response.protected,
                 min_confidence: raw.response.min_confidence,
                 hooks: raw.response.hooks,
+                revoke: raw.response.revoke,
+                restore_hooks: raw.response.restore_hooks,
             },
             log_format: raw.log.format,
             log_level: raw.log.level,
@@ -425,6 +439,7 @@ impl Config {
         self.response
             .hooks
             .iter()
+            .chain(&self.response.restore_hooks)
             .filter_map(|h| h.secret_problem())
             .collect()
     }
@@ -514,6 +529,29 @@ mod tests {
         );
         let err = Config::parse("[[response.hooks]]\ntype = \"exec\"\ncommand = []\n").unwrap_err();
         assert!(err.starts_with("line 3, key `command`"), "{err}");
+    }
+
+    #[test]
+    fn revoke_scope_and_restore_hooks_parse_and_are_validated() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.response.revoke, RevokeScope::Traced);
+        assert!(c.response.restore_hooks.is_empty());
+        let c = Config::parse(
+            "[response]\nrevoke = \"traced-and-expanding\"\n\n[[response.restore_hooks]]\ntype = \"exec\"\ncommand = [\"/usr/local/bin/restore-grant\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.response.revoke, RevokeScope::TracedAndExpanding);
+        assert_eq!(c.response.restore_hooks.len(), 1);
+        let err = Config::parse("[response]\nrevoke = \"everything\"\n").unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("traced-and-expanding"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[[response.restore_hooks]]\ntype = \"webhook\"\nurl = \"ftp://x/restore\"\nsecret_env = \"S\"\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("line 3, key `url`"), "{err}");
     }
 
     #[test]

@@ -227,7 +227,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(256);
     let (done_tx, done_rx) = mpsc::channel::<Completed>(256);
     let responder_task =
-        tokio::spawn(Responder::new(hooks, Arc::clone(&journal)).run(job_rx, done_tx));
+        tokio::spawn(Responder::new(hooks, Arc::clone(&journal), &metrics).run(job_rx, done_tx));
     for (key, e) in pending {
         tracing::info!(key = %key, "resuming a journaled revocation");
         let body = serde_json::to_vec(&e.payload).expect("payload serialises");

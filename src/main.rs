@@ -52,6 +52,20 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Undo a revocation through the restore hooks; journaled with who and why.
+    Restore {
+        /// Config file (TOML); embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The grant whose revocation to undo.
+        grant_id: String,
+        /// Why (recorded in the journal and sent to the hooks).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The person it is done for, if not the OS user running this.
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -149,6 +163,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.response.mode,
                 cfg.state_dir.display(),
                 cfg.listen
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore {
+            config,
+            grant_id,
+            reason,
+            by,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logging(cfg.log_format, "warn");
+            let requester = reachguard::respond::restore::Requester::current(by);
+            let done = runtime()?.block_on(reachguard::respond::restore::restore(
+                &cfg,
+                &grant_id,
+                &requester,
+                reason.as_deref(),
+            ))?;
+            println!(
+                "restored grant {} for {} ({} hook attempt(s), idempotency key {})",
+                done.grant_id, done.requester, done.attempts, done.key
             );
             Ok(ExitCode::SUCCESS)
         }

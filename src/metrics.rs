@@ -34,6 +34,8 @@ pub struct Metrics {
     pub findings: IntCounterVec,
     /// `reachguard_revocations_total{status}`.
     pub revocations: IntCounterVec,
+    /// `reachguard_hook_attempts_total{hook_type,result}`: every hook call attempt.
+    pub hook_attempts: IntCounterVec,
     /// `reachguard_detection_latency_seconds`: line read -> finding.
     pub detection_latency: Histogram,
     /// `reachguard_revocation_latency_seconds`: line read -> hook succeeded.
@@ -90,6 +92,11 @@ impl Metrics {
             "reachguard_revocations_total",
             "Revocation decisions and outcomes, by status.",
             &["status"],
+        );
+        let hook_attempts = counter(
+            "reachguard_hook_attempts_total",
+            "Revocation hook call attempts, by hook type (webhook, exec) and result (success, failure, timeout).",
+            &["hook_type", "result"],
         );
         let histogram = |name: &str, help: &str| {
             let h = Histogram::with_opts(
@@ -159,6 +166,11 @@ impl Metrics {
         ] {
             revocations.with_label_values(&[s.as_str()]);
         }
+        for t in ["webhook", "exec"] {
+            for r in ["success", "failure", "timeout"] {
+                hook_attempts.with_label_values(&[t, r]);
+            }
+        }
         for s in sources {
             lines.with_label_values(&[s]);
             skipped.with_label_values(&[s]);
@@ -172,6 +184,7 @@ impl Metrics {
             decode_errors,
             findings,
             revocations,
+            hook_attempts,
             detection_latency,
             revocation_latency,
             principals_tracked,
@@ -206,6 +219,9 @@ mod tests {
             "reachguard_revocations_total{status=\"executed\"} 0",
             "reachguard_detection_latency_seconds_bucket{le=\"0.1\"} 0",
             "reachguard_revocation_latency_seconds_count 0",
+            "reachguard_hook_attempts_total{hook_type=\"webhook\",result=\"timeout\"} 0",
+            "reachguard_hook_attempts_total{hook_type=\"exec\",result=\"success\"} 0",
+            "reachguard_journal_pending 0",
             "reachguard_principals_tracked 0",
             "reachguard_last_event_timestamp_seconds 0",
             &format!(

@@ -45,8 +45,10 @@ pub enum Resolved {
     /// A revocation to execute; its intent is already journaled (daemon) or not
     /// (replay, which has no journal).
     Revoke(Job),
-    /// Its revocation was journaled before (a line processed again after a
-    /// restart): nothing to do, the finding is or will be written by that job.
+    /// The same finding's revocation was journaled before (its line processed
+    /// again after a restart): nothing to do, the finding is or will be written
+    /// by that job. (Another finding about a journaled grant is `Final`, with
+    /// `status: "suppressed"`.)
     AlreadyJournaled,
 }
 
@@ -94,13 +96,7 @@ impl Pipeline {
             errors_per_input: vec![0; inputs.len()],
             inputs,
             engine: Engine::new(model, reach, &EngineConfig::from_config(cfg)),
-            policy: Policy::new(
-                r.mode,
-                r.min_confidence,
-                r.protected.clone(),
-                r.max_revocations_per_hour,
-                have_hooks,
-            ),
+            policy: Policy::from_config(r, have_hooks),
             journal: None,
             metrics,
             summary: Summary::default(),
@@ -108,8 +104,12 @@ impl Pipeline {
         }
     }
 
-    /// Journals every executed revocation's intent before it is handed out.
+    /// Journals every executed revocation's intent before it is handed out, and
+    /// charges the hourly budget with what the journal shows was executed in
+    /// the last hour, so a restart does not refill it.
     pub fn with_journal(mut self, journal: Arc<Mutex<Journal>>) -> Pipeline {
+        self.policy
+            .charge_from_journal(&journal.lock().expect("journal lock"));
         self.journal = Some(journal);
         self
     }
@@ -240,8 +240,12 @@ impl Pipeline {
             };
             let key = respond::idempotency_key(&target);
             if let Some(j) = &self.journal {
-                if j.lock().expect("journal lock").get(&key).is_some() {
-                    out.push(Resolved::AlreadyJournaled);
+                let journaled = j.lock().expect("journal lock").get(&key).cloned();
+                if let Some(entry) = journaled {
+                    out.push(match respond::already_journaled(&entry, finding) {
+                        Some(f) => Resolved::Final(f),
+                        None => Resolved::AlreadyJournaled,
+                    });
                     continue;
                 }
             }
@@ -252,11 +256,19 @@ impl Pipeline {
                     let payload = Payload::revoke(&target, &finding);
                     let value = serde_json::to_value(&payload).expect("payload serialises");
                     if let Some(j) = &self.journal {
-                        if let Err(e) = j.lock().expect("journal lock").record_intent(
-                            &key,
-                            value.clone(),
-                            &finding,
-                        ) {
+                        let mut j = j.lock().expect("journal lock");
+                        let recorded = j.record_intent(&key, value.clone(), &finding);
+                        if let Ok(false) = recorded {
+                            // Journaled meanwhile by another process (the check
+                            // above saw the journal as this process last read it).
+                            let entry = j.get(&key).cloned().expect("just seen journaled");
+                            out.push(match respond::already_journaled(&entry, finding) {
+                                Some(f) => Resolved::Final(f),
+                                None => Resolved::AlreadyJournaled,
+                            });
+                            continue;
+                        }
+                        if let Err(e) = recorded {
                             // Without a durable intent the hook must not run: a crash
                             // could then repeat or lose it. Report and alert instead.
                             tracing::error!(key = %key, error = %e, "cannot journal a revocation; not executing it");

@@ -86,6 +86,9 @@ pub struct RevocationTarget {
     pub member: Option<String>,
     /// The trace's confidence.
     pub confidence: f64,
+    /// Whether the grant expands reach beyond baseline (`grant_expansion`);
+    /// `None` when not known, which the policy treats as expanding.
+    pub expands: Option<bool>,
 }
 
 /// What kind of privilege a target is.
@@ -238,7 +241,7 @@ impl Engine {
                             .unwrap_or_default(),
                         g.resource
                     );
-                    let (expansion, _score) = self.expansion.on_grant(
+                    let (expansion, expansion_score) = self.expansion.on_grant(
                         &g.grant_id,
                         &g.actor,
                         &what_exp,
@@ -281,6 +284,7 @@ impl Engine {
                             group: None,
                             member: None,
                             confidence: t.confidence,
+                            expands: Some(expansion_score > 0.0),
                         };
                         let grant_evidence = json!({
                             "grant_id": g.grant_id, "actor": g.actor, "actor_type": actor_type,
@@ -337,7 +341,7 @@ impl Engine {
                         .grant_id
                         .clone()
                         .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
-                    let (expansion, _score) = self.expansion.on_grant(
+                    let (expansion, expansion_score) = self.expansion.on_grant(
                         &format!("{grant_key}@{}", ev.ts.0),
                         &m.actor,
                         &format!("{} membership of group {}", m.member, m.group),
@@ -370,6 +374,7 @@ impl Engine {
                             group: Some(m.group.clone()),
                             member: Some(m.member.clone()),
                             confidence: t.confidence,
+                            expands: Some(expansion_score > 0.0),
                         };
                         let evidence = json!({
                             "grant_id": grant_id, "actor": m.actor, "actor_type": actor_type,
@@ -868,5 +873,26 @@ mod tests {
         let g = grants(&d);
         assert_eq!(g.len(), 1);
         assert!((g[0].target.as_ref().unwrap().confidence - 0.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn targets_say_whether_the_grant_expands_reach() {
+        let mut e = engine();
+        let d = feed(&mut e, &MEMBERS);
+        assert!(d.is_empty());
+        let d = feed(&mut e, &[ADVICE, VIEW, GRANT]);
+        let g = grants(&d);
+        assert_eq!(
+            g[0].target.as_ref().unwrap().expands,
+            Some(true),
+            "a critical system new to everyone"
+        );
+        // Re-granting what the group already holds opens nothing new.
+        let again = GRANT
+            .replace("g-90211", "g-again")
+            .replace("per forum/infra-q-4512", "adv-7731");
+        let d = feed(&mut e, &[&again]);
+        let g = grants(&d);
+        assert_eq!(g[0].target.as_ref().unwrap().expands, Some(false));
     }
 }

@@ -7,14 +7,21 @@
 //! - `exec`: run a command (no shell) with the payload on stdin; exit status 0 is
 //!   success. The idempotency key is also in `REACHGUARD_IDEMPOTENCY_KEY`.
 //!
-//! Each call has a timeout; failed calls are retried with exponential backoff and
-//! jitter up to `max_attempts`.
+//! Each attempt has a timeout (`timeout`, enforced around the whole attempt);
+//! failed attempts are retried with exponential backoff and jitter up to
+//! `max_attempts` ([`retry`]). Every attempt is counted in
+//! `reachguard_hook_attempts_total{hook_type,result}` when a counter is attached.
+//! Webhooks never follow redirects (a signed revocation goes to the configured
+//! URL or nowhere), and logs name a webhook without its query string or
+//! credentials.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
+use prometheus::IntCounterVec;
 use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
@@ -68,9 +75,19 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl HookSpec {
+    /// The per-attempt timeout.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            HookSpec::Webhook { timeout, .. } | HookSpec::Exec { timeout, .. } => *timeout,
+        }
+    }
+
     /// Checks what serde cannot: returns the offending key and the problem.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         match self {
+            HookSpec::Webhook { .. } if self.timeout().is_zero() => {
+                Err(("timeout", "must be more than zero".into()))
+            }
             HookSpec::Webhook {
                 url,
                 secret_env,
@@ -93,6 +110,9 @@ impl HookSpec {
                     return Err(("max_attempts", "must be at least 1".into()));
                 }
                 Ok(())
+            }
+            HookSpec::Exec { .. } if self.timeout().is_zero() => {
+                Err(("timeout", "must be more than zero".into()))
             }
             HookSpec::Exec {
                 command,
@@ -172,11 +192,21 @@ pub enum HookError {
 }
 
 /// A hook ready to call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Hook {
     spec: HookSpec,
     secret: Option<Vec<u8>>,
     client: reqwest::Client,
+    attempts: Option<IntCounterVec>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("spec", &self.spec)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The HMAC-SHA256 signature header value for `body`.
@@ -210,20 +240,46 @@ impl Hook {
         init_tls();
         let secret = spec.load_secret()?;
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(Hook {
             spec,
             secret,
             client,
+            attempts: None,
         })
     }
 
-    /// A short description for logs (never includes the secret).
+    /// Counts every attempt in `counter` (labels `hook_type`, `result`).
+    pub fn with_attempts_metric(mut self, counter: IntCounterVec) -> Hook {
+        self.attempts = Some(counter);
+        self
+    }
+
+    /// A short description for logs. Never includes the secret, nor a URL's
+    /// credentials or query string (where tokens tend to hide).
     pub fn describe(&self) -> String {
         match &self.spec {
-            HookSpec::Webhook { url, .. } => format!("webhook {url}"),
+            HookSpec::Webhook { url, .. } => match reqwest::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_username("");
+                    let _ = u.set_password(None);
+                    u.set_query(None);
+                    u.set_fragment(None);
+                    format!("webhook {u}")
+                }
+                Err(_) => "webhook (unparsable URL)".to_owned(),
+            },
             HookSpec::Exec { command, .. } => format!("exec {}", command[0]),
+        }
+    }
+
+    /// `webhook` or `exec`: the `hook_type` metric label.
+    pub fn hook_type(&self) -> &'static str {
+        match &self.spec {
+            HookSpec::Webhook { .. } => "webhook",
+            HookSpec::Exec { .. } => "exec",
         }
     }
 
@@ -235,36 +291,35 @@ impl Hook {
         }
     }
 
-    /// One attempt.
+    fn timeout(&self) -> Duration {
+        self.spec.timeout()
+    }
+
+    /// One attempt, without its timeout (see [`Hook::call`]).
     pub async fn call_once(&self, body: &[u8], idempotency_key: &str) -> Result<(), HookError> {
         match &self.spec {
-            HookSpec::Webhook { url, timeout, .. } => {
+            HookSpec::Webhook { url, .. } => {
                 let mut req = self
                     .client
                     .post(url)
-                    .timeout(*timeout)
                     .header("Content-Type", "application/json")
                     .header("Idempotency-Key", idempotency_key)
                     .body(body.to_vec());
                 if let Some(secret) = &self.secret {
                     req = req.header("X-Reachguard-Signature", signature(secret, body));
                 }
-                let resp = req.send().await.map_err(|e| {
-                    if e.is_timeout() {
-                        HookError::Timeout(*timeout)
-                    } else {
-                        HookError::Transport(e.to_string())
-                    }
-                })?;
+                // `without_url`: the URL may carry a token; errors end up in logs.
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| HookError::Transport(e.without_url().to_string()))?;
                 if resp.status().is_success() {
                     Ok(())
                 } else {
                     Err(HookError::Status(resp.status().as_u16()))
                 }
             }
-            HookSpec::Exec {
-                command, timeout, ..
-            } => {
+            HookSpec::Exec { command, .. } => {
                 let mut child = tokio::process::Command::new(&command[0])
                     .args(&command[1..])
                     .env("REACHGUARD_IDEMPOTENCY_KEY", idempotency_key)
@@ -275,39 +330,77 @@ impl Hook {
                     .spawn()
                     .map_err(|e| HookError::Spawn(format!("{}: {e}", command[0])))?;
                 let mut stdin = child.stdin.take().expect("stdin is piped");
-                let run = async {
-                    // A command that does not read its stdin is not an error.
-                    let _ = stdin.write_all(body).await;
-                    drop(stdin);
-                    child.wait().await
-                };
-                match tokio::time::timeout(*timeout, run).await {
-                    Err(_) => Err(HookError::Timeout(*timeout)),
-                    Ok(Err(e)) => Err(HookError::Spawn(e.to_string())),
-                    Ok(Ok(st)) if st.success() => Ok(()),
-                    Ok(Ok(st)) => Err(HookError::Exit(st.to_string())),
+                // A command that does not read its stdin is not an error.
+                let _ = stdin.write_all(body).await;
+                drop(stdin);
+                // If the attempt times out this future is dropped, and
+                // `kill_on_drop` ends the command.
+                match child.wait().await {
+                    Err(e) => Err(HookError::Spawn(e.to_string())),
+                    Ok(st) if st.success() => Ok(()),
+                    Ok(st) => Err(HookError::Exit(st.to_string())),
                 }
             }
         }
     }
 
-    /// Calls the hook, retrying with exponential backoff and jitter. Returns the
-    /// number of attempts made and the last error if every attempt failed.
+    /// Calls the hook, each attempt bounded by its timeout, retrying with
+    /// exponential backoff and jitter. Returns the number of attempts made and
+    /// the last error if every attempt failed.
     pub async fn call(&self, body: &[u8], idempotency_key: &str) -> (u32, Result<(), HookError>) {
-        let max = self.max_attempts();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.call_once(body, idempotency_key).await {
-                Ok(()) => return (attempt, Ok(())),
-                Err(e) if attempt >= max => return (attempt, Err(e)),
-                Err(e) => {
-                    let wait = backoff(attempt);
-                    tracing::warn!(hook = %self.describe(), key = idempotency_key, attempt, error = %e, retry_in = ?wait, "revocation hook failed; retrying");
-                    tokio::time::sleep(wait).await;
+        let describe = self.describe();
+        retry(
+            self.max_attempts(),
+            self.timeout(),
+            |_| self.call_once(body, idempotency_key),
+            |attempt, res, retry_in| {
+                if let Some(c) = &self.attempts {
+                    let result = match res {
+                        Ok(()) => "success",
+                        Err(HookError::Timeout(_)) => "timeout",
+                        Err(_) => "failure",
+                    };
+                    c.with_label_values(&[self.hook_type(), result]).inc();
                 }
-            }
+                if let (Err(e), Some(wait)) = (res, retry_in) {
+                    tracing::warn!(hook = %describe, key = idempotency_key, attempt, error = %e, retry_in = ?wait, "hook attempt failed; retrying");
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// The retry loop of every hook: up to `max_attempts` calls of `attempt`
+/// (given the 1-based attempt number), each cut off after `timeout`, with
+/// [`backoff`] between them. `observe` sees each attempt's result and the wait
+/// before the next one (`None` after the last). Returns the attempts made and
+/// the last result.
+pub async fn retry<F, Fut>(
+    max_attempts: u32,
+    timeout: Duration,
+    mut attempt: F,
+    mut observe: impl FnMut(u32, &Result<(), HookError>, Option<Duration>),
+) -> (u32, Result<(), HookError>)
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<(), HookError>>,
+{
+    let max = max_attempts.max(1);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let res = match tokio::time::timeout(timeout, attempt(n)).await {
+            Ok(r) => r,
+            Err(_) => Err(HookError::Timeout(timeout)),
+        };
+        if res.is_ok() || n >= max {
+            observe(n, &res, None);
+            return (n, res);
         }
+        let wait = backoff(n);
+        observe(n, &res, Some(wait));
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -365,6 +458,114 @@ mod tests {
                 "attempt {attempt}: {b}ms vs {base}ms"
             );
         }
+    }
+
+    /// Attempt start times relative to the first, in paused (virtual) time.
+    async fn attempt_times(
+        max: u32,
+        timeout: Duration,
+        outcome: impl Fn(u32) -> Option<Result<(), HookError>>,
+    ) -> (
+        u32,
+        Result<(), HookError>,
+        Vec<Duration>,
+        Vec<Option<Duration>>,
+    ) {
+        let start = tokio::time::Instant::now();
+        let mut starts = Vec::new();
+        let mut waits = Vec::new();
+        let (n, res) = retry(
+            max,
+            timeout,
+            |n| {
+                starts.push(start.elapsed());
+                let o = outcome(n);
+                async move {
+                    match o {
+                        Some(r) => r,
+                        // Never answers: only the timeout ends it.
+                        None => std::future::pending().await,
+                    }
+                }
+            },
+            |_, _, wait| waits.push(wait),
+        )
+        .await;
+        (n, res, starts, waits)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_back_off_exponentially_and_a_hanging_attempt_is_cut_off_by_its_timeout() {
+        let timeout = Duration::from_secs(2);
+        let (n, res, starts, waits) = attempt_times(5, timeout, |n| match n {
+            1 => None,
+            2 | 3 => Some(Err(HookError::Status(500))),
+            _ => Some(Ok(())),
+        })
+        .await;
+        assert_eq!(n, 4);
+        assert!(res.is_ok());
+        assert_eq!(starts[0], Duration::ZERO);
+        // Attempt 1 hung: it ends exactly at its timeout, then the first backoff.
+        let w: Vec<Duration> = waits.iter().map(|w| w.unwrap_or_default()).collect();
+        assert_eq!(starts[1], timeout + w[0]);
+        assert_eq!(starts[2], starts[1] + w[1]);
+        assert_eq!(starts[3], starts[2] + w[2]);
+        assert_eq!(waits[3], None, "no wait after the success");
+        for (i, base_ms) in [100u64, 200, 400].into_iter().enumerate() {
+            let ms = w[i].as_millis() as u64;
+            assert!(
+                (base_ms * 3 / 4..=base_ms * 5 / 4 + 1).contains(&ms),
+                "wait {i} is {ms} ms, base {base_ms} ms"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_max_attempts_with_the_last_error() {
+        let (n, res, starts, waits) = attempt_times(3, Duration::from_secs(1), |_| {
+            Some(Err(HookError::Status(503)))
+        })
+        .await;
+        assert_eq!(n, 3);
+        assert!(matches!(res, Err(HookError::Status(503))));
+        assert_eq!(starts.len(), 3);
+        assert_eq!(waits.len(), 3);
+        assert_eq!(waits[2], None);
+        let (n, res, _, _) = attempt_times(2, Duration::from_millis(300), |_| None).await;
+        assert_eq!(n, 2);
+        assert!(matches!(res, Err(HookError::Timeout(t)) if t == Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn webhook_descriptions_and_debug_output_hide_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "s3cret\n").unwrap();
+        let h = Hook::new(HookSpec::Webhook {
+            url: "https://user:pw@iam.example/revoke?token=abc#x".into(),
+            secret_env: None,
+            secret_file: Some(key),
+            timeout: Duration::from_secs(1),
+            max_attempts: 1,
+        })
+        .unwrap();
+        assert_eq!(h.describe(), "webhook https://iam.example/revoke");
+        assert_eq!(h.hook_type(), "webhook");
+        let debug = format!("{h:?}");
+        assert!(debug.contains("secret: Some(\"<redacted>\")"), "{debug}");
+        let bytes = format!("{:?}", b"s3cret".to_vec());
+        assert!(!debug.contains(&bytes[1..bytes.len() - 1]), "{debug}");
+    }
+
+    #[test]
+    fn a_zero_timeout_is_rejected() {
+        let spec = HookSpec::Exec {
+            command: vec!["true".into()],
+            timeout: Duration::ZERO,
+            max_attempts: 1,
+        };
+        assert_eq!(spec.validate().unwrap_err().0, "timeout");
     }
 
     #[tokio::test]

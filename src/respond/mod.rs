@@ -1,16 +1,21 @@
 //! Response: decide what to do about a finding, and do it safely.
 //!
 //! Sits after `detect`. [`Policy::decide`] applies the guardrails in order —
-//! trace confidence, protected patterns, dry-run, the hourly budget — and says
-//! whether to execute a revocation. Executed revocations go through the
-//! [`journal`] (intent written and fsynced before any hook runs) and the
-//! [`Responder`], which calls every configured [`hook`] with retries and records
-//! the outcome.
+//! trace confidence, the revoke scope, protected patterns, dry-run, the hourly
+//! budget — and says whether to execute a revocation. Executed revocations go
+//! through the [`journal`] (intent written and fsynced before any hook runs) and
+//! the [`Responder`], which calls every configured [`hook`] with retries and
+//! records the outcome. [`restore`] undoes one, through the restore hooks.
+//!
+//! One grant, one revocation: the idempotency key is `reachguard-revoke-<grant_id>`,
+//! the journal accepts it once (across processes and restarts), and the
+//! responder never runs two calls for one key at once.
 
 pub mod hook;
 pub mod journal;
+pub mod restore;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
+use crate::metrics::Metrics;
 use crate::model::Pattern;
 
 pub use hook::{Hook, HookError, HookSpec};
@@ -36,6 +42,18 @@ pub enum Mode {
     DryRun,
 }
 
+/// Which traced grants are revoked (`[response] revoke`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevokeScope {
+    /// Every privilege-increasing grant traced to unverified agent advice.
+    #[default]
+    Traced,
+    /// Only those that also expand reach (`grant_expansion`); a grant whose
+    /// expansion is not known is treated as expanding.
+    TracedAndExpanding,
+}
+
 /// The policy's verdict on one revocation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -47,19 +65,79 @@ pub enum Decision {
     Suppressed(String),
 }
 
+/// The budget's window.
+const HOUR: Duration = Duration::from_secs(3600);
+
 /// The guardrails.
 #[derive(Debug)]
 pub struct Policy {
     mode: Mode,
+    scope: RevokeScope,
     min_confidence: f64,
     protected: Vec<Pattern>,
     max_per_hour: u32,
     have_hooks: bool,
-    /// Wall-clock instants of recent executions, for the rolling-hour budget.
-    recent: VecDeque<Instant>,
+    /// When each unit of the rolling-hour budget spent in the last hour comes
+    /// back (its execution plus an hour), oldest first. Kept as expiries rather
+    /// than execution instants so that executions from before a restart can be
+    /// loaded even when the monotonic clock started less than an hour ago.
+    spent: VecDeque<Instant>,
 }
 
 impl Policy {
+    /// A policy from the validated `[response]` settings.
+    pub fn from_config(r: &crate::config::ResponseConfig, have_hooks: bool) -> Self {
+        let mut p = Policy::new(
+            r.mode,
+            r.min_confidence,
+            r.protected.clone(),
+            r.max_revocations_per_hour,
+            have_hooks,
+        );
+        p.scope = r.revoke;
+        p
+    }
+
+    /// Sets which traced grants are revoked.
+    pub fn with_scope(mut self, scope: RevokeScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Charges the budget with executions that happened `ages` ago (from the
+    /// journal, on start), so a restart does not refill it. Ages of an hour or
+    /// more are ignored.
+    pub fn charge_past(&mut self, ages: impl IntoIterator<Item = Duration>, now: Instant) {
+        let mut all: Vec<Instant> = self.spent.drain(..).collect();
+        all.extend(
+            ages.into_iter()
+                .filter(|a| *a < HOUR)
+                .map(|a| now + (HOUR - a)),
+        );
+        all.sort();
+        self.spent = all.into();
+    }
+
+    /// Charges the budget with the revocations `journal` shows were decided
+    /// in the last hour (by wall-clock time).
+    pub fn charge_from_journal(&mut self, journal: &Journal) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let hour_ms = HOUR.as_millis() as i64;
+        let ages = journal
+            .intents_since(now_ms - hour_ms)
+            .into_iter()
+            .map(|at| Duration::from_millis(now_ms.saturating_sub(at).max(0) as u64));
+        self.charge_past(ages, Instant::now());
+    }
+
+    /// Units of the hourly budget spent as of `now`.
+    pub fn spent(&mut self, now: Instant) -> usize {
+        while self.spent.front().is_some_and(|t| *t <= now) {
+            self.spent.pop_front();
+        }
+        self.spent.len()
+    }
+
     /// A policy from the `[response]` settings.
     pub fn new(
         mode: Mode,
@@ -70,11 +148,12 @@ impl Policy {
     ) -> Self {
         Policy {
             mode,
+            scope: RevokeScope::Traced,
             min_confidence,
             protected,
             max_per_hour,
             have_hooks,
-            recent: VecDeque::new(),
+            spent: VecDeque::new(),
         }
     }
 
@@ -86,6 +165,11 @@ impl Policy {
                 "trace confidence {:.2} is below min_confidence {:.2}",
                 target.confidence, self.min_confidence
             ));
+        }
+        if self.scope == RevokeScope::TracedAndExpanding && target.expands == Some(false) {
+            return Decision::Suppressed(
+                "the grant does not expand reach (revoke = \"traced-and-expanding\")".into(),
+            );
         }
         let names = [
             &target.grantee,
@@ -104,21 +188,14 @@ impl Policy {
         if self.mode == Mode::DryRun || !self.have_hooks {
             return Decision::DryRun;
         }
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(3600))
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= self.max_per_hour as usize {
+        let spent = self.spent(now);
+        if spent >= self.max_per_hour as usize {
             return Decision::Suppressed(format!(
-                "revocation budget exhausted ({} in the last hour, max_revocations_per_hour = {})",
-                self.recent.len(),
+                "revocation budget exhausted ({spent} in the last hour, max_revocations_per_hour = {})",
                 self.max_per_hour
             ));
         }
-        self.recent.push_back(now);
+        self.spent.push_back(now + HOUR);
         Decision::Execute
     }
 }
@@ -127,6 +204,36 @@ impl Policy {
 /// asks for it and however often.
 pub fn idempotency_key(target: &RevocationTarget) -> String {
     format!("reachguard-revoke-{}", target.grant_id)
+}
+
+/// What becomes of a finding whose revocation key is already journaled under
+/// `entry`. The same finding again (its line processed again after a restart)
+/// is `None`: the journaled job writes it. Another finding about the same grant
+/// is written with `status: "suppressed"` and says why: the grant gets one
+/// revocation, however many findings point at it, and a restored grant is not
+/// revoked again.
+pub fn already_journaled(entry: &journal::Entry, mut finding: Finding) -> Option<Finding> {
+    if entry.finding.finding_id == finding.finding_id {
+        return None;
+    }
+    let grant_id = finding.grant_id.clone().unwrap_or_default();
+    let state = match (&entry.restore, entry.outcome) {
+        (Some(r), _) if r.outcome == Some(ActionStatus::Executed) => {
+            format!("revoked and since restored by {}", r.requester.name())
+        }
+        (_, Some(s)) => format!("revoked ({})", s.as_str()),
+        (_, None) => "being revoked".to_owned(),
+    };
+    set_action(
+        &mut finding,
+        &grant_id,
+        ActionStatus::Suppressed,
+        Some(format!(
+            "grant already {state} for finding {}; one revocation per grant",
+            entry.finding.finding_id
+        )),
+    );
+    Some(finding)
 }
 
 /// The hook payload (DESIGN.md, "Response"); fields that do not apply are omitted.
@@ -159,6 +266,9 @@ pub struct Payload {
     pub reason: String,
     /// Same as the `Idempotency-Key` header.
     pub idempotency_key: String,
+    /// Who asked (restores only, extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 impl Payload {
@@ -176,6 +286,7 @@ impl Payload {
             finding_id: finding.finding_id.clone(),
             reason: finding.summary.clone(),
             idempotency_key: idempotency_key(target),
+            requested_by: None,
         }
     }
 }
@@ -244,6 +355,10 @@ pub async fn run_hooks(
     }
 }
 
+/// At most this many revocations run their hooks at once; more wait in the
+/// job channel (and so slow ingestion rather than grow memory).
+const MAX_CONCURRENT: usize = 32;
+
 /// Carries out journaled revocations concurrently and reports each outcome.
 pub struct Responder {
     hooks: Arc<Vec<Hook>>,
@@ -251,8 +366,13 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A responder over the hooks and the shared journal.
-    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>) -> Self {
+    /// A responder over the hooks and the shared journal; every hook attempt is
+    /// counted in `metrics`.
+    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &Metrics) -> Self {
+        let hooks = hooks
+            .into_iter()
+            .map(|h| h.with_attempts_metric(metrics.hook_attempts.clone()))
+            .collect();
         Responder {
             hooks: Arc::new(hooks),
             journal,
@@ -260,18 +380,27 @@ impl Responder {
     }
 
     /// Runs until `jobs` closes and every started job has finished. Each job is
-    /// its own task; the pipeline sends a key at most once (the journal refuses
-    /// a second intent), so no grant has two calls in flight.
+    /// its own task, so different grants are revoked concurrently. The pipeline
+    /// sends a key at most once (the journal refuses a second intent); should a
+    /// key arrive while its hooks are still running, it is dropped, so no grant
+    /// ever has two calls in flight.
     pub async fn run(self, mut jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Completed>) {
         let mut tasks = tokio::task::JoinSet::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut keys: HashMap<tokio::task::Id, String> = HashMap::new();
         loop {
             tokio::select! {
-                job = jobs.recv() => {
+                job = jobs.recv(), if tasks.len() < MAX_CONCURRENT => {
                     let Some(job) = job else { break };
+                    if !in_flight.insert(job.key.clone()) {
+                        tracing::error!(key = %job.key, "revocation already in flight; not calling its hooks twice at once");
+                        continue;
+                    }
                     let hooks = Arc::clone(&self.hooks);
                     let journal = Arc::clone(&self.journal);
                     let done = done.clone();
-                    tasks.spawn(async move {
+                    let key = job.key.clone();
+                    let task = tasks.spawn(async move {
                         let (status, attempts, err) = run_hooks(&hooks, &job.body, &job.key).await;
                         let finished_at = Instant::now();
                         if let Err(e) = journal.lock().expect("journal lock").record_done(&job.key, status, attempts) {
@@ -284,8 +413,20 @@ impl Responder {
                         set_action(&mut finding, &grant_id, status, err);
                         let _ = done.send(Completed { finding, read_at: job.read_at, finished_at, status }).await;
                     });
+                    keys.insert(task.id(), key);
                 }
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match joined {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a revocation task failed; its intent stays journaled and resumes on restart");
+                            e.id()
+                        }
+                    };
+                    if let Some(key) = keys.remove(&id) {
+                        in_flight.remove(&key);
+                    }
+                }
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -307,6 +448,7 @@ mod tests {
             group: None,
             member: None,
             confidence,
+            expands: None,
         }
     }
 
@@ -338,6 +480,227 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_is_charged_with_executions_from_before_a_restart() {
+        let now = Instant::now();
+        let mut p = Policy::new(Mode::Enforce, 0.0, vec![], 3, true);
+        // Two in the last hour (one 59 minutes ago), one older than an hour.
+        p.charge_past(
+            [
+                Duration::from_secs(59 * 60),
+                Duration::from_secs(10),
+                Duration::from_secs(3600),
+            ],
+            now,
+        );
+        assert_eq!(p.spent(now), 2);
+        assert_eq!(p.decide(&target("bob", 1.0), now), Decision::Execute);
+        assert!(
+            matches!(p.decide(&target("bob", 1.0), now), Decision::Suppressed(r) if r.contains("3 in the last hour"))
+        );
+        // The one from 59 minutes ago comes back a minute later.
+        let later = now + Duration::from_secs(60);
+        assert_eq!(p.spent(later), 2);
+        assert_eq!(p.decide(&target("bob", 1.0), later), Decision::Execute);
+    }
+
+    #[test]
+    fn traced_and_expanding_spares_only_grants_known_not_to_expand() {
+        let now = Instant::now();
+        let mut p = Policy::new(Mode::Enforce, 0.0, vec![], 10, true)
+            .with_scope(RevokeScope::TracedAndExpanding);
+        let mut t = target("bob", 1.0);
+        t.expands = Some(false);
+        assert!(
+            matches!(p.decide(&t, now), Decision::Suppressed(r) if r.contains("does not expand"))
+        );
+        t.expands = None;
+        assert_eq!(
+            p.decide(&t, now),
+            Decision::Execute,
+            "unknown counts as expanding"
+        );
+        t.expands = Some(true);
+        assert_eq!(p.decide(&t, now), Decision::Execute);
+        let mut traced = Policy::new(Mode::Enforce, 0.0, vec![], 10, true);
+        t.expands = Some(false);
+        assert_eq!(
+            traced.decide(&t, now),
+            Decision::Execute,
+            "the default revokes every traced grant"
+        );
+    }
+
+    #[test]
+    fn protected_patterns_cover_grantees_groups_members_and_resources() {
+        let now = Instant::now();
+        let mut p = Policy::new(
+            Mode::Enforce,
+            0.0,
+            vec![
+                Pattern::new("breakglass-*").unwrap(),
+                Pattern::new("sre-core").unwrap(),
+                Pattern::new("acl/payroll*").unwrap(),
+            ],
+            10,
+            true,
+        );
+        let mut t = target("alice", 1.0);
+        t.resource = Some("acl/payroll-db".into());
+        assert!(
+            matches!(p.decide(&t, now), Decision::Suppressed(r) if r.contains("acl/payroll-db is protected"))
+        );
+        let m = RevocationTarget {
+            kind: TargetKind::Membership,
+            grant_id: "m".into(),
+            resource: None,
+            grantee: None,
+            grantee_type: None,
+            group: Some("sre-core".into()),
+            member: Some("dave".into()),
+            confidence: 1.0,
+            expands: None,
+        };
+        assert!(
+            matches!(p.decide(&m, now), Decision::Suppressed(r) if r.contains("sre-core is protected"))
+        );
+        let mut m2 = m.clone();
+        m2.group = Some("sre".into());
+        m2.member = Some("breakglass-ops".into());
+        assert!(
+            matches!(p.decide(&m2, now), Decision::Suppressed(r) if r.contains("breakglass-ops"))
+        );
+        assert_eq!(p.spent(now), 0, "suppressed decisions spend no budget");
+    }
+
+    #[test]
+    fn a_second_finding_for_a_journaled_grant_is_suppressed_and_the_same_one_dropped() {
+        let f = |id: &str| Finding {
+            finding_id: id.into(),
+            kind: crate::finding::FindingKind::UnverifiedAgentGrant,
+            severity: crate::finding::Severity::High,
+            ts: crate::event::Ts(0),
+            principals: vec![],
+            grant_id: Some("g1".into()),
+            advice_id: None,
+            resource: None,
+            score: 1.0,
+            summary: "s".into(),
+            evidence: serde_json::Value::Null,
+            action: None,
+        };
+        let mut entry = journal::Entry {
+            payload: serde_json::json!({}),
+            finding: f("rg-first"),
+            intent_at: 0,
+            outcome: Some(ActionStatus::Executed),
+            restore: None,
+        };
+        assert_eq!(already_journaled(&entry, f("rg-first")), None);
+        let other = already_journaled(&entry, f("rg-second")).unwrap();
+        let a = other.action.unwrap();
+        assert_eq!(a.status, ActionStatus::Suppressed);
+        assert_eq!(a.grant_id, "g1");
+        assert!(
+            a.reason
+                .as_deref()
+                .unwrap()
+                .contains("already revoked (executed) for finding rg-first")
+        );
+        entry.restore = Some(journal::Restore {
+            key: "r".into(),
+            payload: serde_json::json!({}),
+            requester: journal::Requester {
+                os_user: "root".into(),
+                uid: Some(0),
+                by: Some("alice".into()),
+            },
+            reason: None,
+            at: 0,
+            outcome: Some(ActionStatus::Executed),
+        });
+        let after_restore = already_journaled(&entry, f("rg-third")).unwrap();
+        assert!(
+            after_restore
+                .action
+                .unwrap()
+                .reason
+                .unwrap()
+                .contains("since restored by alice")
+        );
+    }
+
+    #[tokio::test]
+    async fn different_grants_run_concurrently_and_one_key_never_twice_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        // Each call records its key, then waits until two calls have started:
+        // run one after the other, the first would wait forever (and time out).
+        let script = format!(
+            "echo \"$REACHGUARD_IDEMPOTENCY_KEY\" >> {c}; while [ \"$(wc -l < {c})\" -lt 2 ]; do sleep 0.01; done",
+            c = calls.display()
+        );
+        let hook = Hook::new(HookSpec::Exec {
+            command: vec!["sh".into(), "-c".into(), script],
+            timeout: Duration::from_secs(20),
+            max_attempts: 1,
+        })
+        .unwrap();
+        let journal = Arc::new(Mutex::new(
+            Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
+        ));
+        let metrics = Metrics::new(&[]);
+        let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
+        let (job_tx, job_rx) = mpsc::channel(8);
+        let (done_tx, mut done_rx) = mpsc::channel(8);
+        let run = tokio::spawn(responder.run(job_rx, done_tx));
+        let job = |key: &str| Job {
+            key: key.into(),
+            body: b"{}".to_vec(),
+            finding: Finding {
+                finding_id: format!("f-{key}"),
+                kind: crate::finding::FindingKind::UnverifiedAgentGrant,
+                severity: crate::finding::Severity::High,
+                ts: crate::event::Ts(0),
+                principals: vec![],
+                grant_id: Some(key.into()),
+                advice_id: None,
+                resource: None,
+                score: 1.0,
+                summary: String::new(),
+                evidence: serde_json::Value::Null,
+                action: None,
+            },
+            read_at: None,
+        };
+        for key in ["k1", "k1", "k2"] {
+            job_tx.send(job(key)).await.unwrap();
+        }
+        drop(job_tx);
+        let mut finished = Vec::new();
+        while let Some(c) = done_rx.recv().await {
+            assert_eq!(c.status, ActionStatus::Executed, "{:?}", c.finding.action);
+            finished.push(c.finding.finding_id);
+        }
+        run.await.unwrap();
+        finished.sort();
+        assert_eq!(finished, ["f-k1", "f-k2"]);
+        let mut started: Vec<String> = std::fs::read_to_string(&calls)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        started.sort();
+        assert_eq!(started, ["k1", "k2"], "k1 was not called a second time");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "reachguard_hook_attempts_total{hook_type=\"exec\",result=\"success\"} 2"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn dry_run_and_no_hooks_never_execute() {
         let now = Instant::now();
         assert_eq!(
@@ -361,6 +724,7 @@ mod tests {
             group: Some("sre".into()),
             member: Some("dave".into()),
             confidence: 1.0,
+            expands: None,
         };
         let f = Finding {
             finding_id: "rg-1".into(),

@@ -1,5 +1,6 @@
 //! Shared helpers: a daemon process, a webhook receiver, metric reading.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_reachguard");
 pub const SECRET: &str = "integration-test-secret";
@@ -94,6 +95,12 @@ impl Daemon {
             })
             .map(|v| v.trim().parse().unwrap())
             .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+    pub fn kill_9(&mut self) -> ExitStatus {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap()
     }
 
     pub fn sigterm(&mut self) -> ExitStatus {
@@ -181,6 +188,7 @@ pub fn append(path: &Path, lines: &[String]) {
 /// One request the webhook received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub path: String,
     pub signature: Option<String>,
     pub idempotency_key: Option<String>,
     pub body: Vec<u8>,
@@ -191,6 +199,14 @@ impl Received {
         serde_json::from_slice(&self.body).unwrap()
     }
 
+    pub fn grant_id(&self) -> String {
+        self.json()["grant_id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn action(&self) -> String {
+        self.json()["action"].as_str().unwrap().to_owned()
+    }
+
     pub fn signature_valid(&self, secret: &str) -> bool {
         self.signature.as_deref().is_some_and(|s| {
             reachguard::respond::hook::verify_signature(secret.as_bytes(), &self.body, s)
@@ -198,21 +214,48 @@ impl Received {
     }
 }
 
-/// A real HTTP server on 127.0.0.1 recording every POST /revoke.
+/// How the webhook answers one request; a script is consumed in arrival order,
+/// and requests beyond it get 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Answer with this status.
+    Status(u16),
+    /// Never answer (until the client gives up and closes the connection).
+    Hang,
+    /// Answer 200 once the test calls [`Webhook::release`].
+    Hold,
+}
+
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Reply>>,
+    release: tokio::sync::Semaphore,
+}
+
+/// A real HTTP server on 127.0.0.1 recording every POST (any path), in arrival
+/// order, and answering as scripted.
 pub struct Webhook {
     pub addr: SocketAddr,
-    pub received: Arc<Mutex<Vec<Received>>>,
+    shared: Arc<Shared>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Webhook {
     pub fn start() -> Webhook {
+        Webhook::scripted(&[])
+    }
+
+    pub fn scripted(script: &[Reply]) -> Webhook {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            received: Mutex::new(Vec::new()),
+            script: Mutex::new(script.iter().copied().collect()),
+            release: tokio::sync::Semaphore::new(0),
+        });
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
                 [127, 0, 0, 1],
@@ -221,27 +264,37 @@ impl Webhook {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
-            .route("/revoke", axum::routing::post(record))
-            .with_state(Arc::clone(&received));
+            .fallback(axum::routing::post(record))
+            .with_state(Arc::clone(&shared));
         rt.spawn(async move { axum::serve(listener, app).await });
         Webhook {
             addr,
-            received,
+            shared,
             _runtime: rt,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/revoke", self.addr)
+        self.url_for("/revoke")
+    }
+
+    pub fn url_for(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 
     pub fn calls(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Lets one held request answer.
+    pub fn release(&self) {
+        self.shared.release.add_permits(1);
     }
 }
 
 async fn record(
-    State(rec): State<Arc<Mutex<Vec<Received>>>>,
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
@@ -251,12 +304,22 @@ async fn record(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    rec.lock().unwrap().push(Received {
+    shared.received.lock().unwrap().push(Received {
+        path: uri.path().to_owned(),
         signature: h("x-reachguard-signature"),
         idempotency_key: h("idempotency-key"),
         body: body.to_vec(),
     });
-    StatusCode::OK
+    let reply = shared.script.lock().unwrap().pop_front();
+    match reply {
+        None => StatusCode::OK,
+        Some(Reply::Status(code)) => StatusCode::from_u16(code).unwrap(),
+        Some(Reply::Hang) => std::future::pending().await,
+        Some(Reply::Hold) => {
+            shared.release.acquire().await.unwrap().forget();
+            StatusCode::OK
+        }
+    }
 }
 
 /// A config following `logs` (a path or glob) with state in `dir/state`.

@@ -5,4 +5,5 @@ mod helpers;
 
 mod cli;
 mod incident;
+mod response;
 mod rotation;
