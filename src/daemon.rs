@@ -98,6 +98,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         return Err(Error::NoSources);
     }
     let state = StateDir::open(&cfg.state_dir)?;
+    let owner = state.lock_owner()?;
     let saved = state.load()?.unwrap_or_default();
     let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
     let journal_path = state.journal_path();
@@ -249,6 +250,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         pipeline,
         sink,
         state,
+        _owner: owner,
         checkpoints,
         metrics,
         processed: processed_tx,
@@ -278,6 +280,8 @@ struct Worker {
     pipeline: Pipeline,
     sink: FindingsSink,
     state: StateDir,
+    /// Held for the daemon's life: no `train` rewrites the checkpoint under it.
+    _owner: crate::state::OwnerLock,
     checkpoints: Checkpoints,
     metrics: Metrics,
     processed: watch::Sender<u64>,

@@ -23,6 +23,8 @@
 //! - [`config`]: the TOML config, its defaults and validation.
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
 //! - [`replay`]: `reachguard replay`, the same pipeline over files in event time.
+//! - [`train`]: `reachguard train`, baselines learned from history.
+//! - [`explain`]: `reachguard explain`, one engineer's baseline, peers and reach.
 //! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.
 //! - [`synth`]: labelled synthetic organisations and the detection evaluation.
 
@@ -35,6 +37,7 @@ pub mod decode;
 pub mod demo;
 pub mod detect;
 pub mod event;
+pub mod explain;
 pub mod finding;
 pub mod metrics;
 pub mod model;
@@ -46,3 +49,4 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod synth;
+pub mod train;

@@ -44,6 +44,32 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Learn baselines from historical logs into the state dir.
+    Train {
+        /// Config file (TOML); embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Input format.
+        #[arg(long, default_value = "native")]
+        format: Format,
+        /// Print what was learned as JSON.
+        #[arg(long)]
+        json: bool,
+        /// History files; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// One engineer's baseline, peer group, held and exercised reach, findings.
+    Explain {
+        /// Config file (TOML); embedded defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The engineer.
+        principal: String,
+    },
     /// A self-contained run of the incident reachguard exists for; no set-up.
     Demo,
     /// Validate a config file and report the exact problem.
@@ -134,6 +160,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reachguard::replay::replay(&cfg, &files, &opts, &mut out).await
             })?;
             eprintln!("{}", serde_json::json!({ "summary": summary }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            config,
+            format,
+            json,
+            files,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logging(
+                cfg.log_format,
+                if cfg.log_level == "info" {
+                    "warn"
+                } else {
+                    &cfg.log_level
+                },
+            );
+            let learned = reachguard::train::train(&cfg, &files, format)?;
+            if json {
+                println!("{}", serde_json::to_string(&learned)?);
+            } else {
+                println!("{learned}");
+                println!("saved to {}", cfg.state_dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain {
+            config,
+            json,
+            principal,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            init_logging(cfg.log_format, "warn");
+            let e = reachguard::explain::explain(&cfg, &principal)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{e}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => {

@@ -124,6 +124,11 @@ impl Pipeline {
         &self.engine
     }
 
+    /// The detection engine, to finish training.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

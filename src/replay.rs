@@ -56,6 +56,7 @@ struct Reader {
     pending: VecDeque<Event>,
     eof: bool,
     buf: Vec<u8>,
+    bytes: u64,
 }
 
 impl Reader {
@@ -78,6 +79,7 @@ impl Reader {
             pending: VecDeque::new(),
             eof: false,
             buf: Vec::new(),
+            bytes: 0,
         })
     }
 
@@ -101,6 +103,7 @@ impl Reader {
                 self.eof = true;
                 break;
             }
+            self.bytes += n as u64;
             self.line_no += 1;
             let mut line = self.buf.as_slice();
             line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -116,6 +119,98 @@ impl Reader {
     fn head_ts(&self) -> Option<Ts> {
         self.pending.front().map(|e| e.ts)
     }
+}
+
+/// Inputs merged in event time: always the earliest pending event of any
+/// input next, each input's own order kept. Shows progress on a terminal.
+pub struct Merge {
+    readers: Vec<Reader>,
+    heap: BinaryHeap<Reverse<(Ts, usize)>>,
+    scratch: Vec<Event>,
+    started: bool,
+    progress: indicatif::ProgressBar,
+}
+
+impl Merge {
+    /// Opens every input (`-` is stdin).
+    pub fn open(paths: &[PathBuf]) -> Result<Merge, Error> {
+        let readers = paths
+            .iter()
+            .map(|x| Reader::open(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total: u64 = paths
+            .iter()
+            .filter(|p| p.as_path() != Path::new("-"))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(Merge {
+            readers,
+            heap: BinaryHeap::new(),
+            scratch: Vec::new(),
+            started: false,
+            progress: progress_bar(total),
+        })
+    }
+
+    /// The next event in event time, with the index of its input.
+    pub fn next(&mut self, p: &mut Pipeline) -> Result<Option<(usize, Event)>, Error> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.readers.len() {
+                self.refill(i, p)?;
+            }
+        }
+        let Some(Reverse((_, i))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let ev = self.readers[i]
+            .pending
+            .pop_front()
+            .expect("heap entries have an event");
+        self.refill(i, p)?;
+        Ok(Some((i, ev)))
+    }
+
+    fn refill(&mut self, i: usize, p: &mut Pipeline) -> Result<(), Error> {
+        let r = &mut self.readers[i];
+        if r.pending.is_empty() {
+            let before = r.bytes;
+            r.fill(i, p, &mut self.scratch)?;
+            self.progress.inc(r.bytes - before);
+            let s = p.summary();
+            if s.lines % 4096 == 0 {
+                self.progress
+                    .set_message(format!("{} events, {} findings", s.events, s.findings));
+            }
+        }
+        if let Some(ts) = self.readers[i].head_ts() {
+            self.heap.push(Reverse((ts, i)));
+        }
+        Ok(())
+    }
+
+    /// Clears the progress display.
+    pub fn finish(&self) {
+        self.progress.finish_and_clear();
+    }
+}
+
+/// A byte progress bar on stderr when it is a terminal; hidden otherwise, so
+/// scripts and pipes see only findings and the summary.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar
 }
 
 /// Replays `paths` (`-` is stdin) and writes findings to `out`.
@@ -153,23 +248,8 @@ pub async fn replay(
         Metrics::new(&names),
         !hooks.is_empty(),
     );
-    let mut readers = paths
-        .iter()
-        .map(|x| Reader::open(x))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut scratch = Vec::new();
-    let mut heap = BinaryHeap::new();
-    for (i, r) in readers.iter_mut().enumerate() {
-        r.fill(i, &mut p, &mut scratch)?;
-        if let Some(ts) = r.head_ts() {
-            heap.push(Reverse((ts, i)));
-        }
-    }
-    while let Some(Reverse((_, i))) = heap.pop() {
-        let ev = readers[i]
-            .pending
-            .pop_front()
-            .expect("heap entries have an event");
+    let mut merge = Merge::open(paths)?;
+    while let Some((i, ev)) = merge.next(&mut p)? {
         for r in p.process_event(i, &ev, None) {
             let finding = match r {
                 Resolved::Final(f) => f,
@@ -185,11 +265,8 @@ pub async fn replay(
             serde_json::to_writer(&mut *out, &finding).map_err(|e| Error::Output(e.into()))?;
             out.write_all(b"\n").map_err(Error::Output)?;
         }
-        readers[i].fill(i, &mut p, &mut scratch)?;
-        if let Some(ts) = readers[i].head_ts() {
-            heap.push(Reverse((ts, i)));
-        }
     }
+    merge.finish();
     out.flush().map_err(Error::Output)?;
     Ok(p.summary().clone())
 }

@@ -78,6 +78,14 @@ pub enum StateError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process (a running daemon, or `train`) owns the state dir.
+    #[error(
+        "state dir {path} is in use by another reachguard process (`run` or `train`); stop it first"
+    )]
+    InUse {
+        /// The state dir.
+        path: PathBuf,
+    },
     /// The checkpoint exists but cannot be read; refusing to start from scratch
     /// silently, which would re-process (and re-revoke) everything.
     #[error("checkpoint {path} is unreadable ({message}); move it away to start from scratch")]
@@ -113,6 +121,27 @@ impl StateDir {
         Ok(StateDir {
             dir: dir.to_owned(),
         })
+    }
+
+    /// Takes the owner lock (`owner.lock`, an advisory `flock` the kernel
+    /// drops when the process dies): the daemon and `train` both write the
+    /// checkpoint, so only one of them may run on a state dir at a time.
+    /// `restore` does not need it and works beside a running daemon.
+    pub fn lock_owner(&self) -> Result<OwnerLock, StateError> {
+        let path = self.dir.join("owner.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(OwnerLock { _file: file }),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(StateError::InUse {
+                path: self.dir.clone(),
+            }),
+            Err(e) => Err(io_err(&path)(e.into())),
+        }
     }
 
     /// The directory.
@@ -196,6 +225,12 @@ impl StateDir {
     }
 }
 
+/// Held while a process owns the state dir; released on drop or death.
+#[derive(Debug)]
+pub struct OwnerLock {
+    _file: File,
+}
+
 /// temp file + fsync + rename + directory fsync.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
@@ -268,6 +303,16 @@ mod tests {
             "derived indexes are rebuilt"
         );
         assert_eq!(saved.reach, Reach::default());
+    }
+
+    #[test]
+    fn only_one_owner_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = StateDir::open(tmp.path()).unwrap();
+        let first = s.lock_owner().unwrap();
+        assert!(matches!(s.lock_owner(), Err(StateError::InUse { .. })));
+        drop(first);
+        s.lock_owner().unwrap();
     }
 
     #[test]

@@ -236,6 +236,41 @@ impl Expansion {
         )
     }
 
+    /// The thresholds a principal is judged by now, short and long window:
+    /// `(threshold, normal mean, normal std, where the normal comes from)`.
+    pub fn thresholds(&self, principal: &str, model: &Model) -> [(f64, f64, f64, &'static str); 2] {
+        let pid = self.reach.principals.get(principal).unwrap_or(u32::MAX);
+        let cluster = self
+            .peer_info(principal, self.reach.principals.get(principal), model)
+            .cluster;
+        [
+            self.threshold(pid, 0, cluster),
+            self.threshold(pid, 1, cluster),
+        ]
+    }
+
+    /// The peer group (cluster index and other members) and the small groups
+    /// used as peers, of a principal.
+    pub fn peers_of(
+        &self,
+        principal: &str,
+        model: &Model,
+    ) -> (Option<u32>, Vec<String>, Vec<(String, usize)>) {
+        let info = self.peer_info(principal, self.reach.principals.get(principal), model);
+        let members = info
+            .cluster
+            .map(|c| {
+                self.reach.peers.clusters[c as usize]
+                    .members
+                    .iter()
+                    .map(|&p| self.reach.principals.name(p).to_owned())
+                    .filter(|n| n != principal)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (info.cluster, members, info.groups)
+    }
+
     fn threshold(
         &self,
         pid: u32,
@@ -549,4 +584,229 @@ impl Expansion {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Detection, Engine, EngineConfig, Origin};
+    use crate::event::{
+        Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome,
+    };
+    use crate::model::Identities;
+
+    const DAY: i64 = 86_400_000;
+    const MIN: i64 = 60_000;
+
+    fn settings() -> EngineConfig {
+        EngineConfig {
+            identities: Identities::new(vec![Pattern::new("agent:*").unwrap()]),
+            sensitivity: Sensitivity::new(vec![
+                (Pattern::new("vault/*").unwrap(), Tier::Critical),
+                (Pattern::new("prod/*").unwrap(), Tier::High),
+            ]),
+            trace_window: Duration::from_secs(3600),
+            detection: DetectionConfig {
+                provisioners: vec![Pattern::new("hr").unwrap()],
+                ..DetectionConfig::default()
+            },
+        }
+    }
+
+    fn access(ts: i64, who: &str, what: &str) -> Event {
+        Event {
+            ts: Ts(ts),
+            id: None,
+            body: Body::Access(Access {
+                principal: who.into(),
+                resource: what.into(),
+                action: None,
+                outcome: Outcome::Success,
+            }),
+        }
+    }
+
+    fn grant(ts: i64, id: &str, actor: &str, grantee: &str, group: bool, what: &str) -> Event {
+        Event {
+            ts: Ts(ts),
+            id: None,
+            body: Body::Grant(Grant {
+                grant_id: id.into(),
+                actor: actor.into(),
+                grantee: grantee.into(),
+                grantee_type: if group {
+                    GranteeType::Group
+                } else {
+                    GranteeType::User
+                },
+                resource: what.into(),
+                role: None,
+                reference: None,
+                actor_type: None,
+            }),
+        }
+    }
+
+    fn join(ts: i64, group: &str, who: &str) -> Event {
+        Event {
+            ts: Ts(ts),
+            id: None,
+            body: Body::Membership(Membership {
+                actor: "hr".into(),
+                group: group.into(),
+                member: who.into(),
+                op: MembershipOp::Add,
+                grant_id: None,
+                reference: None,
+                actor_type: None,
+            }),
+        }
+    }
+
+    /// Two teams of six, each with a group holding its resources, and five
+    /// days of each engineer using their team's resources.
+    fn org() -> (Engine, i64) {
+        let mut e = Engine::new(Model::default(), Reach::default(), &settings());
+        let mut all = Vec::new();
+        for team in ["a", "b"] {
+            for i in 0..6 {
+                all.push(join(0, &format!("team-{team}"), &format!("{team}{i}")));
+            }
+            for r in 0..4 {
+                all.push(grant(
+                    0,
+                    &format!("g-{team}{r}"),
+                    "hr",
+                    &format!("team-{team}"),
+                    true,
+                    &format!("{team}/r{r}"),
+                ));
+            }
+        }
+        for day in 0..5 {
+            for team in ["a", "b"] {
+                for i in 0..6 {
+                    for k in 0..8 {
+                        let ts = day * DAY + 9 * 3_600_000 + (i * 8 + k) * 5 * MIN;
+                        all.push(access(
+                            ts,
+                            &format!("{team}{i}"),
+                            &format!("{team}/r{}", (i + k) % 4),
+                        ));
+                    }
+                }
+            }
+        }
+        for ev in &all {
+            e.observe(ev, Origin::TRUSTED);
+        }
+        (e, 5 * DAY)
+    }
+
+    fn feed(e: &mut Engine, events: &[Event]) -> Vec<Detection> {
+        events
+            .iter()
+            .flat_map(|ev| e.observe(ev, Origin::TRUSTED))
+            .collect()
+    }
+
+    #[test]
+    fn a_sudden_burst_of_sensitive_resources_nobody_nearby_uses_is_a_reach_expansion() {
+        let (mut e, t0) = org();
+        let burst: Vec<Event> = ["prod/x", "prod/y", "vault/k1", "vault/k2"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| access(t0 + i as i64 * MIN, "a1", r))
+            .collect();
+        let d = feed(&mut e, &burst);
+        assert_eq!(
+            d.len(),
+            1,
+            "{:#?}",
+            d.iter().map(|d| &d.finding.summary).collect::<Vec<_>>()
+        );
+        let f = &d[0].finding;
+        assert_eq!(f.kind, FindingKind::ReachExpansion);
+        assert_eq!(f.principals, ["a1"]);
+        // Fires as soon as the short window crosses its floor of 40: prod/x and
+        // prod/y score 14 each, vault/k1 34, so at the third access.
+        assert_eq!(f.ts, Ts(t0 + 2 * MIN));
+        assert_eq!(f.evidence["new_resources"].as_array().unwrap().len(), 3);
+        assert_eq!(f.evidence["threshold"], 40.0);
+        assert_eq!(f.evidence["novelty"], 62.0);
+        assert!(
+            f.summary.starts_with("a1 reached 3 resources new to them"),
+            "{}",
+            f.summary
+        );
+        // The rest of the burst, inside the quiet period, raises nothing more.
+        assert!(feed(&mut e, &[access(t0 + 10 * MIN, "a1", "vault/k3")]).is_empty());
+    }
+
+    #[test]
+    fn resources_the_peers_use_are_not_news_even_for_a_new_hire() {
+        let (mut e, t0) = org();
+        let mut evs = vec![join(t0, "team-b", "newbie")];
+        for (i, r) in ["b/r0", "b/r1", "b/r2", "b/r3"].iter().enumerate() {
+            evs.push(access(t0 + (i as i64 + 1) * MIN, "newbie", r));
+        }
+        // And a veteran of team a trying team b's resources: they are not hers,
+        // but held by nobody she works with, and low tier: below the floor.
+        for (i, r) in ["b/r0", "b/r1"].iter().enumerate() {
+            evs.push(access(t0 + (i as i64 + 10) * MIN, "a2", r));
+        }
+        assert!(feed(&mut e, &evs).is_empty());
+    }
+
+    #[test]
+    fn nothing_is_flagged_during_warm_up() {
+        let mut e = Engine::new(Model::default(), Reach::default(), &settings());
+        let burst: Vec<Event> = ["prod/x", "prod/y", "vault/k1", "vault/k2"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| access(i as i64 * MIN, "a1", r))
+            .collect();
+        assert!(feed(&mut e, &burst).is_empty());
+        assert!(feed(&mut e, &[grant(MIN, "g1", "x", "a1", false, "vault/z")]).is_empty());
+    }
+
+    #[test]
+    fn a_group_grant_of_a_critical_system_reports_its_blast_radius() {
+        let (mut e, t0) = org();
+        let d = feed(
+            &mut e,
+            &[grant(t0, "g-wide", "a0", "team-b", true, "vault/payroll")],
+        );
+        assert_eq!(d.len(), 1);
+        let f = &d[0].finding;
+        assert_eq!(f.kind, FindingKind::GrantExpansion);
+        assert_eq!(f.grant_id.as_deref(), Some("g-wide"));
+        assert_eq!(f.ts, Ts(t0), "judged on the grant event itself");
+        assert_eq!(f.evidence["engineers_gaining"], 6);
+        assert_eq!(f.score, 180.0, "six engineers x critical weight 30");
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.principals.len(), 6);
+    }
+
+    #[test]
+    fn routine_grants_and_provisioning_are_not_expansions() {
+        let (mut e, t0) = org();
+        // A team resource to a team member: their peers hold it.
+        assert!(feed(&mut e, &[grant(t0, "g-r", "a0", "a3", false, "a/r2")]).is_empty());
+        // HR (a provisioner) opening something sensitive: traced, not judged.
+        assert!(
+            feed(
+                &mut e,
+                &[grant(t0, "g-hr", "hr", "team-a", true, "vault/hr")]
+            )
+            .is_empty()
+        );
+        // A sensitive grant to one engineer whose peers hold nothing like it is.
+        let d = feed(
+            &mut e,
+            &[grant(t0, "g-one", "a0", "b4", false, "vault/keys")],
+        );
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].finding.severity, Severity::Medium);
+    }
 }

@@ -242,7 +242,11 @@ pub fn generate(spec: OrgSpec) -> Org {
         t.vault_owners = t.members.iter().take(2).cloned().collect();
     }
     let shared: Vec<String> = (0..10).map(|i| format!("shared/tool{i:02}")).collect();
-    let internal: Vec<String> = (0..64).map(|i| format!("internal/system{i:02}")).collect();
+    // One internal system per injected group grant, so no case re-opens a
+    // system an earlier case already opened to everyone.
+    let internal: Vec<String> = (0..(spec.engineers / 100).max(2))
+        .map(|i| format!("internal/system{i:03}"))
+        .collect();
 
     let total_days = i64::from(spec.history_days + spec.eval_days);
     let eval_start = EPOCH + i64::from(spec.history_days) * DAY;
@@ -642,9 +646,10 @@ fn inject(
         let (_, actor) = pick_engineer(rng);
         let start = when(rng);
         let g = next_gid("g");
-        // A system not opened by an earlier case: re-granting what everyone
-        // already holds is no expansion.
-        let system = &internal[cases.len() % internal.len()];
+        let system = &internal[cases
+            .iter()
+            .filter(|c| c.kind == CaseKind::GroupGrantSensitive)
+            .count()];
         ev.push(grant(
             start,
             g.clone(),

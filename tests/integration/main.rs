@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod detection;
 mod incident;
 mod response;
 mod rotation;
