@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// `[detection]` (extension): expansion hyper-parameters; any key of
     /// `models/detection.toml` may be overridden.
     pub detection: Option<toml::Table>,
+    /// `[cluster]` (extension): run as one instance of a NATS JetStream cluster
+    /// (see `docs/cluster.md`); absent, `run` is the single-node daemon.
+    pub cluster: Option<crate::cluster::RawCluster>,
 }
 
 /// `[state]`.
@@ -264,6 +267,8 @@ pub struct Config {
     pub log_level: String,
     /// Expansion hyper-parameters.
     pub detection: crate::detect::DetectionConfig,
+    /// Scale-out settings, when this instance is part of a cluster.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The validated `[response]`.
@@ -349,6 +354,13 @@ impl Config {
                 format!("must be between 0 and 1, not {}", r.min_confidence),
             ));
         }
+        let cluster = match raw.cluster {
+            Some(c) => Some(
+                crate::cluster::ClusterConfig::from_raw(c, raw.sources.len())
+                    .map_err(|(key, msg)| ValidationError::new(&key, msg))?,
+            ),
+            None => None,
+        };
         let mut names = BTreeSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
         for (index, s) in raw.sources.into_iter().enumerate() {
@@ -411,6 +423,7 @@ impl Config {
             }
         };
         Ok(Config {
+            cluster,
             detection,
             state_dir: raw.state.dir,
             checkpoint_interval: raw.state.checkpoint_interval,
@@ -436,12 +449,17 @@ impl Config {
 
     /// Problems only visible at run time (a hook secret missing from the environment).
     pub fn runtime_problems(&self) -> Vec<String> {
-        self.response
+        let mut problems: Vec<String> = self
+            .response
             .hooks
             .iter()
             .chain(&self.response.restore_hooks)
             .filter_map(|h| h.secret_problem())
-            .collect()
+            .collect();
+        if let Some(c) = &self.cluster {
+            problems.extend(c.runtime_problems());
+        }
+        problems
     }
 }
 

@@ -27,10 +27,14 @@
 //! - [`explain`]: `reachguard explain`, one engineer's baseline, peers and reach.
 //! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.
 //! - [`synth`]: labelled synthetic organisations and the detection evaluation.
+//! - [`cluster`]: scale-out over NATS JetStream (`run` with `[cluster]`):
+//!   shared ingestion, partitions by principal with leases and snapshots,
+//!   one revocation per grant across instances.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod decode;

@@ -130,6 +130,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(config.as_deref())?;
             init_logging(cfg.log_format, &cfg.log_level);
             runtime()?.block_on(async {
+                if cfg.cluster.is_some() {
+                    let handle = reachguard::cluster::start(cfg).await?;
+                    handle.run_until(shutdown_signal()).await?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let handle = reachguard::daemon::start(cfg).await?;
                 shutdown_signal().await;
                 handle.shutdown();

@@ -1,0 +1,280 @@
+//! Shared ingestion: raw lines in, normalised events out, decoded once.
+//!
+//! Every instance pulls from the one durable consumer of the raw stream (a
+//! work queue: each line goes to one instance). A raw message is one line, or
+//! several separated by newlines; its format and source come from the subject
+//! (`<prefix>.raw.<format>.<source>`) or from the `Reachguard-Format` and
+//! `Reachguard-Source` headers. Each event decoded from it is republished as
+//! native JSON ([`Event::to_native_json`]) to its partition subject or the
+//! control subject ([`route`]), with its position (raw sequence and index) as
+//! header and as message id, so a line republished after a crash is dropped
+//! as a duplicate. The raw message is acknowledged only after every one of
+//! its events is stored.
+//!
+//! After each batch the instance reads the raw stream's first unacknowledged
+//! sequence and, when it moved, publishes it as a watermark marker on every
+//! event subject; [`super::reseq`] explains why that orders everything.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::{Consumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::headers;
+use super::partition::Shared;
+use super::route::{self, Position, Route};
+use crate::decode::{Decoder, Format};
+use crate::event::Event;
+
+/// Distinct `source` label values before the rest are counted as `other`.
+const MAX_SOURCE_LABELS: usize = 64;
+/// How long a pull waits for a batch to fill.
+const BATCH_WAIT: Duration = Duration::from_millis(100);
+
+/// The ingest task of an instance.
+pub struct Ingest {
+    shared: Arc<Shared>,
+    decoders: HashMap<Format, Box<dyn Decoder>>,
+    sources: HashSet<String>,
+    errors_logged: u64,
+    last_marker: u64,
+    scratch: Vec<Event>,
+}
+
+impl Ingest {
+    /// An ingest stage over the shared instance state.
+    pub fn new(shared: Arc<Shared>) -> Ingest {
+        Ingest {
+            shared,
+            decoders: HashMap::new(),
+            sources: HashSet::new(),
+            errors_logged: 0,
+            last_marker: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Pulls, decodes and republishes until `stop`.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let consumer = self
+            .shared
+            .jet
+            .ingest_consumer(&self.shared.cluster)
+            .await
+            .map_err(|e| e.to_string())?;
+        let batch = self.shared.cluster.ingest_batch;
+        while !*stop.borrow() {
+            let taken = tokio::select! {
+                _ = stop.changed() => break,
+                taken = take(&consumer, batch) => taken,
+            };
+            match taken {
+                Ok(msgs) if !msgs.is_empty() => self.process(msgs).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pulling raw lines failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            if let Err(e) = self.mark().await {
+                tracing::warn!(error = %e, "cannot publish the watermark");
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the raw stream's first unacknowledged sequence on every
+    /// event subject when it moved.
+    async fn mark(&mut self) -> Result<(), String> {
+        let jet = &self.shared.jet;
+        let w = jet.raw_watermark().await.map_err(|e| e.to_string())?;
+        if w <= self.last_marker {
+            return Ok(());
+        }
+        let mut h = HeaderMap::new();
+        h.insert(headers::WATERMARK, w.to_string().as_str());
+        let subjects = std::iter::once(jet.names.control())
+            .chain((0..self.shared.cluster.partitions).map(|p| jet.names.partition(p)));
+        for s in subjects {
+            jet.client
+                .publish_with_headers(s, h.clone(), Vec::new().into())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.last_marker = w;
+        Ok(())
+    }
+
+    fn source_label(&mut self, source: &str) -> String {
+        if self.sources.contains(source) {
+            source.to_owned()
+        } else if self.sources.len() < MAX_SOURCE_LABELS {
+            self.sources.insert(source.to_owned());
+            source.to_owned()
+        } else {
+            "other".into()
+        }
+    }
+
+    fn decode_error(&mut self, label: &str, at: &str, error: &dyn std::fmt::Display) {
+        self.shared
+            .metrics
+            .decode_errors
+            .with_label_values(&[label])
+            .inc();
+        self.errors_logged += 1;
+        if self.errors_logged <= 100 || self.errors_logged % 1000 == 0 {
+            tracing::warn!(source = %label, at, error = %error, "line skipped: cannot decode");
+        }
+    }
+
+    /// Decodes and republishes a batch, then acknowledges it.
+    async fn process(&mut self, msgs: Vec<async_nats::jetstream::Message>) {
+        let shared = Arc::clone(&self.shared);
+        let names = &shared.jet.names;
+        let partitions = shared.cluster.partitions;
+        let mut acks = Vec::new();
+        let mut failed = None;
+        let read_ms = chrono::Utc::now().timestamp_millis().to_string();
+        'messages: for m in &msgs {
+            let raw = match m.info() {
+                Ok(i) => i.stream_sequence,
+                Err(e) => {
+                    tracing::warn!(error = %e, "raw message without JetStream metadata");
+                    continue;
+                }
+            };
+            let header = |n: &str| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(n))
+                    .map(|v| v.as_str().to_owned())
+            };
+            let (fmt_tok, src_tok) = names.parse_raw(m.subject.as_str()).unwrap_or(("", ""));
+            let fmt_name = header(headers::FORMAT).unwrap_or_else(|| fmt_tok.to_owned());
+            let source = header(headers::SOURCE).unwrap_or_else(|| src_tok.to_owned());
+            let label = self.source_label(&source);
+            let untrusted = shared.cluster.untrusted_sources.contains(&source);
+            let format = match Format::from_str(&fmt_name) {
+                Ok(f) => f,
+                Err(e) => {
+                    shared.metrics.lines.with_label_values(&[&label]).inc();
+                    self.decode_error(&label, &format!("{}#{raw}", m.subject), &e);
+                    continue;
+                }
+            };
+            let mut idx = 0u32;
+            let payload = m.payload.strip_suffix(b"\n").unwrap_or(&m.payload);
+            for (n, line) in payload.split(|b| *b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                shared.metrics.lines.with_label_values(&[&label]).inc();
+                let decoder = self
+                    .decoders
+                    .entry(format)
+                    .or_insert_with(|| format.decoder());
+                let mut out = std::mem::take(&mut self.scratch);
+                out.clear();
+                if let Err(e) = decoder.decode(line, &mut out) {
+                    self.scratch = out;
+                    self.decode_error(&label, &format!("{}#{raw}:{}", m.subject, n + 1), &e);
+                    continue;
+                }
+                if out.is_empty() {
+                    shared.metrics.skipped.with_label_values(&[&label]).inc();
+                }
+                for ev in out.drain(..) {
+                    let pos = Position::new(raw, idx);
+                    idx += 1;
+                    let subject = match route::route(&ev, partitions) {
+                        Route::Partition(p) => names.partition(p),
+                        Route::Control => names.control(),
+                    };
+                    let pos_text = pos.to_string();
+                    let mut msg = PublishMessage::build()
+                        .payload(ev.to_native_json().into_bytes().into())
+                        .message_id(&pos_text)
+                        .header(headers::POSITION, pos_text.as_str())
+                        .header(headers::READ_MS, read_ms.as_str());
+                    if untrusted {
+                        msg = msg.header(headers::UNTRUSTED, "1");
+                    }
+                    match shared.jet.js.send_publish(subject, msg).await {
+                        Ok(ack) => acks.push(ack),
+                        Err(e) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                out.clear();
+                self.scratch = out;
+                if failed.is_some() {
+                    break 'messages;
+                }
+            }
+        }
+        for ack in acks {
+            if let Err(e) = ack.await {
+                failed.get_or_insert(e.to_string());
+            }
+        }
+        if let Some(e) = failed {
+            // Nothing of this batch is acknowledged: JetStream gives every line
+            // out again and the events already stored are dropped as duplicates.
+            tracing::warn!(error = %e, lines = msgs.len(), "republishing failed; the batch is retried");
+            for m in &msgs {
+                let _ = m
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                    .await;
+            }
+            return;
+        }
+        let Some((last, rest)) = msgs.split_last() else {
+            return;
+        };
+        for m in rest {
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "raw ack failed; the line will be redelivered");
+            }
+        }
+        // Acks are applied in order: once the last is confirmed, all are, and
+        // the watermark read next accounts for them.
+        if let Err(e) = last.double_ack().await {
+            tracing::warn!(error = %e, "raw ack failed; the line will be redelivered");
+        }
+    }
+}
+
+/// Takes up to `n` raw messages, waiting at most [`BATCH_WAIT`] for them.
+async fn take(
+    consumer: &Consumer<pull::Config>,
+    n: usize,
+) -> Result<Vec<async_nats::jetstream::Message>, String> {
+    let mut batch = consumer
+        .batch()
+        .max_messages(n)
+        .expires(BATCH_WAIT)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(n);
+    while let Some(m) = batch.next().await {
+        match m {
+            Ok(m) => out.push(m),
+            Err(e) => {
+                if out.is_empty() {
+                    return Err(e.to_string());
+                }
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
