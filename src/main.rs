@@ -234,6 +234,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.state_dir.display(),
                 cfg.listen
             );
+            if let Some(c) = &cfg.cluster {
+                println!(
+                    "cluster: instance {}, {} partitions, NATS {} (input from the raw stream, see docs/cluster.md)",
+                    c.instance, c.partitions, c.url
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Restore {

@@ -53,6 +53,10 @@ pub struct RawCluster {
     pub credentials_file: Option<PathBuf>,
     /// An environment variable holding a NATS token.
     pub token_env: Option<String>,
+    /// JetStream replicas of every stream and bucket (3 on a clustered NATS
+    /// for the cluster's state to survive a NATS server's loss).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
     /// Sources (the last subject tokens, or the `Reachguard-Source` header)
     /// whose advice, verification and view events trace nothing.
     #[serde(default)]
@@ -79,6 +83,9 @@ fn default_ack_wait() -> Duration {
 }
 fn default_batch() -> usize {
     256
+}
+fn default_replicas() -> usize {
+    1
 }
 fn default_events_max_age() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
@@ -134,6 +141,8 @@ pub struct ClusterConfig {
     pub revocations_max_age: Duration,
     /// Credentials.
     pub auth: Auth,
+    /// JetStream replicas.
+    pub replicas: usize,
     /// Sources whose advice events do not count.
     pub untrusted_sources: Vec<String>,
 }
@@ -244,6 +253,12 @@ impl ClusterConfig {
                     .into(),
             );
         }
+        if !(1..=5).contains(&raw.replicas) {
+            return err(
+                "replicas",
+                format!("must be between 1 and 5, not {}", raw.replicas),
+            );
+        }
         let auth = match (raw.credentials_file, raw.token_env) {
             (Some(_), Some(_)) => {
                 return err(
@@ -271,6 +286,7 @@ impl ClusterConfig {
             events_max_age: raw.events_max_age,
             revocations_max_age: raw.revocations_max_age,
             auth,
+            replicas: raw.replicas,
             untrusted_sources: raw.untrusted_sources,
         })
     }
@@ -316,6 +332,8 @@ mod tests {
         assert!(err.starts_with("line 3, key `partitions`"), "{err}");
         let err = Config::parse("[cluster]\nurl = \"nats://x\"\ninstance = \"a b\"\n").unwrap_err();
         assert!(err.starts_with("line 3, key `instance`"), "{err}");
+        let err = Config::parse("[cluster]\nurl = \"nats://x\"\nreplicas = 0\n").unwrap_err();
+        assert!(err.starts_with("line 3, key `replicas`"), "{err}");
         let err = Config::parse("[cluster]\nurl = \"nats://x\"\nleases = 3\n").unwrap_err();
         assert!(err.contains("leases"), "{err}");
         let err = Config::parse(

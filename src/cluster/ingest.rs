@@ -15,7 +15,7 @@
 //! sequence and, when it moved, publishes it as a watermark marker on every
 //! event subject; [`super::reseq`] explains why that orders everything.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +35,16 @@ use crate::event::Event;
 
 /// Distinct `source` label values before the rest are counted as `other`.
 const MAX_SOURCE_LABELS: usize = 64;
-/// How long a pull waits for a batch to fill.
-const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// How long an idle ingest loop waits before asking for lines again.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// How often the watermark is checked when this loop took no lines.
+const MARK_ANYWAY: Duration = Duration::from_millis(500);
+/// How long a fetch's reply may take.
+const FETCH_REPLY: Duration = Duration::from_secs(5);
+/// Most events in one normalised message.
+const MAX_EVENTS_PER_MESSAGE: usize = 512;
+/// About the largest normalised message (NATS' default limit is 1 MiB).
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// The ingest task of an instance.
 pub struct Ingest {
@@ -70,21 +78,36 @@ impl Ingest {
             .await
             .map_err(|e| e.to_string())?;
         let batch = self.shared.cluster.ingest_batch;
+        let mut last_check = tokio::time::Instant::now();
         while !*stop.borrow() {
             let taken = tokio::select! {
                 _ = stop.changed() => break,
                 taken = take(&consumer, batch) => taken,
             };
+            let took_some = matches!(&taken, Ok(m) if !m.is_empty());
             match taken {
-                Ok(msgs) if !msgs.is_empty() => self.process(msgs).await,
+                Ok(msgs) if !msgs.is_empty() => {
+                    let t0 = std::time::Instant::now();
+                    let n = msgs.len();
+                    let first = msgs
+                        .first()
+                        .and_then(|m| m.info().ok().map(|i| i.stream_sequence));
+                    self.process(msgs).await;
+                    tracing::debug!(n, ?first, took = ?t0.elapsed(), "ingest batch");
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "pulling raw lines failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-            if let Err(e) = self.mark().await {
-                tracing::warn!(error = %e, "cannot publish the watermark");
+            // After this loop's own acks, and now and then in any case (an
+            // instance whose marker was lost must not hold everyone back).
+            if took_some || last_check.elapsed() >= MARK_ANYWAY {
+                last_check = tokio::time::Instant::now();
+                if let Err(e) = self.mark().await {
+                    tracing::warn!(error = %e, "cannot publish the watermark");
+                }
             }
         }
         Ok(())
@@ -140,12 +163,21 @@ impl Ingest {
         let shared = Arc::clone(&self.shared);
         let names = &shared.jet.names;
         let partitions = shared.cluster.partitions;
-        let mut acks = Vec::new();
-        let mut failed = None;
         let read_ms = chrono::Utc::now().timestamp_millis().to_string();
-        'messages: for m in &msgs {
+        // Events grouped by subject (and trust), each group in position order.
+        let mut groups: BTreeMap<(String, bool), Group> = BTreeMap::new();
+        for m in &msgs {
             let raw = match m.info() {
-                Ok(i) => i.stream_sequence,
+                Ok(i) => {
+                    if i.delivered > 1 {
+                        tracing::debug!(
+                            raw = i.stream_sequence,
+                            delivered = i.delivered,
+                            "raw line redelivered"
+                        );
+                    }
+                    i.stream_sequence
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "raw message without JetStream metadata");
                     continue;
@@ -190,33 +222,48 @@ impl Ingest {
                     shared.metrics.skipped.with_label_values(&[&label]).inc();
                 }
                 for ev in out.drain(..) {
-                    let pos = Position::new(raw, idx);
-                    idx += 1;
                     let subject = match route::route(&ev, partitions) {
                         Route::Partition(p) => names.partition(p),
                         Route::Control => names.control(),
                     };
-                    let pos_text = pos.to_string();
-                    let mut msg = PublishMessage::build()
-                        .payload(ev.to_native_json().into_bytes().into())
-                        .message_id(&pos_text)
-                        .header(headers::POSITION, pos_text.as_str())
-                        .header(headers::READ_MS, read_ms.as_str());
-                    if untrusted {
-                        msg = msg.header(headers::UNTRUSTED, "1");
-                    }
-                    match shared.jet.js.send_publish(subject, msg).await {
-                        Ok(ack) => acks.push(ack),
-                        Err(e) => {
-                            failed = Some(e.to_string());
-                            break;
-                        }
-                    }
+                    groups
+                        .entry((subject, untrusted))
+                        .or_default()
+                        .push(Position::new(raw, idx), &ev);
+                    idx += 1;
                 }
-                out.clear();
                 self.scratch = out;
-                if failed.is_some() {
-                    break 'messages;
+            }
+        }
+        let mut acks = Vec::new();
+        let mut failed = None;
+        'groups: for ((subject, untrusted), group) in groups {
+            for chunk in group.chunks() {
+                let first = chunk.positions.first().expect("chunks are not empty");
+                let last = chunk.positions.last().expect("chunks are not empty");
+                let positions = chunk
+                    .positions
+                    .iter()
+                    .map(Position::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                // The same lines republished in the same batch get the same id
+                // and are dropped by JetStream; in another batch they are
+                // dropped by position by the partition workers.
+                let mut msg = PublishMessage::build()
+                    .payload(chunk.payload.into())
+                    .message_id(format!("{subject}@{first}-{last}"))
+                    .header(headers::POSITIONS, positions.as_str())
+                    .header(headers::READ_MS, read_ms.as_str());
+                if untrusted {
+                    msg = msg.header(headers::UNTRUSTED, "1");
+                }
+                match shared.jet.js.send_publish(subject.clone(), msg).await {
+                    Ok(ack) => acks.push(ack),
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        break 'groups;
+                    }
                 }
             }
         }
@@ -252,29 +299,134 @@ impl Ingest {
     }
 }
 
-/// Takes up to `n` raw messages, waiting at most [`BATCH_WAIT`] for them.
+/// The events of a batch bound for one subject.
+#[derive(Default)]
+struct Group {
+    positions: Vec<Position>,
+    lines: Vec<String>,
+}
+
+/// One message's worth of a group: native JSON lines and their positions.
+struct Chunk {
+    positions: Vec<Position>,
+    payload: Vec<u8>,
+}
+
+impl Group {
+    fn push(&mut self, pos: Position, ev: &Event) {
+        self.positions.push(pos);
+        self.lines.push(ev.to_native_json());
+    }
+
+    /// Splits the group into messages of at most [`MAX_EVENTS_PER_MESSAGE`]
+    /// events and about [`MAX_MESSAGE_BYTES`].
+    fn chunks(self) -> Vec<Chunk> {
+        let mut out: Vec<Chunk> = Vec::new();
+        let mut cur = Chunk {
+            positions: Vec::new(),
+            payload: Vec::new(),
+        };
+        for (pos, line) in self.positions.into_iter().zip(self.lines) {
+            if !cur.positions.is_empty()
+                && (cur.positions.len() >= MAX_EVENTS_PER_MESSAGE
+                    || cur.payload.len() + line.len() > MAX_MESSAGE_BYTES)
+            {
+                out.push(std::mem::replace(
+                    &mut cur,
+                    Chunk {
+                        positions: Vec::new(),
+                        payload: Vec::new(),
+                    },
+                ));
+            }
+            if !cur.positions.is_empty() {
+                cur.payload.push(b'\n');
+            }
+            cur.payload.extend_from_slice(line.as_bytes());
+            cur.positions.push(pos);
+        }
+        if !cur.positions.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+}
+
+/// Takes up to `n` raw messages that are available now (none: waits
+/// [`IDLE_WAIT`] and returns nothing).
+///
+/// A no-wait fetch, not a pull that waits on the server: nats-server 2.9 does
+/// not end a waiting pull that got only part of its batch when it expires, so
+/// the client would sit on those lines past their ack deadline.
 async fn take(
     consumer: &Consumer<pull::Config>,
     n: usize,
 ) -> Result<Vec<async_nats::jetstream::Message>, String> {
     let mut batch = consumer
-        .batch()
+        .fetch()
         .max_messages(n)
-        .expires(BATCH_WAIT)
         .messages()
         .await
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(n);
-    while let Some(m) = batch.next().await {
-        match m {
-            Ok(m) => out.push(m),
-            Err(e) => {
+    loop {
+        // A bound on a reply that never comes; a no-wait fetch is not held by
+        // the server, so nothing is delivered to it afterwards.
+        match tokio::time::timeout(FETCH_REPLY, batch.next()).await {
+            Ok(Some(Ok(m))) => out.push(m),
+            Ok(Some(Err(e))) => {
                 if out.is_empty() {
                     return Err(e.to_string());
                 }
+                tracing::warn!(error = %e, taken = out.len(), "fetch ended early");
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(taken = out.len(), "fetch reply timed out");
                 break;
             }
         }
     }
+    if out.is_empty() {
+        tokio::time::sleep(IDLE_WAIT).await;
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoder, NativeDecoder};
+
+    #[test]
+    fn a_group_splits_into_messages_the_native_decoder_reads_back() {
+        let mut g = Group::default();
+        let mut events = Vec::new();
+        for i in 0..(MAX_EVENTS_PER_MESSAGE + 3) {
+            let mut out = Vec::new();
+            NativeDecoder
+                .decode(
+                    format!(r#"{{"ts":"2026-03-18T09:00:00Z","type":"access","principal":"u{i}","resource":"r"}}"#)
+                        .as_bytes(),
+                    &mut out,
+                )
+                .unwrap();
+            g.push(Position::new(7 + i as u64 / 2, i as u32 % 2), &out[0]);
+            events.push(out.remove(0));
+        }
+        let chunks = g.chunks();
+        assert_eq!(
+            chunks.iter().map(|c| c.positions.len()).collect::<Vec<_>>(),
+            [MAX_EVENTS_PER_MESSAGE, 3]
+        );
+        let mut back = Vec::new();
+        for c in &chunks {
+            for line in c.payload.split(|b| *b == b'\n') {
+                NativeDecoder.decode(line, &mut back).unwrap();
+            }
+        }
+        assert_eq!(back, events);
+        assert_eq!(chunks[1].positions[0], Position::new(7 + 256, 0));
+    }
 }

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -299,20 +298,12 @@ impl Coordinator {
 
     async fn view(&self) -> Result<(usize, BTreeSet<u32>), String> {
         let jet = &self.shared.jet;
-        let mut live = 0;
-        let mut keys = jet.members.keys().await.map_err(|e| e.to_string())?;
-        while let Some(k) = keys.next().await {
-            k.map_err(|e| e.to_string())?;
-            live += 1;
-        }
-        let mut leased = BTreeSet::new();
-        let mut keys = jet.leases.keys().await.map_err(|e| e.to_string())?;
-        while let Some(k) = keys.next().await {
-            let k = k.map_err(|e| e.to_string())?;
-            if let Some(p) = k.strip_prefix("p.").and_then(|n| n.parse().ok()) {
-                leased.insert(p);
-            }
-        }
+        let live = super::nats::live_entries(&jet.members).await?.len();
+        let leased = super::nats::live_entries(&jet.leases)
+            .await?
+            .iter()
+            .filter_map(|e| e.key.strip_prefix("p.")?.parse().ok())
+            .collect();
         Ok((live.max(1), leased))
     }
 

@@ -25,6 +25,7 @@
 //! and serves `/metrics`, `/healthz`, `/readyz` and `/api/findings` (the
 //! findings it published); the cluster-wide findings are the findings stream.
 
+pub mod budget;
 pub mod config;
 pub mod ingest;
 pub mod lease;
@@ -54,17 +55,23 @@ use crate::server::{self, AppState};
 use crate::sink::FindingsSink;
 use crate::state::{StateDir, StateError};
 
+/// Concurrent ingest loops per instance.
+const INGEST_WORKERS: usize = 2;
+
 /// Header names on cluster messages.
 pub mod headers {
-    /// On events: `RAW.IDX`, the event's position; on findings:
-    /// `RAW.IDX.J`, the event's position and the finding's index.
+    /// On event messages: the positions (`RAW.IDX`, comma-separated) of the
+    /// native JSON lines of the payload, one per line.
+    pub const POSITIONS: &str = "Reachguard-Positions";
+    /// On findings: `RAW.IDX.J`, the position of the event that raised it
+    /// and the finding's index among that event's findings.
     pub const POSITION: &str = "Reachguard-Position";
     /// On watermark markers: the raw stream's first unacknowledged sequence.
     pub const WATERMARK: &str = "Reachguard-Watermark";
-    /// On events from a source whose advice events do not count.
+    /// On event messages from a source whose advice events do not count.
     pub const UNTRUSTED: &str = "Reachguard-Untrusted";
-    /// On events: when an instance read the raw line (Unix milliseconds), for
-    /// the latency histograms.
+    /// On event messages: when an instance read the raw lines (Unix
+    /// milliseconds), for the latency histograms.
     pub const READ_MS: &str = "Reachguard-Read-Ms";
     /// On raw lines (optional): the format, overriding the subject's.
     pub const FORMAT: &str = "Reachguard-Format";
@@ -192,11 +199,20 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         revocations: revoke::Store::new(jet.revocations.clone()),
         jet,
         engine: EngineConfig::from_config(&cfg),
-        policy: Mutex::new(Policy::from_config(&cfg.response, !hooks.is_empty())),
+        // The hourly budget is the cluster's (`budget`), not each instance's.
+        policy: Mutex::new(Policy::from_config(
+            &crate::config::ResponseConfig {
+                max_revocations_per_hour: u32::MAX,
+                ..cfg.response.clone()
+            },
+            !hooks.is_empty(),
+        )),
+        budget_per_hour: cfg.response.max_revocations_per_hour,
         hooks: Arc::new(hooks),
         metrics,
         sink: Mutex::new(sink),
         in_flight: Mutex::new(HashSet::new()),
+        tracked: Mutex::new(Default::default()),
         cluster,
     });
     let coordinator = lease::Coordinator::join(Arc::clone(&shared))
@@ -219,7 +235,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     )?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
 
-    let ingest_task = tokio::spawn(ingest::Ingest::new(Arc::clone(&shared)).run(stop_rx.clone()));
+    // Two pullers, so one decodes and publishes while the other waits on
+    // JetStream: a single loop leaves the instance idle between batches.
+    let ingest_tasks: Vec<_> = (0..INGEST_WORKERS)
+        .map(|_| tokio::spawn(ingest::Ingest::new(Arc::clone(&shared)).run(stop_rx.clone())))
+        .collect();
     let coordinator_task = tokio::spawn(coordinator.run(stop_rx.clone()));
     ready.store(true, Ordering::Release);
     tracing::info!(instance = %shared.cluster.instance, "reachguard cluster instance running");
@@ -240,7 +260,13 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
                 coordinator_task.await
             }
         };
-        let ingest = ingest_task.await;
+        let mut ingest = Ok(Ok(()));
+        for t in ingest_tasks {
+            let r = t.await;
+            if !matches!(r, Ok(Ok(()))) {
+                ingest = r;
+            }
+        }
         let _ = server_task.await;
         if let Err(e) = shared.sink.lock().expect("sink lock").sync() {
             tracing::error!(error = %e, "cannot sync the findings file");

@@ -10,7 +10,8 @@
 //! KV <stream>_leases       p.<n> -> owning instance (max_age = lease_ttl)
 //! KV <stream>_members      <instance> -> heartbeat (max_age = lease_ttl)
 //! KV <stream>_revocations  revoke.<sha256 of the idempotency key> -> intent, outcome
-//! KV <stream>_progress     p.<n> -> last snapshot's position; `partitions` -> the count
+//! KV <stream>_progress     p.<n> -> last snapshot's position; `partitions` -> the count;
+//!                          `budget` -> the hourly revocation budget spent
 //! Object store <stream>_snapshots  partition-<n> -> partition state
 //! ```
 

@@ -77,6 +77,40 @@ pub struct Jet {
     pub snapshots: object_store::ObjectStore,
 }
 
+/// Every key of a bucket whose latest operation is a put, with its value.
+///
+/// Lists the bucket's subjects from its stream's state and reads each key
+/// directly, rather than with the client's key watcher: that watcher relies on
+/// a pending count taken when it starts, which goes stale when entries expire
+/// or are rewritten meanwhile (leases and heartbeats are, several times per
+/// TTL), and then waits for an idle heartbeat of several seconds to finish.
+pub async fn live_entries(store: &kv::Store) -> Result<Vec<kv::Entry>, String> {
+    use futures_util::StreamExt;
+    let prefix = format!("$KV.{}.", store.name);
+    let mut subjects = store
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    while let Some(s) = subjects.next().await {
+        let (subject, _) = s.map_err(|e| e.to_string())?;
+        if let Some(k) = subject.strip_prefix(&prefix) {
+            keys.push(k.to_owned());
+        }
+    }
+    keys.sort();
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        if let Some(e) = store.entry(&k).await.map_err(|e| e.to_string())? {
+            if e.operation == kv::Operation::Put {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Connects with the configured credentials.
 pub async fn connect(c: &ClusterConfig) -> Result<async_nats::Client, NatsError> {
     let fail = |message: String| NatsError::Connect {
@@ -131,6 +165,7 @@ struct Bucket<'a> {
     name: &'a str,
     description: &'a str,
     max_age: Duration,
+    replicas: usize,
 }
 
 /// Opens a key-value bucket, creating its stream when missing. The stream is
@@ -153,6 +188,7 @@ async fn ensure_kv(js: &jetstream::Context, b: Bucket<'_>) -> Result<kv::Store, 
             deny_delete: true,
             allow_direct: true,
             discard: stream::DiscardPolicy::New,
+            num_replicas: b.replicas,
             ..Default::default()
         },
     )
@@ -179,6 +215,7 @@ impl Jet {
                 // than dropping unread ones.
                 discard: stream::DiscardPolicy::New,
                 duplicate_window: Duration::from_secs(120),
+                num_replicas: c.replicas,
                 ..Default::default()
             },
         )
@@ -194,6 +231,7 @@ impl Jet {
                 max_age: c.events_max_age,
                 duplicate_window: Duration::from_secs(120),
                 allow_direct: true,
+                num_replicas: c.replicas,
                 ..Default::default()
             },
         )
@@ -209,6 +247,7 @@ impl Jet {
                     .mul_f64(4.0)
                     .max(Duration::from_secs(600)),
                 allow_direct: true,
+                num_replicas: c.replicas,
                 ..Default::default()
             },
         )
@@ -219,6 +258,7 @@ impl Jet {
                 name: &names.leases_bucket,
                 description: "reachguard: partition leases",
                 max_age: c.lease_ttl,
+                replicas: c.replicas,
             },
         )
         .await?;
@@ -228,6 +268,7 @@ impl Jet {
                 name: &names.members_bucket,
                 description: "reachguard: live instances",
                 max_age: c.lease_ttl,
+                replicas: c.replicas,
             },
         )
         .await?;
@@ -237,6 +278,7 @@ impl Jet {
                 name: &names.revocations_bucket,
                 description: "reachguard: revocation intents and outcomes",
                 max_age: c.revocations_max_age,
+                replicas: c.replicas,
             },
         )
         .await?;
@@ -246,6 +288,7 @@ impl Jet {
                 name: &names.progress_bucket,
                 description: "reachguard: partition progress",
                 max_age: Duration::ZERO,
+                replicas: c.replicas,
             },
         )
         .await?;
@@ -255,6 +298,7 @@ impl Jet {
                 .create_object_store(object_store::Config {
                     bucket: names.snapshots_bucket.clone(),
                     description: Some("reachguard: partition snapshots".into()),
+                    num_replicas: c.replicas,
                     ..Default::default()
                 })
                 .await

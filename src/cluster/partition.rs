@@ -19,7 +19,7 @@
 //! 5. snapshots its state every `snapshot_interval`, after the findings the
 //!    snapshot covers are stored.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::budget;
 use super::config::ClusterConfig;
 use super::headers;
 use super::nats::Jet;
@@ -45,8 +46,6 @@ use crate::metrics::Metrics;
 use crate::respond::{self, Decision, Hook, Payload, Policy};
 use crate::sink::FindingsSink;
 
-/// How long a released partition waits for its running revocations.
-const RELEASE_GRACE: Duration = Duration::from_secs(10);
 /// Findings published but not yet confirmed before the worker waits for them.
 const MAX_UNCONFIRMED: usize = 512;
 
@@ -69,8 +68,10 @@ pub struct Shared {
     pub cluster: ClusterConfig,
     /// Engine settings.
     pub engine: EngineConfig,
-    /// The response policy (one per instance).
+    /// The response policy (one per instance), without the hourly budget.
     pub policy: Mutex<Policy>,
+    /// The cluster-wide hourly budget ([`super::budget`]).
+    pub budget_per_hour: u32,
     /// Revocation hooks.
     pub hooks: Arc<Vec<Hook>>,
     /// Metrics.
@@ -81,6 +82,23 @@ pub struct Shared {
     pub revocations: revoke::Store,
     /// Idempotency keys whose hooks this instance is running.
     pub in_flight: Mutex<HashSet<String>>,
+    /// Principals with a baseline, per owned partition (for
+    /// `reachguard_principals_tracked`).
+    pub tracked: Mutex<BTreeMap<u32, usize>>,
+}
+
+impl Shared {
+    /// Records how many principals partition `p` tracks (`None`: no longer owned).
+    fn set_tracked(&self, p: u32, n: Option<usize>) {
+        let mut t = self.tracked.lock().expect("tracked lock");
+        match n {
+            Some(n) => t.insert(p, n),
+            None => t.remove(&p),
+        };
+        self.metrics
+            .principals_tracked
+            .set(t.values().sum::<usize>() as i64);
+    }
 }
 
 /// Runs partition `p` until `stop` says otherwise. `lease` carries the
@@ -95,7 +113,7 @@ pub async fn run(
     let saved = snapshot::load(&shared.jet, p)
         .await
         .map_err(|e| e.to_string())?;
-    let (engine, reseq, restored) = match saved {
+    let (engine, reseq) = match saved {
         Some(s) if s.partitions != c.partitions || s.partition != p => {
             return Err(format!(
                 "snapshot of partition {p} is for partition {} of {}",
@@ -107,7 +125,6 @@ pub async fn run(
             (
                 Engine::new(s.model, s.reach, &shared.engine),
                 Resequencer::new(s.reseq),
-                true,
             )
         }
         None => (
@@ -116,7 +133,6 @@ pub async fn run(
                 resume: [1, 1],
                 ..Default::default()
             }),
-            false,
         ),
     };
     let published_upto = last_published(&shared.jet, p).await?;
@@ -133,10 +149,12 @@ pub async fn run(
         scratch: Vec::new(),
         shared,
     };
-    if restored || w.published_upto.is_some() {
-        w.resume_revocations().await?;
-    }
-    w.run(resume, stop).await
+    w.resume_revocations().await?;
+    let shared = Arc::clone(&w.shared);
+    shared.set_tracked(p, Some(w.engine.reach().baselined()));
+    let result = w.run(resume, stop).await;
+    shared.set_tracked(p, None);
+    result
 }
 
 /// The position of the last finding partition `p` published as it processed
@@ -163,11 +181,21 @@ fn parse_finding_position(s: &str) -> Option<(Position, u32)> {
     Some((pos.parse().ok()?, j.parse().ok()?))
 }
 
+/// One event waiting for its turn.
+struct Item {
+    /// Its native JSON line.
+    json: bytes::Bytes,
+    /// From a source whose advice events do not count.
+    untrusted: bool,
+    /// When an instance read its raw line (Unix milliseconds).
+    read_ms: Option<i64>,
+}
+
 struct Worker {
     shared: Arc<Shared>,
     p: u32,
     engine: Engine,
-    reseq: Resequencer<async_nats::Message>,
+    reseq: Resequencer<Item>,
     /// Findings up to here were published by an earlier owner.
     published_upto: Option<(Position, u32)>,
     /// Findings sent to the findings stream, not yet confirmed stored.
@@ -249,7 +277,7 @@ impl Worker {
                             self.jobs.abort_all();
                             return Ok(());
                         }
-                        Stop::Release => return self.release().await,
+                        Stop::Release => return self.release(stop).await,
                     }
                 }
                 Some(_) = self.jobs.join_next(), if !self.jobs.is_empty() => {}
@@ -265,20 +293,29 @@ impl Worker {
     }
 
     /// Hands the partition over: a last snapshot, then the running
-    /// revocations finish (their outcomes are recorded by this instance, not
-    /// repeated by the next owner).
-    async fn release(mut self) -> Result<(), String> {
+    /// revocations finish here (their outcomes are recorded by this instance,
+    /// not repeated by the next owner); the lease is kept meanwhile. Only a
+    /// lost lease, or the coordinator giving up at exit, cuts that short.
+    async fn release(mut self, mut stop: watch::Receiver<Stop>) -> Result<(), String> {
         if self.lease_valid() {
             self.snapshot().await?;
         }
-        let deadline = tokio::time::Instant::now() + RELEASE_GRACE;
+        if !self.jobs.is_empty() {
+            tracing::info!(
+                partition = self.p,
+                running = self.jobs.len(),
+                "waiting for running revocations before handing the partition over"
+            );
+        }
         while !self.jobs.is_empty() {
             tokio::select! {
                 _ = self.jobs.join_next() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(partition = self.p, "revocations still running at hand-over; the next owner resumes them");
-                    self.jobs.abort_all();
-                    break;
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() == Stop::Abort {
+                        tracing::warn!(partition = self.p, "revocations still running at hand-over; the next owner resumes them");
+                        self.jobs.abort_all();
+                        break;
+                    }
                 }
             }
         }
@@ -314,21 +351,40 @@ impl Worker {
             let before = self.reseq.bound();
             self.reseq.watermark(src, seq, w);
             self.dirty |= self.reseq.bound() != before;
-        } else if let Some(pos) = header(headers::POSITION).and_then(|p| p.parse().ok()) {
-            if self.reseq.offer(src, seq, pos, message) == Offer::Duplicate {
-                tracing::debug!(partition = self.p, %pos, "duplicate event dropped");
+        } else if let Some(positions) = header(headers::POSITIONS) {
+            let untrusted = header(headers::UNTRUSTED).is_some();
+            let read_ms = header(headers::READ_MS).and_then(|v| v.parse().ok());
+            let payload = &message.payload;
+            let mut lines = payload.split(|b| *b == b'\n');
+            for pos in positions.split(',') {
+                let (Ok(pos), Some(line)) = (pos.parse::<Position>(), lines.next()) else {
+                    tracing::error!(
+                        partition = self.p,
+                        seq,
+                        "event message with unreadable positions; skipped"
+                    );
+                    break;
+                };
+                let item = Item {
+                    json: payload.slice_ref(line),
+                    untrusted,
+                    read_ms,
+                };
+                if self.reseq.offer(src, seq, pos, item) == Offer::Duplicate {
+                    tracing::trace!(partition = self.p, %pos, "duplicate event dropped");
+                }
             }
         } else {
             tracing::warn!(
                 partition = self.p,
                 seq,
-                "event without a position header ignored"
+                "event message without positions ignored"
             );
             return Ok(());
         }
         let mut applied = 0u32;
-        while let Some((pos, msg)) = self.reseq.pop() {
-            self.apply(pos, &msg).await?;
+        while let Some((pos, item)) = self.reseq.pop() {
+            self.apply(pos, &item).await?;
             self.dirty = true;
             applied += 1;
             if applied % 256 == 0 {
@@ -339,20 +395,16 @@ impl Worker {
     }
 
     /// Applies one event to the engine and reports what is this partition's to report.
-    async fn apply(&mut self, pos: Position, msg: &async_nats::Message) -> Result<(), String> {
+    async fn apply(&mut self, pos: Position, item: &Item) -> Result<(), String> {
         self.scratch.clear();
-        if let Err(e) = NativeDecoder.decode(&msg.payload, &mut self.scratch) {
+        if let Err(e) = NativeDecoder.decode(&item.json, &mut self.scratch) {
             tracing::error!(partition = self.p, %pos, error = %e, "normalised event unreadable; skipped");
             return Ok(());
         }
         let Some(ev) = self.scratch.pop() else {
             return Ok(());
         };
-        let h = msg.headers.as_ref();
-        let untrusted = h.and_then(|h| h.get(headers::UNTRUSTED)).is_some();
-        let read_ms = h
-            .and_then(|h| h.get(headers::READ_MS))
-            .and_then(|v| v.as_str().parse::<i64>().ok());
+        let (untrusted, read_ms) = (item.untrusted, item.read_ms);
         let detections = self.engine.observe(
             &ev,
             Origin {
@@ -423,12 +475,12 @@ impl Worker {
         let unreachable = |mut f: Finding, e: String| {
             // Without a durable intent the hooks must not run: a crash could
             // then repeat or lose the revocation. Report and alert instead.
-            tracing::error!(key = %key, error = %e, "revocation record unwritable; not executing");
+            tracing::error!(key = %key, error = %e, "cluster revocation state unavailable; not executing");
             respond::set_action(
                 &mut f,
                 &target.grant_id,
                 ActionStatus::Failed,
-                Some(format!("revocation record unwritable: {e}")),
+                Some(format!("cluster revocation state unavailable: {e}")),
             );
             f
         };
@@ -441,12 +493,28 @@ impl Worker {
             Ok(Some((rec, rev))) => return self.existing(pos, j, finding, rec, rev, read_ms).await,
             Ok(None) => {}
         }
-        let decision = self
+        let mut decision = self
             .shared
             .policy
             .lock()
             .expect("policy lock")
             .decide(&target, Instant::now());
+        if decision == Decision::Execute {
+            let max = self.shared.budget_per_hour;
+            match budget::try_spend(&self.shared.jet.progress, max).await {
+                Ok(budget::Verdict::Spent) => {}
+                Ok(budget::Verdict::Exhausted(spent)) => {
+                    decision = Decision::Suppressed(format!(
+                        "revocation budget exhausted ({spent} in the last hour across the cluster, max_revocations_per_hour = {max})"
+                    ));
+                }
+                Err(e) => {
+                    let f = unreachable(finding, format!("revocation budget: {e}"));
+                    self.count(ActionStatus::Failed);
+                    return self.publish(pos, j, f).await;
+                }
+            }
+        }
         tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, partition = self.p, "{}", finding.summary);
         match decision {
             Decision::Execute => {
@@ -622,6 +690,8 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         self.dirty = false;
+        self.shared
+            .set_tracked(self.p, Some(self.engine.reach().baselined()));
         tracing::debug!(partition = self.p, bytes = bytes.len(), took = ?started.elapsed(), position = ?state.done, "partition snapshot written");
         Ok(())
     }

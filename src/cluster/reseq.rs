@@ -20,7 +20,7 @@
 //! duplicates (a raw line republished after an ingesting instance died, or a
 //! consumer redelivering).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -79,8 +79,9 @@ pub struct Resequencer<T> {
     floor: [u64; 2],
     /// Highest stream sequence delivered per subject.
     delivered: [u64; 2],
-    /// Stream sequences of buffered events per subject.
-    buffered: [BTreeSet<u64>; 2],
+    /// Stream sequences of buffered events per subject, with how many
+    /// buffered events each message still holds (a message carries a batch).
+    buffered: [BTreeMap<u64, u32>; 2],
     done: Option<Position>,
 }
 
@@ -94,19 +95,20 @@ impl<T> Resequencer<T> {
             markers: [BTreeMap::new(), BTreeMap::new()],
             floor: state.watermark,
             delivered: state.resume.map(|r| r.saturating_sub(1)),
-            buffered: [BTreeSet::new(), BTreeSet::new()],
+            buffered: [BTreeMap::new(), BTreeMap::new()],
             done: state.done,
         }
     }
 
-    /// An event at `pos`, delivered as stream sequence `seq` of `src`.
+    /// An event at `pos`, delivered in stream sequence `seq` of `src` (one
+    /// message may carry several events).
     pub fn offer(&mut self, src: Src, seq: u64, pos: Position, item: T) -> Offer {
         let s = src as usize;
         self.delivered[s] = self.delivered[s].max(seq);
         if self.done.is_some_and(|d| pos <= d) || self.pending.contains_key(&pos) {
             return Offer::Duplicate;
         }
-        self.buffered[s].insert(seq);
+        *self.buffered[s].entry(seq).or_default() += 1;
         self.pending.insert(pos, Pending { src, seq, item });
         Offer::Kept
     }
@@ -125,8 +127,8 @@ impl<T> Resequencer<T> {
     /// The stream sequence of `s` a new owner would read again from.
     fn resume(&self, s: usize) -> u64 {
         self.buffered[s]
-            .first()
-            .copied()
+            .first_key_value()
+            .map(|(seq, _)| *seq)
             .unwrap_or(self.delivered[s] + 1)
     }
 
@@ -155,7 +157,13 @@ impl<T> Resequencer<T> {
             return None;
         }
         let (pos, p) = entry.remove_entry();
-        self.buffered[p.src as usize].remove(&p.seq);
+        let held = &mut self.buffered[p.src as usize];
+        if let Some(n) = held.get_mut(&p.seq) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&p.seq);
+            }
+        }
         self.done = Some(pos);
         Some((pos, p.item))
     }
@@ -195,13 +203,16 @@ impl<T> Resequencer<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::synth::Rng;
 
-    /// One message of an event subject, as the events stream holds it.
-    #[derive(Debug, Clone, Copy)]
+    /// One message of an event subject, as the events stream holds it: a
+    /// batch of events, or a marker.
+    #[derive(Debug, Clone)]
     enum Msg {
-        Event(Position),
+        Events(Vec<Position>),
         Marker(u64),
     }
 
@@ -242,12 +253,18 @@ mod tests {
             }
             let k = rng.below(flight.len());
             if let Some((src, pos)) = flight[k].0.pop() {
+                // A message carries up to four events of one subject, in order.
+                let mut batch = vec![pos];
+                let more = rng.below(4);
+                while batch.len() <= more && flight[k].0.last().is_some_and(|(s, _)| *s == src) {
+                    batch.push(flight[k].0.pop().expect("just seen").1);
+                }
                 seq += 1;
-                subjects[src as usize].push((seq, Msg::Event(pos)));
+                subjects[src as usize].push((seq, Msg::Events(batch.clone())));
                 if rng.chance(0.05) {
-                    // The same line republished (a redelivery after a crash).
+                    // The same events republished (a redelivery after a crash).
                     seq += 1;
-                    subjects[src as usize].push((seq, Msg::Event(pos)));
+                    subjects[src as usize].push((seq, Msg::Events(batch)));
                 }
             } else {
                 let (_, batch) = flight.swap_remove(k);
@@ -283,12 +300,14 @@ mod tests {
                 break;
             }
             let s = live[rng.below(live.len())];
-            let (seq, msg) = subjects[s][at[s]];
+            let (seq, msg) = subjects[s][at[s]].clone();
             at[s] += 1;
             let src = if s == 0 { Src::Control } else { Src::Partition };
             match msg {
-                Msg::Event(pos) => {
-                    r.offer(src, seq, pos, src);
+                Msg::Events(batch) => {
+                    for pos in batch {
+                        r.offer(src, seq, pos, src);
+                    }
                 }
                 Msg::Marker(w) => r.watermark(src, seq, w),
             }

@@ -195,18 +195,12 @@ impl Store {
 
     /// Records of `partition` that have not reached the findings stream.
     pub async fn unfinished(&self, partition: u32) -> Result<Vec<(Record, u64)>, String> {
-        use futures_util::StreamExt;
-        let mut keys = self.kv.keys().await.map_err(|e| e.to_string())?;
-        let mut names = Vec::new();
-        while let Some(k) = keys.next().await {
-            names.push(k.map_err(|e| e.to_string())?);
-        }
         let mut out = Vec::new();
-        for k in names {
-            if let Some((r, rev)) = self.get_kv(&k).await? {
-                if r.partition == partition && !r.published {
-                    out.push((r, rev));
-                }
+        for e in super::nats::live_entries(&self.kv).await? {
+            let r: Record = serde_json::from_slice(&e.value)
+                .map_err(|err| format!("unreadable revocation record {}: {err}", e.key))?;
+            if r.partition == partition && !r.published {
+                out.push((r, e.revision));
             }
         }
         Ok(out)

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
+use reachguard::cluster::nats::live_entries;
 use reachguard::cluster::revoke::Record;
 use reachguard::cluster::route::{designated, partition_of};
 use reachguard::cluster::snapshot::Progress;
@@ -41,16 +42,25 @@ pub struct Nats {
     _dir: tempfile::TempDir,
 }
 
+/// The nats-server program: on the PATH, or where Debian puts it.
+pub fn nats_server() -> Option<&'static str> {
+    ["nats-server", "/usr/sbin/nats-server"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
 /// Whether the test can run: prints the skip line and returns false when
 /// nats-server is missing, unless `REACHGUARD_REQUIRE_NATS=1` makes that a
 /// failure.
 pub fn nats_available() -> bool {
-    let found = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let found = nats_server().is_some();
     if !found {
         assert!(
             std::env::var("REACHGUARD_REQUIRE_NATS").as_deref() != Ok("1"),
@@ -75,7 +85,7 @@ impl Nats {
         for attempt in 0..5 {
             let port = free_port();
             let log = dir.path().join(format!("nats-{attempt}.log"));
-            let mut child = Command::new("nats-server")
+            let mut child = Command::new(nats_server().expect("nats-server installed"))
                 .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
                 .arg(dir.path().join("store"))
                 .stdout(Stdio::null())
@@ -180,17 +190,12 @@ impl Client {
     /// Key -> value of every live key of a bucket.
     pub fn kv_all(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
         let kv = self.kv(bucket);
-        self.rt.block_on(async {
-            let mut out = BTreeMap::new();
-            let mut keys = kv.keys().await.unwrap();
-            while let Some(k) = keys.next().await {
-                let k = k.unwrap();
-                if let Some(v) = kv.get(&k).await.unwrap() {
-                    out.insert(k, v.to_vec());
-                }
-            }
-            out
-        })
+        self.rt
+            .block_on(live_entries(&kv))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.value.to_vec()))
+            .collect()
     }
 
     /// Owner of each partition lease.
