@@ -7,9 +7,11 @@
 //! (native format) published to the raw stream as fast as the client can. The
 //! clock runs from the first publish until the instances' `/metrics` count
 //! every event as processed (`reachguard_events_total`, summed; each event is
-//! counted once, by the partition that reports it). For comparison it also
-//! times a single-node `reachguard replay` of the same file, which has no NATS
-//! in the way.
+//! counted once, by the partition that reports it), with the CPU seconds
+//! nats-server, the instances and the publisher spent. It runs twice: with
+//! one line per raw message, and with shippers batching 100 lines per message.
+//! For comparison it also times a single-node `reachguard replay` of the same
+//! file, which has no NATS in the way.
 //!
 //! `cargo bench --bench cluster_throughput` (optionally `-- LINES`, default
 //! 100000). Skips with a message when nats-server is not installed.
@@ -203,7 +205,14 @@ struct Measured {
     cpu_publisher: f64,
 }
 
-fn run(rt: &tokio::runtime::Runtime, lines: &[String], instances: usize) -> Measured {
+/// Runs `instances` instances over `lines`, published `per_message` lines to
+/// a raw message (shippers may batch lines, newline-separated).
+fn run(
+    rt: &tokio::runtime::Runtime,
+    lines: &[String],
+    instances: usize,
+    per_message: usize,
+) -> Measured {
     let dir = tempfile::tempdir().expect("temp dir");
     let (nats, url) = start_nats(dir.path());
     let started: Vec<Instance> = (1..=instances)
@@ -236,11 +245,14 @@ fn run(rt: &tokio::runtime::Runtime, lines: &[String], instances: usize) -> Meas
     let t0 = Instant::now();
     rt.block_on(async {
         let mut acks = Vec::with_capacity(4096);
-        for l in lines {
+        for chunk in lines.chunks(per_message) {
             acks.push(
-                js.publish("reachguard.raw.native.bench", l.clone().into_bytes().into())
-                    .await
-                    .expect("publish"),
+                js.publish(
+                    "reachguard.raw.native.bench",
+                    chunk.join("\n").into_bytes().into(),
+                )
+                .await
+                .expect("publish"),
             );
             if acks.len() == 4096 {
                 for a in acks.drain(..) {
@@ -338,11 +350,14 @@ fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2, 3]);
-    for instances in counts {
-        let m = run(&rt, &lines, instances);
-        println!(
-            "  {instances} instance(s): {:>9.0} events/s end to end (publishing ran at {:.0} lines/s); CPU seconds: nats-server {:.1}, instances {:.1}, publisher {:.1}",
-            m.rate, m.publish_rate, m.cpu_nats, m.cpu_instances, m.cpu_publisher
-        );
+    for per_message in [1, 100] {
+        println!("  shippers publishing {per_message} line(s) per message:");
+        for &instances in &counts {
+            let m = run(&rt, &lines, instances, per_message);
+            println!(
+                "    {instances} instance(s): {:>9.0} events/s end to end (publishing ran at {:.0} lines/s); CPU seconds: nats-server {:.1}, instances {:.1}, publisher {:.1}",
+                m.rate, m.publish_rate, m.cpu_nats, m.cpu_instances, m.cpu_publisher
+            );
+        }
     }
 }
