@@ -81,6 +81,11 @@ fn free_port() -> u16 {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::start_with(&[])
+    }
+
+    /// With extra server arguments (e.g. `--auth TOKEN`).
+    pub fn start_with(extra: &[&str]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         for attempt in 0..5 {
             let port = free_port();
@@ -88,6 +93,7 @@ impl Nats {
             let mut child = Command::new(nats_server().expect("nats-server installed"))
                 .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
                 .arg(dir.path().join("store"))
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
@@ -644,4 +650,80 @@ fn three_instances_find_and_revoke_what_single_node_replays_do_and_a_killed_one_
             assert!(d.sigterm().success(), "{}", d.log());
         }
     }
+}
+
+#[test]
+fn an_instance_authenticates_with_the_token_its_config_names_and_refuses_to_start_without_it() {
+    if !nats_available() {
+        return;
+    }
+    let nats = Nats::start_with(&["--auth", "s3cret-token"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, token: Option<&str>| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let cfg = d.join("reachguard.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[state]\ndir = \"{}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[cluster]\nurl = \"{}\"\ninstance = \"{name}\"\ntoken_env = \"RG_TEST_NATS_TOKEN\"\nlease_ttl = \"2s\"\n",
+                d.join("state").display(),
+                nats.url
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(&cfg)
+            .env_remove("RG_TEST_NATS_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(t) = token {
+            cmd.env("RG_TEST_NATS_TOKEN", t);
+        }
+        (cmd.spawn().unwrap(), d.join("state").join("http.addr"))
+    };
+
+    let (mut good, addr) = run("rg-good", Some("s3cret-token"));
+    wait_until(Duration::from_secs(20), "the instance to start", || {
+        addr.exists() || good.try_wait().unwrap().is_some()
+    });
+    assert!(good.try_wait().unwrap().is_none(), "it runs");
+    let client = async_nats_client_with_token(&nats.url, "s3cret-token");
+    wait_until(
+        Duration::from_secs(20),
+        "the instance to take every partition",
+        || client.leases().len() == 12,
+    );
+    good.kill().unwrap();
+    good.wait().unwrap();
+
+    for (name, token) in [("rg-wrong", Some("guess")), ("rg-none", None)] {
+        let (child, _) = run(name, token);
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{name} must not start");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot connect to NATS") || err.contains("RG_TEST_NATS_TOKEN"),
+            "{name}: {err}"
+        );
+    }
+}
+
+fn async_nats_client_with_token(url: &str, token: &str) -> Client {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let js = rt.block_on(async {
+        let c = async_nats::ConnectOptions::new()
+            .token(token.to_owned())
+            .connect(url)
+            .await
+            .unwrap();
+        jetstream::new(c)
+    });
+    Client { rt, js }
 }
