@@ -4,14 +4,16 @@
 //! work queue: each line goes to one instance). A raw message is one line, or
 //! several separated by newlines; its format and source come from the subject
 //! (`<prefix>.raw.<format>.<source>`) or from the `Reachguard-Format` and
-//! `Reachguard-Source` headers. Each event decoded from it is republished as
-//! native JSON ([`Event::to_native_json`]) to its partition subject or the
-//! control subject ([`route`]), with its position (raw sequence and index) as
-//! header and as message id, so a line republished after a crash is dropped
-//! as a duplicate. The raw message is acknowledged only after every one of
-//! its events is stored.
+//! `Reachguard-Source` headers. The events decoded from a batch are
+//! republished as native JSON lines ([`Event::to_native_json`]), grouped into
+//! one message per subject (their partition's, or the control subject: see
+//! [`route`]), with each event's position (raw sequence and index) in the
+//! `Reachguard-Positions` header. A line republished after a crash carries the
+//! same positions and is dropped as a duplicate (by JetStream when it lands in
+//! an identical message, by the partition workers otherwise). The raw
+//! messages are acknowledged only after every event of the batch is stored.
 //!
-//! After each batch the instance reads the raw stream's first unacknowledged
+//! After a batch the instance reads the raw stream's first unacknowledged
 //! sequence and, when it moved, publishes it as a watermark marker on every
 //! event subject; [`super::reseq`] explains why that orders everything.
 
