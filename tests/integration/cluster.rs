@@ -359,7 +359,7 @@ pub fn cluster_config(
     name: &str,
 ) -> String {
     format!(
-        "{}\n[cluster]\nurl = \"{url}\"\ninstance = \"{name}\"\npartitions = {PARTITIONS}\nlease_ttl = \"2s\"\nsnapshot_interval = \"500ms\"\ningest_ack_wait = \"3s\"\n",
+        "{}\n[cluster]\nurl = \"{url}\"\ninstance = \"{name}\"\npartitions = {PARTITIONS}\nlease_ttl = \"4s\"\nsnapshot_interval = \"500ms\"\ningest_ack_wait = \"3s\"\n",
         base_config(dir, catalogue, hook_url)
     )
 }
