@@ -175,7 +175,8 @@ impl Checkpoints {
         // Both fingerprints known and different: the entry belongs to an earlier
         // file whose inode number the kernel has given to this one. Its position
         // says nothing about this file.
-        let other_file = cur.fingerprint != 0 && line.fingerprint != 0 && cur.fingerprint != line.fingerprint;
+        let other_file =
+            cur.fingerprint != 0 && line.fingerprint != 0 && cur.fingerprint != line.fingerprint;
         if other_file || (line.epoch, line.offset_end) > (cur.epoch, cur.offset) {
             // Updated in place: cloning the path for every acknowledged line is waste.
             if cur.path != *line.path {
@@ -1782,7 +1783,8 @@ mod tests {
                 self.cps.advance(source, key, position);
             }
             let forgotten = self.tailer.take_forgotten();
-            self.pending.extend(forgotten.into_iter().map(|(s, k)| Owed::Forget(s, k)));
+            self.pending
+                .extend(forgotten.into_iter().map(|(s, k)| Owed::Forget(s, k)));
         }
 
         fn drain(&mut self) {

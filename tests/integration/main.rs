@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod crash;
 mod detection;
 mod incident;
 mod response;
