@@ -99,6 +99,12 @@ pub struct RawServer {
     pub listen: SocketAddr,
     /// Extension: how many recent findings `/api/findings` keeps in memory.
     pub findings_in_memory: usize,
+    /// Extension: environment variable holding a bearer token required on `/api/*`.
+    pub token_env: Option<String>,
+    /// Extension: file holding that token (trailing newline ignored).
+    pub token_file: Option<PathBuf>,
+    /// Extension: also require the token on `/metrics`.
+    pub protect_metrics: bool,
 }
 
 impl Default for RawServer {
@@ -106,6 +112,9 @@ impl Default for RawServer {
         RawServer {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             findings_in_memory: 10_000,
+            token_env: None,
+            token_file: None,
+            protect_metrics: false,
         }
     }
 }
@@ -198,6 +207,15 @@ impl Default for RawLog {
     }
 }
 
+/// Where a secret token is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable.
+    Env(String),
+    /// A file.
+    File(PathBuf),
+}
+
 /// How the daemon's own log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -250,6 +268,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Findings kept for the API.
     pub findings_in_memory: usize,
+    /// Where the API bearer token comes from, if one is required.
+    pub api_token: Option<TokenSource>,
+    /// Whether `/metrics` needs the token too.
+    pub protect_metrics: bool,
     /// Agent recognition.
     pub identities: Identities,
     /// Sensitivity catalogue.
@@ -417,6 +439,18 @@ impl Config {
             sources,
             listen: raw.server.listen,
             findings_in_memory: raw.server.findings_in_memory.max(1),
+            api_token: match (raw.server.token_env, raw.server.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ValidationError::new(
+                        "token_env",
+                        "set token_env or token_file, not both",
+                    ));
+                }
+                (Some(var), None) => Some(TokenSource::Env(var)),
+                (None, Some(path)) => Some(TokenSource::File(path)),
+                (None, None) => None,
+            },
+            protect_metrics: raw.server.protect_metrics,
             identities: Identities::new(raw.agents.patterns),
             sensitivity: Sensitivity::new(raw.sensitivity.into_iter().collect()),
             trace_window: raw.provenance.window,
@@ -434,14 +468,40 @@ impl Config {
         })
     }
 
+    /// The API bearer token, read from its environment variable or file.
+    pub fn api_token(&self) -> Result<Option<String>, String> {
+        match &self.api_token {
+            None => Ok(None),
+            Some(TokenSource::Env(var)) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+                _ => Err(format!(
+                    "environment variable {var} ([server] token_env) is not set"
+                )),
+            },
+            Some(TokenSource::File(path)) => {
+                let v = std::fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read {} ([server] token_file): {e}", path.display())
+                })?;
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err(format!("{} ([server] token_file) is empty", path.display()));
+                }
+                Ok(Some(v.to_owned()))
+            }
+        }
+    }
+
     /// Problems only visible at run time (a hook secret missing from the environment).
     pub fn runtime_problems(&self) -> Vec<String> {
-        self.response
+        let mut problems: Vec<String> = self
+            .response
             .hooks
             .iter()
             .chain(&self.response.restore_hooks)
             .filter_map(|h| h.secret_problem())
-            .collect()
+            .collect();
+        problems.extend(self.api_token().err());
+        problems
     }
 }
 

@@ -63,6 +63,9 @@ pub enum Error {
     /// A hook could not be set up (e.g. its secret is missing).
     #[error("{0}")]
     Hook(String),
+    /// The API token is configured but cannot be read.
+    #[error("{0}")]
+    Token(String),
     /// Nothing to follow.
     #[error("no [[sources]] configured: nothing to follow (see `reachguard check-config`)")]
     NoSources,
@@ -188,6 +191,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         metrics: metrics.clone(),
         recent: sink.recent(),
         ready: Arc::clone(&ready),
+        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
+        protect_metrics: cfg.protect_metrics,
     };
     let mut server_stop = stop_rx.clone();
     let server_task = tokio::spawn(async move {

@@ -1,6 +1,9 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
 //!
-//! Read-only. Binds 127.0.0.1 by default; the address is `[server] listen`.
+//! Read-only: every route answers GET only. Binds 127.0.0.1 by default; the
+//! address is `[server] listen`. With `[server] token_env` or `token_file`,
+//! `/api/*` (and `/metrics` with `protect_metrics`) require
+//! `Authorization: Bearer <token>`; health and readiness stay open for probes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,36 @@ pub struct AppState {
     pub recent: Recent,
     /// True once checkpoints are loaded and sources are being followed.
     pub ready: Arc<AtomicBool>,
+    /// Bearer token required on `/api/*` (and `/metrics` if `protect_metrics`).
+    pub token: Option<Arc<str>>,
+    /// Whether `/metrics` needs the token.
+    pub protect_metrics: bool,
+}
+
+/// Constant-time comparison, so the time taken says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request carries the configured token (always true without one).
+fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(token) = &s.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required\n",
+    )
+        .into_response()
 }
 
 /// The routes.
@@ -37,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if s.protect_metrics && !authorised(&s, &headers) {
+        return unauthorised();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -56,7 +92,14 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn findings(State(s): State<AppState>, Query(q): Query<sink::Query>) -> Response {
+async fn findings(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<sink::Query>,
+) -> Response {
+    if !authorised(&s, &headers) {
+        return unauthorised();
+    }
     match sink::query(&s.recent, &q) {
         Ok(list) => axum::Json(list).into_response(),
         Err(msg) => (

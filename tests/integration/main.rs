@@ -9,3 +9,4 @@ mod detection;
 mod incident;
 mod response;
 mod rotation;
+mod security;
