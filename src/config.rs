@@ -44,6 +44,8 @@ pub struct RawConfig {
     /// `[detection]` (extension): expansion hyper-parameters; any key of
     /// `models/detection.toml` may be overridden.
     pub detection: Option<toml::Table>,
+    /// `[limits]` (extension): memory caps.
+    pub limits: crate::detect::Limits,
 }
 
 /// `[state]`.
@@ -286,6 +288,8 @@ pub struct Config {
     pub log_level: String,
     /// Expansion hyper-parameters.
     pub detection: crate::detect::DetectionConfig,
+    /// Memory caps.
+    pub limits: crate::detect::Limits,
 }
 
 /// The validated `[response]`.
@@ -434,6 +438,7 @@ impl Config {
         };
         Ok(Config {
             detection,
+            limits: raw.limits,
             state_dir: raw.state.dir,
             checkpoint_interval: raw.state.checkpoint_interval,
             sources,

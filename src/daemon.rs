@@ -216,7 +216,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         })
         .collect();
     let mut checkpoints = checkpoints;
-    let mut tailer = Tailer::new(specs, &checkpoints);
+    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files);
+    let deferred_files = tailer.deferred_files();
     // Checkpointed files that exist no more.
     for (source, key) in tailer.take_forgotten() {
         checkpoints.forget(source, key);
@@ -252,6 +253,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     tracing::info!(sources = cfg.sources.len(), state = %state.path().display(), "reachguard running");
 
     let worker = Worker {
+        deferred_files,
         pipeline,
         sink,
         state,
@@ -282,6 +284,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
 
 /// The pipeline task's state.
 struct Worker {
+    /// Matching files waiting for an open-file slot (set by the tailer).
+    deferred_files: Arc<std::sync::atomic::AtomicUsize>,
     pipeline: Pipeline,
     sink: FindingsSink,
     state: StateDir,
@@ -326,6 +330,9 @@ impl Worker {
                     self.dirty = true;
                 }
                 _ = tick.tick() => {
+                    self.metrics
+                        .source_files_deferred
+                        .set(self.deferred_files.load(Ordering::Relaxed) as i64);
                     if let Err(e) = self.checkpoint() {
                         tracing::error!(error = %e, "checkpoint failed; will retry");
                     }

@@ -50,6 +50,12 @@ pub struct Metrics {
     pub journal_pending: IntGauge,
     /// `reachguard_build_info{version}`.
     pub build_info: IntGaugeVec,
+    /// `reachguard_source_files_deferred`: matching files not open because of
+    /// `[limits] max_open_files`.
+    pub source_files_deferred: IntGauge,
+    /// `reachguard_evictions_total{what}`: entries the memory caps made the
+    /// model forget (principal, resource, advice, grant, sighting).
+    pub evictions: IntCounterVec,
 }
 
 impl Metrics {
@@ -154,6 +160,18 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let source_files_deferred = gauge(
+            "reachguard_source_files_deferred",
+            "Matching files waiting for an open-file slot ([limits] max_open_files).",
+        );
+        let evictions = counter(
+            "reachguard_evictions_total",
+            "Entries the memory caps made the model forget, by kind.",
+            &["what"],
+        );
+        for what in ["principal", "resource", "advice", "grant", "sighting"] {
+            evictions.with_label_values(&[what]);
+        }
 
         for t in EventType::ALL {
             events.with_label_values(&[t.as_str()]);
@@ -192,6 +210,8 @@ impl Metrics {
             untrusted_advice_ignored,
             journal_pending,
             build_info,
+            evictions,
+            source_files_deferred,
         }
     }
 

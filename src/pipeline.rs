@@ -67,8 +67,20 @@ pub struct Input {
 /// switches to one line per thousand (the counters keep counting all of them).
 const LOG_EACH_ERROR_UP_TO: u64 = 100;
 
+/// The `what` labels of `reachguard_evictions_total`.
+const EVICTED: [&str; 5] = ["principal", "resource", "advice", "grant", "sighting"];
+
+/// The engine's eviction counts, in `EVICTED` order.
+fn evictions(e: &Engine) -> [u64; 5] {
+    let (r, m) = (e.reach().evicted, e.stats().evicted);
+    [r.principals, r.resources, m.advice, m.grants, m.sightings]
+}
+
 /// Decode, detect and decide.
 pub struct Pipeline {
+    /// Eviction counts already added to the metric (the persisted counts at
+    /// start, so a restart does not count old evictions again).
+    evicted: [u64; 5],
     inputs: Vec<Input>,
     decoders: Vec<Box<dyn Decoder>>,
     errors_per_input: Vec<u64>,
@@ -91,11 +103,13 @@ impl Pipeline {
         have_hooks: bool,
     ) -> Pipeline {
         let r = &cfg.response;
+        let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
         Pipeline {
             decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
             errors_per_input: vec![0; inputs.len()],
             inputs,
-            engine: Engine::new(model, reach, &EngineConfig::from_config(cfg)),
+            evicted: evictions(&engine),
+            engine,
             policy: Policy::from_config(r, have_hooks),
             journal: None,
             metrics,
@@ -216,9 +230,20 @@ impl Pipeline {
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe(ev, origin);
         let model = self.engine.model();
+        let reach = self.engine.reach();
         self.metrics
             .principals_tracked
-            .set(model.principals_tracked() as i64);
+            .set(reach.baselined() as i64);
+        let now = evictions(&self.engine);
+        for (i, what) in EVICTED.iter().enumerate() {
+            if now[i] > self.evicted[i] {
+                self.metrics
+                    .evictions
+                    .with_label_values(&[what])
+                    .inc_by(now[i] - self.evicted[i]);
+            }
+        }
+        self.evicted = now;
         self.metrics
             .last_event_timestamp
             .set(model.latest().as_secs_f64());

@@ -100,12 +100,23 @@ pub struct Expansion {
     /// Baselines, windows and peer groups (persisted).
     pub reach: Reach,
     cfg: DetectionConfig,
+    max_resources: usize,
 }
 
 impl Expansion {
     /// A detector over `reach` (empty or restored).
     pub fn new(reach: Reach, cfg: DetectionConfig) -> Self {
-        Expansion { reach, cfg }
+        Expansion {
+            reach,
+            cfg,
+            max_resources: usize::MAX,
+        }
+    }
+
+    /// Caps how many resources one baseline keeps.
+    pub fn with_max_resources(mut self, n: usize) -> Self {
+        self.max_resources = n;
+        self
     }
 
     /// The hyper-parameters.
@@ -322,7 +333,7 @@ impl Expansion {
                 * (1.0 - 0.5 * of)
                 * held
         };
-        self.reach.learn(pid, rid, ts);
+        self.reach.learn_capped(pid, rid, ts, self.max_resources);
         let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
         let warmed_up = self.warmed_up(ts);
         // While the model is cold every access is new; those windows say
@@ -610,6 +621,7 @@ mod tests {
                 provisioners: vec![Pattern::new("hr").unwrap()],
                 ..DetectionConfig::default()
             },
+            limits: crate::detect::Limits::default(),
         }
     }
 
@@ -756,6 +768,57 @@ mod tests {
             evs.push(access(t0 + (i as i64 + 10) * MIN, "a2", r));
         }
         assert!(feed(&mut e, &evs).is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_unique_names_stays_within_the_caps_and_detection_still_works() {
+        let limits = crate::detect::Limits {
+            max_principals: 100,
+            max_resources_per_principal: 50,
+            ..crate::detect::Limits::default()
+        };
+        let (e, t0) = org();
+        let mut e = Engine::new(
+            e.model().clone(),
+            e.reach().clone(),
+            &EngineConfig {
+                limits,
+                ..settings()
+            },
+        );
+        let flood: Vec<Event> = (0..5000)
+            .map(|i| access(t0 + i, &format!("flood-{i}"), &format!("junk/{i}")))
+            .chain((0..2000).map(|i| access(t0 + 6000 + i, "hoarder", &format!("junk/h{i}"))))
+            .collect();
+        feed(&mut e, &flood);
+        let reach = e.reach();
+        assert!(
+            reach.baselined() <= 105,
+            "{} principals kept",
+            reach.baselined()
+        );
+        assert!(
+            reach.principals.len() <= 2 * 105,
+            "{} names interned",
+            reach.principals.len()
+        );
+        assert!(reach.baselines.values().all(|b| b.resources.len() <= 50));
+        assert!(reach.evicted.principals >= 4900);
+        assert!(reach.evicted.resources >= 1950);
+        for who in ["a1", "b4"] {
+            assert!(
+                reach.principals.get(who).is_some(),
+                "{who} kept: history outweighs a flood"
+            );
+        }
+        let burst: Vec<Event> = ["prod/x", "prod/y", "vault/k1"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| access(t0 + DAY + i as i64 * MIN, "a1", r))
+            .collect();
+        let d = feed(&mut e, &burst);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].finding.kind, FindingKind::ReachExpansion);
     }
 
     #[test]

@@ -419,12 +419,20 @@ pub struct Tailer {
     /// Rotates which file is read first, so one busy file cannot starve the others.
     next_first: usize,
     buf: Vec<u8>,
+    /// Most files open at once; matching files beyond it wait for a slot.
+    max_open: usize,
+    /// Matching files waiting for a slot at the last scan (shared for metrics).
+    deferred: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Tailer {
     /// Expand all patterns and open the matching files at their start positions
     /// (no line is read yet). Errors are logged and counted in the first poll.
     pub fn new(specs: Vec<SourceSpec>, checkpoints: &Checkpoints) -> Self {
+        Self::new_capped(specs, checkpoints, usize::MAX)
+    }
+
+    fn new_capped(specs: Vec<SourceSpec>, checkpoints: &Checkpoints, max_open: usize) -> Self {
         let mut t = Self {
             specs,
             files: BTreeMap::new(),
@@ -436,6 +444,8 @@ impl Tailer {
             close_grace: DEFAULT_CLOSE_GRACE,
             next_first: 0,
             buf: vec![0; READ_CHUNK],
+            max_open,
+            deferred: Arc::default(),
         };
         let now = Instant::now();
         let mut stats = PollStats::default();
@@ -454,6 +464,25 @@ impl Tailer {
         }
         t.carried_errors = stats.errors;
         t
+    }
+
+    /// Like [`Tailer::new`], opening at most `max_open` files at once. Matching
+    /// files beyond the cap are not opened until rotated files close and free a
+    /// slot; they are then read from their start, so nothing is lost, only
+    /// delayed ([`Tailer::deferred_files`] counts them).
+    pub fn with_max_open_files(
+        specs: Vec<SourceSpec>,
+        checkpoints: &Checkpoints,
+        max_open: usize,
+    ) -> Self {
+        let mut t = Self::new_capped(specs, checkpoints, max_open.max(1));
+        t.max_open = max_open.max(1);
+        t
+    }
+
+    /// How many matching files wait for a slot (updated by every scan).
+    pub fn deferred_files(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        Arc::clone(&self.deferred)
     }
 
     /// How long a file that stopped matching is kept open after its last data
@@ -559,6 +588,7 @@ impl Tailer {
     /// Expand all patterns, open new files, follow renames of open ones and count
     /// scans in which open files were not found. Returns the ids found.
     fn scan(&mut self, first: bool, now: Instant, stats: &mut PollStats) -> HashSet<Id> {
+        let mut deferred = 0;
         let mut seen = HashSet::new();
         let mut incomplete = HashSet::new();
         for si in 0..self.specs.len() {
@@ -593,6 +623,13 @@ impl Tailer {
                     of.unmatched_scans = 0;
                     continue;
                 }
+                if self.files.len() >= self.max_open {
+                    deferred += 1;
+                    if self.failing.insert(path.clone()) {
+                        warn!(path = %path.display(), max_open = self.max_open, "too many open files: this one waits for a slot");
+                    }
+                    continue;
+                }
                 let cp = self.resume.get(&id).cloned();
                 match self.open_file(si, &path, id.1, first, cp.as_ref()) {
                     Ok(Some(of)) => self.insert_open(id, of),
@@ -601,6 +638,8 @@ impl Tailer {
                 }
             }
         }
+        self.deferred
+            .store(deferred, std::sync::atomic::Ordering::Relaxed);
         for (id, of) in &mut self.files {
             // An incomplete listing must not close files: after a transient error the
             // file would come back as "new" and be reread from 0.
@@ -1944,6 +1983,47 @@ mod tests {
         // Lines of the same file still only move forward.
         cps.ack(&line(50, 1, 0xbbbb));
         assert_eq!(cps.get(0, key).unwrap().offset, 100);
+    }
+
+    #[test]
+    fn files_beyond_the_open_cap_wait_for_a_slot_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            append(
+                &dir.path().join(format!("f{i}.log")),
+                &format!("f{i}-a\nf{i}-b\n"),
+            );
+        }
+        let pattern = dir.path().join("*.log");
+        let t = Tailer::with_max_open_files(vec![spec(&pattern)], &Checkpoints::default(), 2);
+        let mut t = t.with_close_grace(Duration::ZERO);
+        let deferred = t.deferred_files();
+        let first = read(&mut t);
+        assert_eq!(first.len(), 4, "two files of two lines: {first:?}");
+        assert_eq!(deferred.load(std::sync::atomic::Ordering::Relaxed), 3);
+        // Rotating the read files away frees their slots.
+        for f in ["f0.log", "f1.log"] {
+            fs::rename(dir.path().join(f), dir.path().join(format!("{f}.old"))).unwrap();
+        }
+        let mut all = first;
+        for _ in 0..3 {
+            all.extend(read(&mut t));
+        }
+        // f2 and f3 took the slots; f4 waits while they are live.
+        assert_eq!(all.len(), 8);
+        assert_eq!(deferred.load(std::sync::atomic::Ordering::Relaxed), 1);
+        for f in ["f2.log", "f3.log"] {
+            fs::rename(dir.path().join(f), dir.path().join(format!("{f}.old"))).unwrap();
+        }
+        for _ in 0..3 {
+            all.extend(read(&mut t));
+        }
+        all.sort();
+        let want: Vec<String> = (0..5)
+            .flat_map(|i| [format!("f{i}-a"), format!("f{i}-b")])
+            .collect();
+        assert_eq!(all, want);
+        assert_eq!(deferred.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 
     /// Random writes, partial writes, rotations (rename, copytruncate, delete)

@@ -171,3 +171,29 @@ fn a_burst_of_forged_agent_grants_hits_the_revocation_budget_not_production() {
         .count();
     assert_eq!(suppressed, 35);
 }
+
+#[test]
+fn a_flood_of_unique_principals_and_resources_is_held_to_the_caps_and_shows_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.jsonl");
+    let cfg = config(dir.path(), &log.display().to_string(), None)
+        + "\n[limits]\nmax_principals = 200\nmax_resources_per_principal = 20\n";
+    let flood: Vec<String> = (0..5000)
+        .map(|i| access_line(&format!("flood-{i}"), &format!("junk/{i}"), i))
+        .chain((0..500).map(|i| access_line("hoarder", &format!("junk/h{i}"), 6000 + i)))
+        .collect();
+    append(&log, &flood);
+    let mut daemon = Daemon::start(dir.path(), &cfg);
+    wait_until(Duration::from_secs(60), "the flood to be read", || {
+        daemon.metric(r#"reachguard_lines_total{source="app"}"#) >= 5500.0
+    });
+    assert!(daemon.metric("reachguard_principals_tracked") <= 210.0);
+    assert!(daemon.metric(r#"reachguard_evictions_total{what="principal"}"#) >= 4790.0);
+    assert!(daemon.metric(r#"reachguard_evictions_total{what="resource"}"#) >= 480.0);
+    assert!(daemon.sigterm().success());
+    // The checkpoint holds the capped model, not the flood.
+    let size = std::fs::metadata(dir.path().join("state/checkpoint.json"))
+        .unwrap()
+        .len();
+    assert!(size < 200_000, "checkpoint is {size} bytes");
+}
