@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod hostile;
+
 mod cli;
 mod crash;
 mod detection;
