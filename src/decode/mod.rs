@@ -10,6 +10,7 @@
 //!
 //! - `native`: event schema v1.
 //! - `cloudtrail`: AWS CloudTrail records.
+//! - `k8s_audit`: Kubernetes `audit.k8s.io` events.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -17,6 +18,7 @@
 
 mod cloudtrail;
 mod json;
+mod k8s_audit;
 mod native;
 mod time;
 
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 pub use cloudtrail::CloudTrailDecoder;
+pub use k8s_audit::K8sAuditDecoder;
 pub use native::NativeDecoder;
 
 /// The input formats a source can declare.
@@ -39,17 +42,20 @@ pub enum Format {
     Native,
     /// AWS CloudTrail records, one per line or `{"Records":[...]}` documents.
     Cloudtrail,
+    /// Kubernetes `audit.k8s.io` events, one per line.
+    K8sAudit,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 2] = [Format::Native, Format::Cloudtrail];
+    pub const ALL: [Format; 3] = [Format::Native, Format::Cloudtrail, Format::K8sAudit];
 
     /// The config / CLI name.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Native => "native",
             Format::Cloudtrail => "cloudtrail",
+            Format::K8sAudit => "k8s-audit",
         }
     }
 
@@ -58,6 +64,7 @@ impl Format {
         match self {
             Format::Native => Box::new(NativeDecoder),
             Format::Cloudtrail => Box::new(CloudTrailDecoder::default()),
+            Format::K8sAudit => Box::new(K8sAuditDecoder::default()),
         }
     }
 }
@@ -167,8 +174,8 @@ mod tests {
             );
         }
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(names, ["native", "cloudtrail"]);
+        assert_eq!(names, ["native", "cloudtrail", "k8s-audit"]);
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("cloudtrail"), "{err}");
+        assert!(err.contains("k8s-audit"), "{err}");
     }
 }
