@@ -11,6 +11,7 @@
 //! - `native`: event schema v1.
 //! - `cloudtrail`: AWS CloudTrail records.
 //! - `k8s_audit`: Kubernetes `audit.k8s.io` events.
+//! - `okta`: Okta System Log events.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -20,6 +21,7 @@ mod cloudtrail;
 mod json;
 mod k8s_audit;
 mod native;
+mod okta;
 mod time;
 
 use std::fmt;
@@ -31,6 +33,7 @@ use crate::event::Event;
 pub use cloudtrail::CloudTrailDecoder;
 pub use k8s_audit::K8sAuditDecoder;
 pub use native::NativeDecoder;
+pub use okta::OktaDecoder;
 
 /// The input formats a source can declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -44,11 +47,18 @@ pub enum Format {
     Cloudtrail,
     /// Kubernetes `audit.k8s.io` events, one per line.
     K8sAudit,
+    /// Okta System Log events, one per line.
+    Okta,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 3] = [Format::Native, Format::Cloudtrail, Format::K8sAudit];
+    pub const ALL: [Format; 4] = [
+        Format::Native,
+        Format::Cloudtrail,
+        Format::K8sAudit,
+        Format::Okta,
+    ];
 
     /// The config / CLI name.
     pub fn as_str(self) -> &'static str {
@@ -56,6 +66,7 @@ impl Format {
             Format::Native => "native",
             Format::Cloudtrail => "cloudtrail",
             Format::K8sAudit => "k8s-audit",
+            Format::Okta => "okta",
         }
     }
 
@@ -65,6 +76,7 @@ impl Format {
             Format::Native => Box::new(NativeDecoder),
             Format::Cloudtrail => Box::new(CloudTrailDecoder::default()),
             Format::K8sAudit => Box::new(K8sAuditDecoder::default()),
+            Format::Okta => Box::new(OktaDecoder::default()),
         }
     }
 }
@@ -174,8 +186,8 @@ mod tests {
             );
         }
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(names, ["native", "cloudtrail", "k8s-audit"]);
+        assert_eq!(names, ["native", "cloudtrail", "k8s-audit", "okta"]);
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("k8s-audit"), "{err}");
+        assert!(err.contains("okta"), "{err}");
     }
 }
