@@ -46,16 +46,22 @@ struct LogEvent<'a> {
     published: Str<'a>,
     #[serde(borrow)]
     p_event_time: Str<'a>,
-    #[serde(borrow, rename = "eventType", alias = "eventtype")]
+    #[serde(borrow, rename = "eventType")]
     event_type: Str<'a>,
+    // Lower-cased keys are separate fields, not serde aliases: a record holding
+    // both spellings must not be rejected as a duplicate.
+    #[serde(borrow, rename = "eventtype")]
+    event_type_lc: Str<'a>,
     #[serde(borrow)]
     actor: Obj<Party<'a>>,
     #[serde(borrow)]
     outcome: Obj<OktaOutcome<'a>>,
     #[serde(borrow)]
     target: Objs<Party<'a>>,
-    #[serde(borrow, rename = "debugContext", alias = "debugcontext")]
+    #[serde(borrow, rename = "debugContext")]
     debug_context: Obj<DebugContext<'a>>,
+    #[serde(borrow, rename = "debugcontext")]
+    debug_context_lc: Obj<DebugContext<'a>>,
 }
 
 /// An actor or a target.
@@ -64,10 +70,14 @@ struct LogEvent<'a> {
 struct Party<'a> {
     #[serde(borrow, rename = "type")]
     kind: Str<'a>,
-    #[serde(borrow, rename = "alternateId", alias = "alternateid")]
+    #[serde(borrow, rename = "alternateId")]
     alternate_id: Str<'a>,
-    #[serde(borrow, rename = "displayName", alias = "displayname")]
+    #[serde(borrow, rename = "alternateid")]
+    alternate_id_lc: Str<'a>,
+    #[serde(borrow, rename = "displayName")]
     display_name: Str<'a>,
+    #[serde(borrow, rename = "displayname")]
+    display_name_lc: Str<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -80,25 +90,41 @@ struct OktaOutcome<'a> {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct DebugContext<'a> {
-    #[serde(borrow, rename = "debugData", alias = "debugdata")]
+    #[serde(borrow, rename = "debugData")]
     debug_data: Obj<DebugData<'a>>,
+    #[serde(borrow, rename = "debugdata")]
+    debug_data_lc: Obj<DebugData<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct DebugData<'a> {
-    #[serde(borrow, rename = "privilegeGranted", alias = "privilegegranted")]
+    #[serde(borrow, rename = "privilegeGranted")]
     privilege_granted: Str<'a>,
+    #[serde(borrow, rename = "privilegegranted")]
+    privilege_granted_lc: Str<'a>,
 }
 
 impl Party<'_> {
     /// A user is named by login, anything else (groups, apps) by display name.
     fn name(&self) -> Option<&str> {
+        let login = self.alternate_id.known().or(self.alternate_id_lc.known());
+        let display = self.display_name.known().or(self.display_name_lc.known());
         if self.kind.get() == Some("User") {
-            self.alternate_id.known().or(self.display_name.known())
+            login.or(display)
         } else {
-            self.display_name.known().or(self.alternate_id.known())
+            display.or(login)
         }
+    }
+}
+
+impl LogEvent<'_> {
+    fn privilege_granted(&self) -> Option<&str> {
+        let ctx = self.debug_context.get().or(self.debug_context_lc.get())?;
+        let data = ctx.debug_data.get().or(ctx.debug_data_lc.get())?;
+        data.privilege_granted
+            .get()
+            .or(data.privilege_granted_lc.get())
     }
 }
 
@@ -110,7 +136,7 @@ impl Decoder for OktaDecoder {
             return Ok(());
         };
         let ev: LogEvent<'_> = json::object(text)?;
-        let Some(event_type) = ev.event_type.get() else {
+        let Some(event_type) = ev.event_type.get().or(ev.event_type_lc.get()) else {
             return Err(DecodeError::Unrecognized {
                 format: NAME,
                 reason: "no eventType",
@@ -230,10 +256,7 @@ fn grants(
             };
             let Some(grantee) = grantee else { return };
             let roles: Vec<&str> = ev
-                .debug_context
-                .get()
-                .and_then(|d| d.debug_data.get())
-                .and_then(|d| d.privilege_granted.get())
+                .privilege_granted()
                 .map(|p| {
                     p.split(", ")
                         .map(str::trim)
@@ -458,6 +481,12 @@ mod tests {
             (a.resource.as_str(), a.outcome),
             ("okta/policy", Outcome::Success)
         );
+    }
+
+    #[test]
+    fn both_spellings_in_one_record_are_fine() {
+        let line = r#"{"published":"2022-12-13 00:58:19.811","eventType":"user.session.start","eventtype":"user.session.start","actor":{"alternateId":"a@b.c","alternateid":"a@b.c","type":"User"}}"#;
+        assert_eq!(decode(line).unwrap().len(), 1);
     }
 
     #[test]
