@@ -12,12 +12,14 @@
 //! - `cloudtrail`: AWS CloudTrail records.
 //! - `k8s_audit`: Kubernetes `audit.k8s.io` events.
 //! - `okta`: Okta System Log events.
+//! - `gcp_audit`: Google Cloud audit log entries.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
 //! given to records that carry none).
 
 mod cloudtrail;
+mod gcp_audit;
 mod json;
 mod k8s_audit;
 mod native;
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 pub use cloudtrail::CloudTrailDecoder;
+pub use gcp_audit::GcpAuditDecoder;
 pub use k8s_audit::K8sAuditDecoder;
 pub use native::NativeDecoder;
 pub use okta::OktaDecoder;
@@ -49,15 +52,18 @@ pub enum Format {
     K8sAudit,
     /// Okta System Log events, one per line.
     Okta,
+    /// Google Cloud audit log entries (`LogEntry` with an `AuditLog` payload).
+    GcpAudit,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::Native,
         Format::Cloudtrail,
         Format::K8sAudit,
         Format::Okta,
+        Format::GcpAudit,
     ];
 
     /// The config / CLI name.
@@ -67,6 +73,7 @@ impl Format {
             Format::Cloudtrail => "cloudtrail",
             Format::K8sAudit => "k8s-audit",
             Format::Okta => "okta",
+            Format::GcpAudit => "gcp-audit",
         }
     }
 
@@ -77,6 +84,7 @@ impl Format {
             Format::Cloudtrail => Box::new(CloudTrailDecoder::default()),
             Format::K8sAudit => Box::new(K8sAuditDecoder::default()),
             Format::Okta => Box::new(OktaDecoder::default()),
+            Format::GcpAudit => Box::new(GcpAuditDecoder::default()),
         }
     }
 }
@@ -186,8 +194,11 @@ mod tests {
             );
         }
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(names, ["native", "cloudtrail", "k8s-audit", "okta"]);
+        assert_eq!(
+            names,
+            ["native", "cloudtrail", "k8s-audit", "okta", "gcp-audit"]
+        );
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("okta"), "{err}");
+        assert!(err.contains("gcp-audit"), "{err}");
     }
 }
