@@ -13,6 +13,7 @@
 //! - `k8s_audit`: Kubernetes `audit.k8s.io` events.
 //! - `okta`: Okta System Log events.
 //! - `gcp_audit`: Google Cloud audit log entries.
+//! - `github_audit`: GitHub audit log events.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -20,6 +21,7 @@
 
 mod cloudtrail;
 mod gcp_audit;
+mod github_audit;
 mod json;
 mod k8s_audit;
 mod native;
@@ -34,6 +36,7 @@ use crate::event::Event;
 
 pub use cloudtrail::CloudTrailDecoder;
 pub use gcp_audit::GcpAuditDecoder;
+pub use github_audit::GithubAuditDecoder;
 pub use k8s_audit::K8sAuditDecoder;
 pub use native::NativeDecoder;
 pub use okta::OktaDecoder;
@@ -54,16 +57,19 @@ pub enum Format {
     Okta,
     /// Google Cloud audit log entries (`LogEntry` with an `AuditLog` payload).
     GcpAudit,
+    /// GitHub organisation / enterprise audit log events.
+    GithubAudit,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Native,
         Format::Cloudtrail,
         Format::K8sAudit,
         Format::Okta,
         Format::GcpAudit,
+        Format::GithubAudit,
     ];
 
     /// The config / CLI name.
@@ -74,6 +80,7 @@ impl Format {
             Format::K8sAudit => "k8s-audit",
             Format::Okta => "okta",
             Format::GcpAudit => "gcp-audit",
+            Format::GithubAudit => "github-audit",
         }
     }
 
@@ -85,6 +92,7 @@ impl Format {
             Format::K8sAudit => Box::new(K8sAuditDecoder::default()),
             Format::Okta => Box::new(OktaDecoder::default()),
             Format::GcpAudit => Box::new(GcpAuditDecoder::default()),
+            Format::GithubAudit => Box::new(GithubAuditDecoder::default()),
         }
     }
 }
@@ -196,9 +204,16 @@ mod tests {
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
         assert_eq!(
             names,
-            ["native", "cloudtrail", "k8s-audit", "okta", "gcp-audit"]
+            [
+                "native",
+                "cloudtrail",
+                "k8s-audit",
+                "okta",
+                "gcp-audit",
+                "github-audit"
+            ]
         );
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("gcp-audit"), "{err}");
+        assert!(err.contains("github-audit"), "{err}");
     }
 }
