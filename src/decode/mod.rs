@@ -14,6 +14,7 @@
 //! - `okta`: Okta System Log events.
 //! - `gcp_audit`: Google Cloud audit log entries.
 //! - `github_audit`: GitHub audit log events.
+//! - `linux_auth`: syslog `auth.log` / `secure` lines (and auditd records).
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -24,6 +25,7 @@ mod gcp_audit;
 mod github_audit;
 mod json;
 mod k8s_audit;
+mod linux_auth;
 mod native;
 mod okta;
 mod time;
@@ -38,6 +40,7 @@ pub use cloudtrail::CloudTrailDecoder;
 pub use gcp_audit::GcpAuditDecoder;
 pub use github_audit::GithubAuditDecoder;
 pub use k8s_audit::K8sAuditDecoder;
+pub use linux_auth::LinuxAuthDecoder;
 pub use native::NativeDecoder;
 pub use okta::OktaDecoder;
 
@@ -59,17 +62,20 @@ pub enum Format {
     GcpAudit,
     /// GitHub organisation / enterprise audit log events.
     GithubAudit,
+    /// syslog `auth.log` / `secure` lines (and auditd records).
+    LinuxAuth,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Native,
         Format::Cloudtrail,
         Format::K8sAudit,
         Format::Okta,
         Format::GcpAudit,
         Format::GithubAudit,
+        Format::LinuxAuth,
     ];
 
     /// The config / CLI name.
@@ -81,6 +87,7 @@ impl Format {
             Format::Okta => "okta",
             Format::GcpAudit => "gcp-audit",
             Format::GithubAudit => "github-audit",
+            Format::LinuxAuth => "linux-auth",
         }
     }
 
@@ -93,6 +100,7 @@ impl Format {
             Format::Okta => Box::new(OktaDecoder::default()),
             Format::GcpAudit => Box::new(GcpAuditDecoder::default()),
             Format::GithubAudit => Box::new(GithubAuditDecoder::default()),
+            Format::LinuxAuth => Box::new(LinuxAuthDecoder::default()),
         }
     }
 }
@@ -210,10 +218,11 @@ mod tests {
                 "k8s-audit",
                 "okta",
                 "gcp-audit",
-                "github-audit"
+                "github-audit",
+                "linux-auth"
             ]
         );
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("github-audit"), "{err}");
+        assert!(err.contains("linux-auth"), "{err}");
     }
 }

@@ -110,6 +110,24 @@ pub(crate) fn digits(b: &[u8]) -> Option<u32> {
     })
 }
 
+/// `Jan` .. `Dec` (case-sensitive, as syslog and CLF write them) to 1..=12.
+pub(crate) fn month_from_abbr(b: &[u8]) -> Option<u32> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    MONTHS
+        .iter()
+        .position(|m| &m[..] == b)
+        .map(|i| i as u32 + 1)
+}
+
+/// Milliseconds since the epoch for a UTC civil time, if it exists.
+pub(crate) fn civil_ms(year: i32, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<i64> {
+    let t = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(h, m, s)?;
+    Some(t.and_utc().timestamp_millis())
+}
+
 /// Event time for a stream of records: a record without a usable time takes the
 /// time of the last one that had it (see the module doc).
 #[derive(Debug, Default, Clone)]
@@ -188,5 +206,12 @@ mod tests {
         assert_eq!(c.resolve(Some(Ts(5))), Some(Ts(5)));
         assert_eq!(c.resolve(None), Some(Ts(5)));
         assert_eq!(c.resolve(Some(Ts(3))), Some(Ts(3)));
+    }
+
+    #[test]
+    fn month_abbreviations() {
+        assert_eq!(month_from_abbr(b"Jan"), Some(1));
+        assert_eq!(month_from_abbr(b"Dec"), Some(12));
+        assert_eq!(month_from_abbr(b"dec"), None);
     }
 }
