@@ -15,6 +15,7 @@
 //! - `gcp_audit`: Google Cloud audit log entries.
 //! - `github_audit`: GitHub audit log events.
 //! - `linux_auth`: syslog `auth.log` / `secure` lines (and auditd records).
+//! - `web_access`: NCSA common / combined access logs.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -29,6 +30,7 @@ mod linux_auth;
 mod native;
 mod okta;
 mod time;
+mod web_access;
 
 use std::fmt;
 
@@ -43,6 +45,7 @@ pub use k8s_audit::K8sAuditDecoder;
 pub use linux_auth::LinuxAuthDecoder;
 pub use native::NativeDecoder;
 pub use okta::OktaDecoder;
+pub use web_access::WebAccessDecoder;
 
 /// The input formats a source can declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -64,11 +67,13 @@ pub enum Format {
     GithubAudit,
     /// syslog `auth.log` / `secure` lines (and auditd records).
     LinuxAuth,
+    /// NCSA common / combined access logs, with or without a vhost prefix.
+    WebAccess,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Native,
         Format::Cloudtrail,
         Format::K8sAudit,
@@ -76,6 +81,7 @@ impl Format {
         Format::GcpAudit,
         Format::GithubAudit,
         Format::LinuxAuth,
+        Format::WebAccess,
     ];
 
     /// The config / CLI name.
@@ -88,6 +94,7 @@ impl Format {
             Format::GcpAudit => "gcp-audit",
             Format::GithubAudit => "github-audit",
             Format::LinuxAuth => "linux-auth",
+            Format::WebAccess => "web-access",
         }
     }
 
@@ -101,6 +108,7 @@ impl Format {
             Format::GcpAudit => Box::new(GcpAuditDecoder::default()),
             Format::GithubAudit => Box::new(GithubAuditDecoder::default()),
             Format::LinuxAuth => Box::new(LinuxAuthDecoder::default()),
+            Format::WebAccess => Box::new(WebAccessDecoder),
         }
     }
 }
@@ -219,10 +227,11 @@ mod tests {
                 "okta",
                 "gcp-audit",
                 "github-audit",
-                "linux-auth"
+                "linux-auth",
+                "web-access"
             ]
         );
         let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("linux-auth"), "{err}");
+        assert!(err.contains("web-access"), "{err}");
     }
 }
