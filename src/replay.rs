@@ -1,8 +1,10 @@
 //! `reachguard replay`: the pipeline over files, in event time, then exit.
 //!
 //! Several inputs are merged by event time (each file's own order is kept).
-//! Findings go to the given writer (stdout) as JSON lines; the caller prints the
-//! [`Summary`]. Revocations are executed through the configured hooks unless
+//! Each input is read in the format of the configured source whose path or glob
+//! matches it (and with that source's `trust_advice`), else in `--format`, so one
+//! replay can mix formats ([`inputs`]). Findings go to the given writer (stdout)
+//! as JSON lines; the caller prints the [`Summary`]. Revocations are executed through the configured hooks unless
 //! `--dry-run` is given or no hook is configured (then `status: "dry_run"`).
 //! Replay keeps no state: it neither reads nor writes the state directory.
 
@@ -12,7 +14,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::decode::Format;
 use crate::detect::Origin;
 use crate::event::{Event, Ts};
@@ -25,7 +27,7 @@ use crate::respond::{self, Hook};
 pub struct Options {
     /// Decide but call no hook.
     pub dry_run: bool,
-    /// The format of every input.
+    /// The format of inputs that no configured source matches.
     pub format: Format,
 }
 
@@ -213,6 +215,47 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// The pipeline inputs for `paths`: each file takes the format and trust of the
+/// first configured source whose path or glob matches it (as written or made
+/// absolute); any other file, and stdin (`-`), takes `fallback` and is trusted.
+pub fn inputs(cfg: &Config, paths: &[PathBuf], fallback: Format) -> Vec<Input> {
+    paths
+        .iter()
+        .map(|p| {
+            let (format, origin) = match matching_source(cfg, p) {
+                Some(s) => (
+                    s.format,
+                    Origin {
+                        trust_advice: s.trust_advice,
+                    },
+                ),
+                None => (fallback, Origin::TRUSTED),
+            };
+            Input {
+                name: p.display().to_string(),
+                format,
+                origin,
+            }
+        })
+        .collect()
+}
+
+fn matching_source<'c>(cfg: &'c Config, path: &Path) -> Option<&'c SourceConfig> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let mut forms = vec![path.to_path_buf()];
+    forms.extend(std::path::absolute(path).ok());
+    forms.extend(path.canonicalize().ok());
+    cfg.sources.iter().find(|s| {
+        glob::Pattern::new(&s.path).is_ok_and(|pattern| {
+            forms
+                .iter()
+                .any(|f| pattern.matches_path(f) || Path::new(&s.path) == f)
+        })
+    })
+}
+
 /// Replays `paths` (`-` is stdin) and writes findings to `out`.
 pub async fn replay(
     cfg: &Config,
@@ -231,14 +274,7 @@ pub async fn replay(
             .collect::<Result<Vec<_>, _>>()
             .map_err(Error::Hook)?
     };
-    let inputs: Vec<Input> = paths
-        .iter()
-        .map(|p| Input {
-            name: p.display().to_string(),
-            format: opts.format,
-            origin: Origin::TRUSTED,
-        })
-        .collect();
+    let inputs = inputs(cfg, paths, opts.format);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let mut p = Pipeline::new(
         cfg,
@@ -269,4 +305,40 @@ pub async fn replay(
     merge.finish();
     out.flush().map_err(Error::Output)?;
     Ok(p.summary().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_take_the_format_and_trust_of_the_source_that_matches_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let ct = dir.path().join("trail").join("2026.json");
+        let cfg = Config::parse(&format!(
+            "[[sources]]\npath = \"{}/trail/*.json\"\nformat = \"cloudtrail\"\n\n[[sources]]\npath = \"forum.jsonl\"\ntrust_advice = false\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let paths = [
+            ct,
+            PathBuf::from("forum.jsonl"),
+            dir.path().join("other.log"),
+            PathBuf::from("-"),
+        ];
+        let got: Vec<(Format, bool)> = inputs(&cfg, &paths, Format::Okta)
+            .into_iter()
+            .map(|i| (i.format, i.origin.trust_advice))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Format::Cloudtrail, true),
+                // A relative path matches a relative source path as written.
+                (Format::Native, false),
+                (Format::Okta, true),
+                (Format::Okta, true),
+            ]
+        );
+    }
 }
