@@ -8,6 +8,7 @@ mod hostile;
 mod cli;
 mod crash;
 mod detection;
+mod formats;
 mod incident;
 mod response;
 mod rotation;
