@@ -234,4 +234,86 @@ mod tests {
         let err = "syslog".parse::<Format>().unwrap_err();
         assert!(err.contains("web-access"), "{err}");
     }
+
+    /// Lines of every format, cut at every byte and with bytes replaced: no
+    /// decoder may panic, whatever it makes of them.
+    #[test]
+    fn no_decoder_panics_on_cut_or_corrupted_lines() {
+        let samples: &[(Format, &str)] = &[
+            (
+                Format::Native,
+                r#"{"ts":"2026-03-18T09:07:02Z","type":"grant","grant_id":"g","actor":"a","grantee":"b","resource":"r"}"#,
+            ),
+            (
+                Format::Cloudtrail,
+                r#"{"Records":[{"eventTime":"2024-08-01T13:29:57Z","eventSource":"iam.amazonaws.com","eventName":"UpdateAssumeRolePolicy","userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r/s"},"requestParameters":{"roleName":"x","policyDocument":"%7B%22Statement%22%3A%5B%5D%7D"},"eventID":"e"}]}"#,
+            ),
+            (
+                Format::Cloudtrail,
+                r#"{"eventTime":"2024-08-01T13:29:57Z","eventSource":"s3.amazonaws.com","eventName":"PutBucketAcl","userIdentity":{"type":"IAMUser","userName":"a"},"requestParameters":{"bucketName":"b","AccessControlPolicy":{"AccessControlList":{"Grant":{"Grantee":{"URI":"http://acs.amazonaws.com/groups/global/AllUsers"},"Permission":"READ"}}}}}"#,
+            ),
+            (
+                Format::K8sAudit,
+                r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"patch","user":{"username":"u"},"objectRef":{"resource":"rolebindings","namespace":"n"},"responseStatus":{"code":200},"responseObject":{"roleRef":{"kind":"Role","name":"r"},"subjects":[{"kind":"ServiceAccount","name":"s"}]},"stageTimestamp":"2026-03-18T09:08:00Z"}"#,
+            ),
+            (
+                Format::Okta,
+                r#"{"uuid":"u","published":"2021-06-26T21:27:03.490Z","eventType":"user.account.privilege.grant","actor":{"type":"User","alternateId":"a@b"},"outcome":{"result":"SUCCESS"},"target":[{"type":"User","alternateId":"c@d"}],"debugContext":{"debugData":{"privilegeGranted":"Org admin, App admin"}}}"#,
+            ),
+            (
+                Format::GcpAudit,
+                r#"{"insertId":"i","timestamp":"2024-02-02T09:44:26Z","protoPayload":{"authenticationInfo":{"principalEmail":"a@b"},"methodName":"SetIamPolicy","serviceName":"cloudresourcemanager.googleapis.com","resourceName":"projects/p","serviceData":{"policyDelta":{"bindingDeltas":[{"action":"ADD","role":"roles/owner","member":"group:g@b"}]}}}}"#,
+            ),
+            (
+                Format::GithubAudit,
+                r#"{"_document_id":"d","actor":"a","action":"team.add_repository","created_at":1621305118553,"data":{"team":"o/t"},"org":"o","repo":"o/r"}"#,
+            ),
+            (
+                Format::LinuxAuth,
+                "Mar 18 09:07:02 web-1 sudo:    alice : TTY=pts/0 ; PWD=/h ; USER=root ; COMMAND=/usr/sbin/usermod -aG sudo,adm bob",
+            ),
+            (
+                Format::LinuxAuth,
+                "node=h type=USER_CMD msg=audit(1783414573.687:424): auid=1000 msg='cwd=\"/\" cmd=7573657264656C exe=\"/usr/bin/sudo\" res=success'AUID=\"alice\"",
+            ),
+            (
+                Format::WebAccess,
+                r#"v.example:443 "10.0.0.1, 10.0.0.2" 10.0.0.3 - bob [16/Nov/2019:09:46:42 +0200] "GET http://h/a/b?c HTTP/1.1" 401 1 "-" "ua""#,
+            ),
+            (
+                Format::WebAccess,
+                r#"2021/09/30 09:23:53 [error] 1#1: *1 user "foo": password mismatch, client: 1.2.3.4, server: s, request: "GET /x HTTP/1.1", host: "h""#,
+            ),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (format, line) in samples {
+            let mut d = format.decoder();
+            let mut out = Vec::new();
+            let bytes = line.as_bytes();
+            for cut in 0..=bytes.len() {
+                let _ = d.decode(&bytes[..cut], &mut out);
+                let _ = d.decode(&bytes[cut..], &mut out);
+            }
+            for _ in 0..2000 {
+                let mut b = bytes.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() % b.len() as u64) as usize;
+                    b[i] = match next() % 4 {
+                        0 => b'"',
+                        1 => b' ',
+                        2 => next() as u8,
+                        _ => b"{}[]:,/'\\"[(next() % 9) as usize],
+                    };
+                }
+                out.clear();
+                let _ = d.decode(&b, &mut out);
+            }
+        }
+    }
 }
