@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use reachguard::config::Config;
-use reachguard::decode::{Decoder, NativeDecoder};
+use reachguard::decode::{Decoder, Format, NativeDecoder};
 use reachguard::detect::Origin;
 use reachguard::metrics::Metrics;
 use reachguard::pipeline::{Input, Pipeline, Resolved};
@@ -133,6 +133,173 @@ proptest! {
         let text = format!("{}{insert}{}", &example[..at], &example[at..]);
         if let Err(msg) = Config::parse(&text) {
             prop_assert!(!msg.is_empty());
+        }
+    }
+}
+
+/// A JSON document built from the keys the foreign formats read (CloudTrail,
+/// Kubernetes audit, Okta, GCP audit, GitHub audit), nested at random with
+/// values of the wrong shape as often as the right one.
+fn foreign_json() -> impl Strategy<Value = serde_json::Value> {
+    let key = prop_oneof![
+        Just("eventName"),
+        Just("eventSource"),
+        Just("eventTime"),
+        Just("eventID"),
+        Just("userIdentity"),
+        Just("type"),
+        Just("arn"),
+        Just("userName"),
+        Just("sessionContext"),
+        Just("requestParameters"),
+        Just("policyArn"),
+        Just("groupName"),
+        Just("errorCode"),
+        Just("Records"),
+        Just("kind"),
+        Just("verb"),
+        Just("user"),
+        Just("username"),
+        Just("objectRef"),
+        Just("resource"),
+        Just("namespace"),
+        Just("requestObject"),
+        Just("subjects"),
+        Just("roleRef"),
+        Just("responseStatus"),
+        Just("code"),
+        Just("auditID"),
+        Just("stageTimestamp"),
+        Just("eventType"),
+        Just("published"),
+        Just("actor"),
+        Just("alternateId"),
+        Just("target"),
+        Just("outcome"),
+        Just("result"),
+        Just("protoPayload"),
+        Just("methodName"),
+        Just("authenticationInfo"),
+        Just("principalEmail"),
+        Just("serviceData"),
+        Just("policyDelta"),
+        Just("bindingDeltas"),
+        Just("action"),
+        Just("member"),
+        Just("role"),
+        Just("timestamp"),
+        Just("created_at"),
+        Just("@timestamp"),
+        Just("org"),
+        Just("repo"),
+        Just("team"),
+        Just("permission"),
+    ]
+    .prop_map(str::to_owned);
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::Bool),
+        any::<i64>().prop_map(|n| serde_json::json!(n)),
+        "\\PC{0,10}".prop_map(serde_json::Value::String),
+        prop_oneof![
+            Just("AttachUserPolicy"),
+            Just("AddUserToGroup"),
+            Just("iam.amazonaws.com"),
+            Just("2026-03-18T09:07:02Z"),
+            Just("create"),
+            Just("rolebindings"),
+            Just("ClusterRoleBinding"),
+            Just("Group"),
+            Just("ADD"),
+            Just("SetIamPolicy"),
+            Just("group.user_membership.add"),
+            Just("org.add_member"),
+            Just("SUCCESS"),
+            Just("AssumedRole"),
+            Just("arn:aws:iam::1:user/x"),
+            Just("1700000000000"),
+        ]
+        .prop_map(|s| serde_json::Value::String(s.into())),
+    ];
+    leaf.prop_recursive(5, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..8)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Lines shaped like syslog auth and NCSA access logs, with random tails.
+fn text_line() -> impl Strategy<Value = String> {
+    let head = prop_oneof![
+        Just("Mar 18 09:07:02 host sshd[42]: Accepted password for "),
+        Just("Mar 18 09:07:02 host sudo: alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND="),
+        Just("Mar 18 09:07:02 host usermod[7]: add '"),
+        Just("Mar 18 09:07:02 host gpasswd[7]: user "),
+        Just("type=USER_CMD msg=audit(1700000000.1:2): "),
+        Just("127.0.0.1 - alice [18/Mar/2026:09:07:02 +0000] \""),
+        Just("vhost:443 10.0.0.1 - bob [18/Mar/2026:09:07:02 +0000] \"GET "),
+        Just(""),
+    ];
+    (head, "\\PC{0,80}").prop_map(|(h, t)| format!("{h}{t}"))
+}
+
+fn assert_no_revocation_without_a_decoded_change(
+    format: Format,
+    line: &[u8],
+) -> Result<(), TestCaseError> {
+    let cfg = Config::default();
+    let inputs = vec![Input {
+        name: "fuzz".into(),
+        format,
+        origin: Origin::TRUSTED,
+    }];
+    let mut p = Pipeline::new(
+        &cfg,
+        inputs,
+        Default::default(),
+        Default::default(),
+        Metrics::new(&["fuzz".into()]),
+        true,
+    );
+    let mut probe = Vec::new();
+    let decodes = format.decoder().decode(line, &mut probe).is_ok() && !probe.is_empty();
+    for r in p.process_line(0, line, false, &"fuzz:1", None) {
+        if let Resolved::Revoke(job) = r {
+            prop_assert!(
+                decodes,
+                "{format}: revocation from an undecodable line: {}",
+                job.key
+            );
+        }
+    }
+    prop_assert_eq!(p.summary().lines, 1);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES / 2, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_decoder_survives_arbitrary_bytes(line in prop::collection::vec(any::<u8>(), 0..512)) {
+        for format in Format::ALL {
+            assert_no_revocation_without_a_decoded_change(format, &line)?;
+        }
+    }
+
+    #[test]
+    fn every_decoder_survives_foreign_shaped_json(v in foreign_json()) {
+        let line = serde_json::to_vec(&v).unwrap();
+        for format in Format::ALL {
+            assert_no_revocation_without_a_decoded_change(format, &line)?;
+        }
+    }
+
+    #[test]
+    fn every_decoder_survives_log_shaped_text(line in text_line()) {
+        for format in Format::ALL {
+            assert_no_revocation_without_a_decoded_change(format, line.as_bytes())?;
         }
     }
 }
