@@ -18,7 +18,7 @@ use crate::event::Event;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::respond::{self, Decision, Job, Journal, Payload, Policy};
+use crate::respond::{self, Decision, Job, Journal, Payload, Policy, Suppression};
 
 /// Counts over a run; the `replay` summary object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -197,6 +197,29 @@ impl Pipeline {
         out
     }
 
+    /// Sets the gauges that describe the model (principals, newest event time,
+    /// baselines, peer groups) from the engine: after every event, and once at
+    /// start so a restored checkpoint shows before the first new event.
+    pub fn update_model_gauges(&self) {
+        let model = self.engine.model();
+        self.metrics
+            .principals_tracked
+            .set(model.principals_tracked() as i64);
+        self.metrics.set_last_event_time(model.latest());
+        self.metrics
+            .set_untrusted_advice_ignored(self.engine.stats().untrusted_advice_ignored);
+        let reach = self.engine.reach();
+        self.metrics
+            .baseline_principals
+            .set(reach.baselined() as i64);
+        self.metrics
+            .peer_groups
+            .set(reach.peers.clusters.len() as i64);
+        self.metrics
+            .peer_groups_fitted_timestamp
+            .set(reach.peers.fitted_at.map_or(0.0, |t| t.as_secs_f64()));
+    }
+
     /// Runs one decoded event through detection and the policy.
     pub fn process_event(
         &mut self,
@@ -210,25 +233,13 @@ impl Pipeline {
         self.metrics.events.with_label_values(&[t.as_str()]).inc();
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe(ev, origin);
-        let model = self.engine.model();
-        self.metrics
-            .principals_tracked
-            .set(model.principals_tracked() as i64);
-        self.metrics
-            .last_event_timestamp
-            .set(model.latest().as_secs_f64());
-        self.metrics
-            .untrusted_advice_ignored
-            .set(self.engine.stats().untrusted_advice_ignored as i64);
+        self.update_model_gauges();
 
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let mut finding = d.finding;
             self.summary.findings += 1;
-            self.metrics
-                .findings
-                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
-                .inc();
+            self.metrics.finding(&finding);
             if let Some(at) = read_at {
                 self.metrics
                     .detection_latency
@@ -242,10 +253,7 @@ impl Pipeline {
             if let Some(j) = &self.journal {
                 let journaled = j.lock().expect("journal lock").get(&key).cloned();
                 if let Some(entry) = journaled {
-                    out.push(match respond::already_journaled(&entry, finding) {
-                        Some(f) => Resolved::Final(f),
-                        None => Resolved::AlreadyJournaled,
-                    });
+                    out.push(self.already_journaled(&entry, finding));
                     continue;
                 }
             }
@@ -262,10 +270,8 @@ impl Pipeline {
                             // Journaled meanwhile by another process (the check
                             // above saw the journal as this process last read it).
                             let entry = j.get(&key).cloned().expect("just seen journaled");
-                            out.push(match respond::already_journaled(&entry, finding) {
-                                Some(f) => Resolved::Final(f),
-                                None => Resolved::AlreadyJournaled,
-                            });
+                            drop(j);
+                            out.push(self.already_journaled(&entry, finding));
                             continue;
                         }
                         if let Err(e) = recorded {
@@ -301,8 +307,12 @@ impl Pipeline {
                         .inc();
                     out.push(Resolved::Final(finding));
                 }
-                Decision::Suppressed(reason) => {
+                Decision::Suppressed(why, reason) => {
                     tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
+                    self.metrics
+                        .revocations_suppressed
+                        .with_label_values(&[why.as_str()])
+                        .inc();
                     respond::set_action(
                         &mut finding,
                         &target.grant_id,
@@ -318,5 +328,21 @@ impl Pipeline {
             }
         }
         out
+    }
+
+    /// A finding whose grant already has a journaled revocation: nothing to do
+    /// when it is the same finding again, else written as suppressed (and
+    /// counted as a `duplicate` suppression).
+    fn already_journaled(&self, entry: &respond::journal::Entry, finding: Finding) -> Resolved {
+        match respond::already_journaled(entry, finding) {
+            Some(f) => {
+                self.metrics
+                    .revocations_suppressed
+                    .with_label_values(&[Suppression::Duplicate.as_str()])
+                    .inc();
+                Resolved::Final(f)
+            }
+            None => Resolved::AlreadyJournaled,
+        }
     }
 }
