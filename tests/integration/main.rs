@@ -5,5 +5,6 @@ mod helpers;
 
 mod cli;
 mod incident;
+mod prometheus;
 mod response;
 mod rotation;
