@@ -346,3 +346,127 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
+        let cfg = Config::default();
+        let input = Input {
+            name: "app".into(),
+            format: Format::Native,
+            origin: Origin { trust_advice: true },
+        };
+        Pipeline::new(
+            &cfg,
+            vec![input],
+            Model::default(),
+            Reach::default(),
+            metrics.clone(),
+            true,
+        )
+        .with_journal(Arc::new(Mutex::new(Journal::open(journal).unwrap())))
+    }
+
+    fn run(p: &mut Pipeline, line: &str) -> Vec<Resolved> {
+        p.process_line(0, line.as_bytes(), false, &"test:1", None)
+    }
+
+    fn series(m: &Metrics, s: &str) -> bool {
+        m.render().lines().any(|l| l == s)
+    }
+
+    #[test]
+    fn a_second_finding_for_a_journaled_grant_counts_as_a_duplicate_suppression() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut p = pipeline(&dir.path().join("actions.jsonl"), &metrics);
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T08:00:00Z","type":"grant","grant_id":"g-sre","actor":"erin","grantee":"sre","grantee_type":"group","resource":"prod/db"}"#,
+        );
+        let add = |ts: &str| {
+            format!(
+                r#"{{"ts":"2026-03-18T09:{ts}Z","type":"membership","actor":"agent:ops-bot","group":"sre","member":"u1","op":"add"}}"#
+            )
+        };
+        let first = run(&mut p, &add("00:00"));
+        assert!(
+            matches!(first.as_slice(), [Resolved::Revoke(_)]),
+            "{first:?}"
+        );
+        // Removed in the log, then added again: a new finding about the same
+        // membership, whose one revocation is already journaled.
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"admin","group":"sre","member":"u1","op":"remove"}"#,
+        );
+        let again = run(&mut p, &add("02:00"));
+        let [Resolved::Final(f)] = again.as_slice() else {
+            panic!("{again:?}");
+        };
+        let action = f.action.as_ref().unwrap();
+        assert_eq!(action.status, ActionStatus::Suppressed);
+        assert!(
+            action.reason.as_deref().unwrap().contains("already"),
+            "{action:?}"
+        );
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="duplicate"} 1"#
+        ));
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="budget"} 0"#
+        ));
+        let findings: f64 = metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(r#"reachguard_findings_total{kind="unverified_agent_grant""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(findings, 2.0, "both findings are counted");
+    }
+
+    #[test]
+    fn policy_suppressions_are_counted_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut cfg = Config::default();
+        cfg.response.protected = vec![crate::model::Pattern::new("breakglass-*").unwrap()];
+        cfg.response.max_revocations_per_hour = 1;
+        let input = Input {
+            name: "app".into(),
+            format: Format::Native,
+            origin: Origin { trust_advice: true },
+        };
+        let mut p = Pipeline::new(
+            &cfg,
+            vec![input],
+            Model::default(),
+            Reach::default(),
+            metrics.clone(),
+            true,
+        )
+        .with_journal(Arc::new(Mutex::new(
+            Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
+        )));
+        for (i, grantee) in ["breakglass-ops", "u1", "u2"].iter().enumerate() {
+            run(
+                &mut p,
+                &format!(
+                    r#"{{"ts":"2026-03-18T09:0{i}:00Z","type":"grant","grant_id":"g{i}","actor":"agent:ops-bot","grantee":"{grantee}","resource":"prod/db"}}"#
+                ),
+            );
+        }
+        for (reason, n) in [("protected", 1), ("budget", 1), ("confidence", 0)] {
+            let s = format!(r#"reachguard_revocations_suppressed_total{{reason="{reason}"}} {n}"#);
+            assert!(series(&metrics, &s), "missing {s}");
+        }
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_total{status="suppressed"} 2"#
+        ));
+    }
+}
