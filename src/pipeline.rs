@@ -351,15 +351,14 @@ impl Pipeline {
 mod tests {
     use super::*;
 
-    fn pipeline(journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
-        let cfg = Config::default();
+    fn pipeline(cfg: &Config, journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
         let input = Input {
             name: "app".into(),
             format: Format::Native,
             origin: Origin { trust_advice: true },
         };
         Pipeline::new(
-            &cfg,
+            cfg,
             vec![input],
             Model::default(),
             Reach::default(),
@@ -381,7 +380,11 @@ mod tests {
     fn a_second_finding_for_a_journaled_grant_counts_as_a_duplicate_suppression() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Metrics::new(&["app".into()]);
-        let mut p = pipeline(&dir.path().join("actions.jsonl"), &metrics);
+        let mut p = pipeline(
+            &Config::default(),
+            &dir.path().join("actions.jsonl"),
+            &metrics,
+        );
         run(
             &mut p,
             r#"{"ts":"2026-03-18T08:00:00Z","type":"grant","grant_id":"g-sre","actor":"erin","grantee":"sre","grantee_type":"group","resource":"prod/db"}"#,
@@ -436,22 +439,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.response.protected = vec![crate::model::Pattern::new("breakglass-*").unwrap()];
         cfg.response.max_revocations_per_hour = 1;
-        let input = Input {
-            name: "app".into(),
-            format: Format::Native,
-            origin: Origin { trust_advice: true },
-        };
-        let mut p = Pipeline::new(
-            &cfg,
-            vec![input],
-            Model::default(),
-            Reach::default(),
-            metrics.clone(),
-            true,
-        )
-        .with_journal(Arc::new(Mutex::new(
-            Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
-        )));
+        let mut p = pipeline(&cfg, &dir.path().join("actions.jsonl"), &metrics);
         for (i, grantee) in ["breakglass-ops", "u1", "u2"].iter().enumerate() {
             run(
                 &mut p,
