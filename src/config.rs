@@ -107,6 +107,9 @@ pub struct RawServer {
     pub token_file: Option<PathBuf>,
     /// Extension: also require the token on `/metrics`.
     pub protect_metrics: bool,
+    /// Extension: how many engineers `reachguard_top_expansion_score` exports
+    /// (the top K by recent expansion score; bounds that metric's series).
+    pub top_engineers: usize,
 }
 
 impl Default for RawServer {
@@ -117,9 +120,13 @@ impl Default for RawServer {
             token_env: None,
             token_file: None,
             protect_metrics: false,
+            top_engineers: crate::metrics::DEFAULT_TOP_ENGINEERS,
         }
     }
 }
+
+/// The most `[server] top_engineers` may ask for: each is a metric series.
+const MAX_TOP_ENGINEERS: usize = 1000;
 
 /// `[agents]`.
 #[derive(Debug, Deserialize)]
@@ -274,6 +281,8 @@ pub struct Config {
     pub api_token: Option<TokenSource>,
     /// Whether `/metrics` needs the token too.
     pub protect_metrics: bool,
+    /// Series of `reachguard_top_expansion_score`.
+    pub top_engineers: usize,
     /// Agent recognition.
     pub identities: Identities,
     /// Sensitivity catalogue.
@@ -375,6 +384,15 @@ impl Config {
                 format!("must be between 0 and 1, not {}", r.min_confidence),
             ));
         }
+        if raw.server.top_engineers > MAX_TOP_ENGINEERS {
+            return Err(ValidationError::new(
+                "top_engineers",
+                format!(
+                    "must be at most {MAX_TOP_ENGINEERS} (each engineer is one metric series), not {}",
+                    raw.server.top_engineers
+                ),
+            ));
+        }
         let mut names = BTreeSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
         for (index, s) in raw.sources.into_iter().enumerate() {
@@ -456,6 +474,7 @@ impl Config {
                 (None, None) => None,
             },
             protect_metrics: raw.server.protect_metrics,
+            top_engineers: raw.server.top_engineers,
             identities: Identities::new(raw.agents.patterns),
             sensitivity: Sensitivity::new(raw.sensitivity.into_iter().collect()),
             trace_window: raw.provenance.window,
@@ -550,6 +569,11 @@ mod tests {
         assert_eq!(c.response.mode, Mode::Enforce);
         assert_eq!(c.response.max_revocations_per_hour, 20);
         assert!(c.sources.is_empty());
+        assert_eq!(c.top_engineers, 10);
+        let c = Config::parse("[server]\ntop_engineers = 3\n").unwrap();
+        assert_eq!(c.top_engineers, 3);
+        let err = Config::parse("[server]\ntop_engineers = 5000\n").unwrap_err();
+        assert!(err.starts_with("line 2, key `top_engineers`"), "{err}");
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map_err(Error::Hook)?;
 
     let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-    let metrics = Metrics::new(&names);
+    let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
     let inputs = cfg
         .sources
         .iter()
@@ -140,7 +140,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             },
         })
         .collect();
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         &cfg,
         inputs,
         model,
@@ -149,6 +149,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         !hooks.is_empty(),
     )
     .with_journal(Arc::clone(&journal));
+    // What the checkpoint and findings file restored, visible from the first scrape.
+    for f in sink.recent().read().expect("findings lock").iter() {
+        metrics.remember_expansion(f);
+    }
+    pipeline.update_model_gauges();
 
     // Outcomes journaled before a crash whose finding never reached the file.
     let pending = {
@@ -216,7 +221,14 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         })
         .collect();
     let mut checkpoints = checkpoints;
-    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files);
+    let lag = metrics.source_lag_bytes.clone();
+    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files)
+        .with_lag_report(Box::new(move |behind| {
+            for (index, bytes) in behind {
+                lag.with_label_values(&[&names[*index]])
+                    .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+            }
+        }));
     let deferred_files = tailer.deferred_files();
     // Checkpointed files that exist no more.
     for (source, key) in tailer.take_forgotten() {
@@ -429,6 +441,19 @@ impl Worker {
     }
 
     fn checkpoint_now(&mut self) -> Result<(), Error> {
+        let res = self.write_checkpoint();
+        match &res {
+            Ok(()) => self.metrics.last_checkpoint_timestamp.set(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            ),
+            Err(_) => self.metrics.checkpoint_errors.inc(),
+        }
+        res
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         // Findings first: a checkpoint must never get ahead of what it implies.
         self.sink.sync().map_err(|source| Error::Open {

@@ -37,7 +37,7 @@ enum Command {
         /// Decide revocations but call no hook.
         #[arg(long)]
         dry_run: bool,
-        /// Input format.
+        /// Format of files that match no `[[sources]]` path of the config.
         #[arg(long, default_value = "native")]
         format: Format,
         /// Files to replay; `-` reads stdin.
@@ -49,7 +49,7 @@ enum Command {
         /// Config file (TOML); embedded defaults when omitted.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Input format.
+        /// Format of files that match no `[[sources]]` path of the config.
         #[arg(long, default_value = "native")]
         format: Format,
         /// Print what was learned as JSON.

@@ -18,7 +18,7 @@ use crate::event::Event;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::respond::{self, Decision, Job, Journal, Payload, Policy};
+use crate::respond::{self, Decision, Job, Journal, Payload, Policy, Suppression};
 
 /// Counts over a run; the `replay` summary object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -216,6 +216,39 @@ impl Pipeline {
         out
     }
 
+    /// Sets the gauges that describe the model (principals, newest event time,
+    /// baselines, peer groups) from the engine: after every event, and once at
+    /// start so a restored checkpoint shows before the first new event.
+    pub fn update_model_gauges(&mut self) {
+        let model = self.engine.model();
+        self.metrics
+            .principals_tracked
+            .set(self.engine.reach().baselined() as i64);
+        let now = evictions(&self.engine);
+        for (i, what) in EVICTED.iter().enumerate() {
+            if now[i] > self.evicted[i] {
+                self.metrics
+                    .evictions
+                    .with_label_values(&[what])
+                    .inc_by(now[i] - self.evicted[i]);
+            }
+        }
+        self.evicted = now;
+        self.metrics.set_last_event_time(model.latest());
+        self.metrics
+            .set_untrusted_advice_ignored(self.engine.stats().untrusted_advice_ignored);
+        let reach = self.engine.reach();
+        self.metrics
+            .baseline_principals
+            .set(reach.baselined() as i64);
+        self.metrics
+            .peer_groups
+            .set(reach.peers.clusters.len() as i64);
+        self.metrics
+            .peer_groups_fitted_timestamp
+            .set(reach.peers.fitted_at.map_or(0.0, |t| t.as_secs_f64()));
+    }
+
     /// Runs one decoded event through detection and the policy.
     pub fn process_event(
         &mut self,
@@ -229,36 +262,13 @@ impl Pipeline {
         self.metrics.events.with_label_values(&[t.as_str()]).inc();
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe(ev, origin);
-        let model = self.engine.model();
-        let reach = self.engine.reach();
-        self.metrics
-            .principals_tracked
-            .set(reach.baselined() as i64);
-        let now = evictions(&self.engine);
-        for (i, what) in EVICTED.iter().enumerate() {
-            if now[i] > self.evicted[i] {
-                self.metrics
-                    .evictions
-                    .with_label_values(&[what])
-                    .inc_by(now[i] - self.evicted[i]);
-            }
-        }
-        self.evicted = now;
-        self.metrics
-            .last_event_timestamp
-            .set(model.latest().as_secs_f64());
-        self.metrics
-            .untrusted_advice_ignored
-            .set(self.engine.stats().untrusted_advice_ignored as i64);
+        self.update_model_gauges();
 
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let mut finding = d.finding;
             self.summary.findings += 1;
-            self.metrics
-                .findings
-                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
-                .inc();
+            self.metrics.finding(&finding);
             if let Some(at) = read_at {
                 self.metrics
                     .detection_latency
@@ -272,10 +282,7 @@ impl Pipeline {
             if let Some(j) = &self.journal {
                 let journaled = j.lock().expect("journal lock").get(&key).cloned();
                 if let Some(entry) = journaled {
-                    out.push(match respond::already_journaled(&entry, finding) {
-                        Some(f) => Resolved::Final(f),
-                        None => Resolved::AlreadyJournaled,
-                    });
+                    out.push(self.already_journaled(&entry, finding));
                     continue;
                 }
             }
@@ -292,10 +299,8 @@ impl Pipeline {
                             // Journaled meanwhile by another process (the check
                             // above saw the journal as this process last read it).
                             let entry = j.get(&key).cloned().expect("just seen journaled");
-                            out.push(match respond::already_journaled(&entry, finding) {
-                                Some(f) => Resolved::Final(f),
-                                None => Resolved::AlreadyJournaled,
-                            });
+                            drop(j);
+                            out.push(self.already_journaled(&entry, finding));
                             continue;
                         }
                         if let Err(e) = recorded {
@@ -331,8 +336,12 @@ impl Pipeline {
                         .inc();
                     out.push(Resolved::Final(finding));
                 }
-                Decision::Suppressed(reason) => {
+                Decision::Suppressed(why, reason) => {
                     tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
+                    self.metrics
+                        .revocations_suppressed
+                        .with_label_values(&[why.as_str()])
+                        .inc();
                     respond::set_action(
                         &mut finding,
                         &target.grant_id,
@@ -348,5 +357,133 @@ impl Pipeline {
             }
         }
         out
+    }
+
+    /// A finding whose grant already has a journaled revocation: nothing to do
+    /// when it is the same finding again, else written as suppressed (and
+    /// counted as a `duplicate` suppression).
+    fn already_journaled(&self, entry: &respond::journal::Entry, finding: Finding) -> Resolved {
+        match respond::already_journaled(entry, finding) {
+            Some(f) => {
+                self.metrics
+                    .revocations_suppressed
+                    .with_label_values(&[Suppression::Duplicate.as_str()])
+                    .inc();
+                Resolved::Final(f)
+            }
+            None => Resolved::AlreadyJournaled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(cfg: &Config, journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
+        let input = Input {
+            name: "app".into(),
+            format: Format::Native,
+            origin: Origin { trust_advice: true },
+        };
+        Pipeline::new(
+            cfg,
+            vec![input],
+            Model::default(),
+            Reach::default(),
+            metrics.clone(),
+            true,
+        )
+        .with_journal(Arc::new(Mutex::new(Journal::open(journal).unwrap())))
+    }
+
+    fn run(p: &mut Pipeline, line: &str) -> Vec<Resolved> {
+        p.process_line(0, line.as_bytes(), false, &"test:1", None)
+    }
+
+    fn series(m: &Metrics, s: &str) -> bool {
+        m.render().lines().any(|l| l == s)
+    }
+
+    #[test]
+    fn a_second_finding_for_a_journaled_grant_counts_as_a_duplicate_suppression() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut p = pipeline(
+            &Config::default(),
+            &dir.path().join("actions.jsonl"),
+            &metrics,
+        );
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T08:00:00Z","type":"grant","grant_id":"g-sre","actor":"erin","grantee":"sre","grantee_type":"group","resource":"prod/db"}"#,
+        );
+        let add = |ts: &str| {
+            format!(
+                r#"{{"ts":"2026-03-18T09:{ts}Z","type":"membership","actor":"agent:ops-bot","group":"sre","member":"u1","op":"add"}}"#
+            )
+        };
+        let first = run(&mut p, &add("00:00"));
+        assert!(
+            matches!(first.as_slice(), [Resolved::Revoke(_)]),
+            "{first:?}"
+        );
+        // Removed in the log, then added again: a new finding about the same
+        // membership, whose one revocation is already journaled.
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"admin","group":"sre","member":"u1","op":"remove"}"#,
+        );
+        let again = run(&mut p, &add("02:00"));
+        let [Resolved::Final(f)] = again.as_slice() else {
+            panic!("{again:?}");
+        };
+        let action = f.action.as_ref().unwrap();
+        assert_eq!(action.status, ActionStatus::Suppressed);
+        assert!(
+            action.reason.as_deref().unwrap().contains("already"),
+            "{action:?}"
+        );
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="duplicate"} 1"#
+        ));
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="budget"} 0"#
+        ));
+        let findings: f64 = metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(r#"reachguard_findings_total{kind="unverified_agent_grant""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(findings, 2.0, "both findings are counted");
+    }
+
+    #[test]
+    fn policy_suppressions_are_counted_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut cfg = Config::default();
+        cfg.response.protected = vec![crate::model::Pattern::new("breakglass-*").unwrap()];
+        cfg.response.max_revocations_per_hour = 1;
+        let mut p = pipeline(&cfg, &dir.path().join("actions.jsonl"), &metrics);
+        for (i, grantee) in ["breakglass-ops", "u1", "u2"].iter().enumerate() {
+            run(
+                &mut p,
+                &format!(
+                    r#"{{"ts":"2026-03-18T09:0{i}:00Z","type":"grant","grant_id":"g{i}","actor":"agent:ops-bot","grantee":"{grantee}","resource":"prod/db"}}"#
+                ),
+            );
+        }
+        for (reason, n) in [("protected", 1), ("budget", 1), ("confidence", 0)] {
+            let s = format!(r#"reachguard_revocations_suppressed_total{{reason="{reason}"}} {n}"#);
+            assert!(series(&metrics, &s), "missing {s}");
+        }
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_total{status="suppressed"} 2"#
+        ));
     }
 }

@@ -74,6 +74,10 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     if s.protect_metrics && !authorised(&s, &headers) {
         return unauthorised();
     }
+    // The flag is the one source of truth; the gauge mirrors it at each scrape.
+    s.metrics
+        .ready
+        .set(i64::from(s.ready.load(Ordering::Acquire)));
     (
         [(
             header::CONTENT_TYPE,
@@ -124,4 +128,67 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn status(resp: &str) -> &str {
+        resp.split_whitespace().nth(1).unwrap_or_default()
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).await.unwrap();
+        resp
+    }
+
+    #[tokio::test]
+    async fn readyz_and_the_ready_gauge_follow_the_flag() {
+        let state = AppState {
+            metrics: Metrics::new(&[]),
+            recent: Recent::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+            token: None,
+            protect_metrics: false,
+        };
+        let ready = Arc::clone(&state.ready);
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+
+        let resp = get(addr, "/readyz").await;
+        assert_eq!(status(&resp), "503", "{resp}");
+        assert!(
+            get(addr, "/metrics")
+                .await
+                .contains("\nreachguard_ready 0\n")
+        );
+        assert_eq!(status(&get(addr, "/healthz").await), "200");
+
+        ready.store(true, Ordering::Release);
+        let resp = get(addr, "/readyz").await;
+        assert_eq!(status(&resp), "200", "{resp}");
+        assert!(
+            get(addr, "/metrics")
+                .await
+                .contains("\nreachguard_ready 1\n")
+        );
+
+        let resp = get(addr, "/api/findings?severity=urgent").await;
+        assert_eq!(status(&resp), "400", "{resp}");
+        assert!(resp.contains("`severity` must be one of"), "{resp}");
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

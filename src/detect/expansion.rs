@@ -426,10 +426,14 @@ impl Expansion {
             .join(", ");
         let span_min = (ts.0 - window.first().map_or(ts.0, |n| n.ts.0)) as f64 / 60_000.0;
         let b = &self.reach.baselines[&pid];
+        // A finding is raised at the first crossing, so the ratio rarely grows
+        // large; what the new reach touched says more about how bad it is.
         let ratio = sum / threshold;
-        let severity = if ratio >= 5.0 {
+        let critical = tiers.get(&Tier::Critical).copied().unwrap_or(0);
+        let high = tiers.get(&Tier::High).copied().unwrap_or(0);
+        let severity = if ratio >= 3.0 || critical >= 2 {
             Severity::Critical
-        } else if ratio >= 2.0 {
+        } else if ratio >= 1.5 || critical + high >= 2 {
             Severity::High
         } else {
             Severity::Medium
@@ -746,6 +750,11 @@ mod tests {
         assert_eq!(f.evidence["new_resources"].as_array().unwrap().len(), 3);
         assert_eq!(f.evidence["threshold"], 40.0);
         assert_eq!(f.evidence["novelty"], 62.0);
+        assert_eq!(
+            f.severity,
+            Severity::High,
+            "two high and one critical resource"
+        );
         assert!(
             f.summary.starts_with("a1 reached 3 resources new to them"),
             "{}",

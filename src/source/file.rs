@@ -423,7 +423,12 @@ pub struct Tailer {
     max_open: usize,
     /// Matching files waiting for a slot at the last scan (shared for metrics).
     deferred: Arc<std::sync::atomic::AtomicUsize>,
+    /// Told each source's [`Tailer::lag_bytes`] after every poll.
+    lag_report: Option<LagReport>,
 }
+
+/// Receives `(source index, bytes not yet read)` for every source after each poll.
+pub type LagReport = Box<dyn FnMut(&[(usize, u64)]) + Send>;
 
 impl Tailer {
     /// Expand all patterns and open the matching files at their start positions
@@ -446,6 +451,7 @@ impl Tailer {
             buf: vec![0; READ_CHUNK],
             max_open,
             deferred: Arc::default(),
+            lag_report: None,
         };
         let now = Instant::now();
         let mut stats = PollStats::default();
@@ -490,6 +496,31 @@ impl Tailer {
     pub fn with_close_grace(mut self, grace: Duration) -> Self {
         self.close_grace = grace;
         self
+    }
+
+    /// Calls `report` after every poll with each source's [`Tailer::lag_bytes`]
+    /// (for a metric).
+    pub fn with_lag_report(mut self, report: LagReport) -> Self {
+        self.lag_report = Some(report);
+        self
+    }
+
+    /// Per source (every configured index, in order): bytes of its open files
+    /// beyond the last complete line handed out, by the sizes seen at the last
+    /// poll. An unterminated last line counts until its newline arrives.
+    pub fn lag_bytes(&self) -> Vec<(usize, u64)> {
+        self.specs
+            .iter()
+            .map(|spec| {
+                let behind = self
+                    .files
+                    .iter()
+                    .filter(|(id, _)| id.0 == spec.index)
+                    .map(|(_, of)| of.last_meta.0.saturating_sub(of.offset))
+                    .sum();
+                (spec.index, behind)
+            })
+            .collect()
     }
 
     /// One pass over all sources; appends complete lines to `out` (at most
@@ -554,6 +585,12 @@ impl Tailer {
         }
         self.buf = buf;
         stats.files_open = self.files.len();
+        if self.lag_report.is_some() {
+            let lag = self.lag_bytes();
+            if let Some(report) = self.lag_report.as_mut() {
+                report(&lag);
+            }
+        }
         stats
     }
 
@@ -1280,6 +1317,36 @@ mod tests {
         assert_eq!(lines[0].offset_end, 16);
         assert!(!lines[0].oversized);
         assert!(read(&mut t).is_empty(), "delivered once");
+    }
+
+    #[test]
+    fn lag_is_the_bytes_not_yet_read_as_lines_per_source() {
+        let (dir, p) = log("aaaa\nbbbb\n");
+        let other = dir.path().join("other.log");
+        let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reported);
+        let mut t = tailer(
+            vec![spec(&p), SourceSpec::new(1, other.to_str().unwrap())],
+            &Checkpoints::default(),
+        )
+        .with_lag_report(Box::new(move |lag| {
+            *sink.lock().unwrap() = lag.to_vec();
+        }));
+        let mut out = Vec::new();
+        t.poll(&mut out, 1);
+        assert_eq!(out.len(), 1);
+        // One line of two read; the other source has no file yet.
+        assert_eq!(t.lag_bytes(), [(0, 5), (1, 0)]);
+        assert_eq!(*reported.lock().unwrap(), [(0, 5), (1, 0)]);
+        append(&p, "cc");
+        append(&other, "x\ny");
+        drain(&mut t);
+        // What is left is the unterminated tails, until their newlines arrive.
+        assert_eq!(*reported.lock().unwrap(), [(0, 2), (1, 1)]);
+        append(&p, "\n");
+        append(&other, "\n");
+        drain(&mut t);
+        assert_eq!(*reported.lock().unwrap(), [(0, 0), (1, 0)]);
     }
 
     #[test]

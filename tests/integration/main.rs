@@ -10,6 +10,7 @@ mod crash;
 mod detection;
 mod formats;
 mod incident;
+mod prometheus;
 mod response;
 mod rotation;
 mod security;
