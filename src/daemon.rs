@@ -335,6 +335,11 @@ impl Worker {
                     let Some(event) = event else { break };
                     if let TailEvent::Line(line) = &event {
                         self.line(line, &jobs).await;
+                        // Caught up: make the model's metrics exact now rather
+                        // than at the next tick.
+                        if lines.is_empty() {
+                            self.pipeline.update_model_gauges();
+                        }
                     }
                     // Lines are acknowledged only now, after their effects are
                     // recorded; opened and forgotten files arrive in order with them.
@@ -342,6 +347,7 @@ impl Worker {
                     self.dirty = true;
                 }
                 _ = tick.tick() => {
+                    self.pipeline.update_model_gauges();
                     self.metrics
                         .source_files_deferred
                         .set(self.deferred_files.load(Ordering::Relaxed) as i64);
@@ -383,7 +389,7 @@ impl Worker {
     }
 
     async fn line(&mut self, line: &source::Line, jobs: &mpsc::Sender<Job>) {
-        let location = format!("{}:{}", line.path.display(), line.line_no);
+        let location = crate::pipeline::At(&line.path, line.line_no);
         let resolved = self.pipeline.process_line(
             line.source,
             &line.bytes,

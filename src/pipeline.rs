@@ -37,6 +37,18 @@ pub struct Summary {
     pub findings: u64,
 }
 
+/// A line's place, `file:line`, formatted only if it is ever displayed (a
+/// decode error is logged): building that string for every line would cost
+/// more than decoding many of them.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a>(pub &'a std::path::Path, pub u64);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0.display(), self.1)
+    }
+}
+
 /// What became of one finding.
 #[derive(Debug)]
 pub enum Resolved {
@@ -76,8 +88,17 @@ fn evictions(e: &Engine) -> [u64; 5] {
     [r.principals, r.resources, m.advice, m.grants, m.sightings]
 }
 
+/// One input's counters, looked up once instead of per line.
+struct InputCounters {
+    lines: prometheus::IntCounter,
+    skipped: prometheus::IntCounter,
+    decode_errors: prometheus::IntCounter,
+}
+
 /// Decode, detect and decide.
 pub struct Pipeline {
+    counters: Vec<InputCounters>,
+    events_by_type: Vec<prometheus::IntCounter>,
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
     evicted: [u64; 5],
@@ -104,7 +125,21 @@ impl Pipeline {
     ) -> Pipeline {
         let r = &cfg.response;
         let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
+        let counters = inputs
+            .iter()
+            .map(|i| InputCounters {
+                lines: metrics.lines.with_label_values(&[&i.name]),
+                skipped: metrics.skipped.with_label_values(&[&i.name]),
+                decode_errors: metrics.decode_errors.with_label_values(&[&i.name]),
+            })
+            .collect();
+        let events_by_type = crate::event::EventType::ALL
+            .iter()
+            .map(|t| metrics.events.with_label_values(&[t.as_str()]))
+            .collect();
         Pipeline {
+            counters,
+            events_by_type,
             decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
             errors_per_input: vec![0; inputs.len()],
             inputs,
@@ -166,7 +201,7 @@ impl Pipeline {
         out.clear();
         self.summary.lines += 1;
         let name = &self.inputs[input].name;
-        self.metrics.lines.with_label_values(&[name]).inc();
+        self.counters[input].lines.inc();
         let res = if oversized {
             Err(DecodeError::Oversized)
         } else {
@@ -175,7 +210,7 @@ impl Pipeline {
         match &res {
             Err(e) => {
                 self.summary.decode_errors += 1;
-                self.metrics.decode_errors.with_label_values(&[name]).inc();
+                self.counters[input].decode_errors.inc();
                 let n = &mut self.errors_per_input[input];
                 *n += 1;
                 if *n <= LOG_EACH_ERROR_UP_TO {
@@ -186,7 +221,7 @@ impl Pipeline {
             }
             Ok(()) if out.is_empty() => {
                 self.summary.skipped += 1;
-                self.metrics.skipped.with_label_values(&[name]).inc();
+                self.counters[input].skipped.inc();
             }
             Ok(()) => {}
         }
@@ -259,10 +294,15 @@ impl Pipeline {
         let t = ev.body.event_type();
         self.summary.events += 1;
         *self.summary.by_type.entry(t.as_str()).or_default() += 1;
-        self.metrics.events.with_label_values(&[t.as_str()]).inc();
+        self.events_by_type[t as usize].inc();
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe(ev, origin);
-        self.update_model_gauges();
+        // The gauges describe the whole model; refreshing them on every event
+        // would cost more than most events. The daemon also refreshes them on
+        // every checkpoint tick, so they are never stale for long.
+        if !detections.is_empty() || self.summary.events % 256 == 0 {
+            self.update_model_gauges();
+        }
 
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {

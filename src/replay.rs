@@ -110,7 +110,7 @@ impl Reader {
             let mut line = self.buf.as_slice();
             line = line.strip_suffix(b"\n").unwrap_or(line);
             line = line.strip_suffix(b"\r").unwrap_or(line);
-            let loc = format!("{}:{}", self.path.display(), self.line_no);
+            let loc = crate::pipeline::At(&self.path, self.line_no);
             if p.decode_into(idx, line, false, &loc, scratch).is_ok() {
                 self.pending.extend(scratch.drain(..));
             }

@@ -52,9 +52,10 @@ pub struct DetectionConfig {
     /// Event time before expansion findings start (unless trained).
     #[serde(with = "humantime_serde_compat")]
     pub warmup: Duration,
-    /// How often peer groups are refitted (event time).
-    #[serde(with = "humantime_serde_compat")]
-    pub peer_refresh: Duration,
+    /// Accesses per engineer between peer-group refits.
+    pub refit_every: u64,
+    /// Most engineers k-means is fitted on (the rest are assigned).
+    pub peer_sample: usize,
     /// Accesses an engineer needs before being clustered.
     pub min_events_for_peers: u64,
     /// Actors whose changes are routine provisioning.
@@ -132,14 +133,15 @@ impl Expansion {
                 .is_some_and(|f| ts.0 >= f.0.saturating_add(ms(self.cfg.warmup)))
     }
 
-    /// Refits peer groups when due (event time), deterministically.
+    /// Refits peer groups when due (counted in accesses), deterministically.
     pub fn maybe_refit(&mut self, ts: Ts) {
         let n = self.reach.baselined();
         let p = &self.reach.peers;
         let due = match p.fitted_at {
             None => n >= 8,
-            Some(at) => {
-                ts.0 >= at.0.saturating_add(ms(self.cfg.peer_refresh))
+            Some(_) => {
+                self.reach.accesses.saturating_sub(p.fitted_accesses)
+                    >= self.cfg.refit_every.saturating_mul(n as u64)
                     || n * 4 >= p.fitted_n * 5 + 4
             }
         };
@@ -150,7 +152,11 @@ impl Expansion {
 
     /// Refits peer groups now.
     pub fn refit(&mut self, ts: Ts) {
-        let mut m = PeerModel::fit(&self.reach, self.cfg.min_events_for_peers);
+        let mut m = PeerModel::fit(
+            &self.reach,
+            self.cfg.min_events_for_peers,
+            self.cfg.peer_sample,
+        );
         m.fitted_at = Some(ts);
         self.reach.peers = m;
     }

@@ -8,7 +8,11 @@
 //! memory grows with what engineers actually touch, not with the org's size
 //! squared.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Fx: fast for the short keys of the hot path; the caps in `[limits]` bound
+// what anyone can insert, so hash flooding buys an attacker nothing.
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,12 +22,13 @@ use crate::event::Ts;
 /// by id, so the checkpoint is deterministic and needs no string map keys.
 pub mod id_map {
     use std::collections::HashMap;
+    use std::hash::BuildHasher;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Writes the map as sorted pairs.
-    pub fn serialize<S: Serializer, V: Serialize>(
-        m: &HashMap<u32, V>,
+    pub fn serialize<S: Serializer, V: Serialize, H>(
+        m: &HashMap<u32, V, H>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let mut v: Vec<(&u32, &V)> = m.iter().collect();
@@ -32,9 +37,12 @@ pub mod id_map {
     }
 
     /// Reads sorted pairs back into a map.
-    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
-        d: D,
-    ) -> Result<HashMap<u32, V>, D::Error> {
+    pub fn deserialize<'de, D, V, H>(d: D) -> Result<HashMap<u32, V, H>, D::Error>
+    where
+        D: Deserializer<'de>,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+    {
         Ok(Vec::<(u32, V)>::deserialize(d)?.into_iter().collect())
     }
 }
@@ -237,6 +245,9 @@ pub struct Reach {
     /// What the caps have forgotten so far.
     #[serde(default)]
     pub evicted: Evicted,
+    /// Accesses learned in all (paces peer-group refits).
+    #[serde(default)]
+    pub accesses: u64,
 }
 
 /// Counts of what the memory caps made the model forget.
@@ -299,6 +310,7 @@ impl Reach {
         max_resources: usize,
     ) -> bool {
         self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
+        self.accesses += 1;
         let b = self.baselines.entry(principal).or_default();
         if b.count(resource) == 0 && b.resources.len() >= max_resources.max(1) {
             let i = (0..b.resources.len())

@@ -10,7 +10,9 @@
 mod identity;
 mod sensitivity;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,16 +121,18 @@ pub struct Model {
     /// member -> groups, derived from `members` (rebuilt on load).
     #[serde(skip)]
     groups_of: HashMap<String, BTreeSet<String>>,
-    /// grantee key (`u:NAME` or `g:NAME`) -> resource -> number of active grants,
-    /// derived from `grants` (rebuilt on load).
+    /// Per grantee type (users, groups): grantee -> resource -> number of
+    /// active grants, derived from `grants` (rebuilt on load). Separate maps so
+    /// a user and a group of the same name never share, and lookups by `&str`
+    /// allocate nothing.
     #[serde(skip)]
-    held: HashMap<String, HashMap<String, u32>>,
+    held: [HashMap<String, HashMap<String, u32>>; 2],
 }
 
-fn grantee_key(grantee_type: GranteeType, name: &str) -> String {
-    match grantee_type {
-        GranteeType::User => format!("u:{name}"),
-        GranteeType::Group => format!("g:{name}"),
+fn slot(t: GranteeType) -> usize {
+    match t {
+        GranteeType::User => 0,
+        GranteeType::Group => 1,
     }
 }
 
@@ -144,27 +148,25 @@ impl Model {
                     .insert(g.clone());
             }
         }
-        self.held.clear();
-        let active: Vec<(String, String)> = self
-            .grants
-            .values()
-            .filter(|g| !g.revoked)
-            .map(|g| (grantee_key(g.grantee_type, &g.grantee), g.resource.clone()))
-            .collect();
-        for (k, r) in active {
-            *self.held.entry(k).or_default().entry(r).or_default() += 1;
+        self.held = Default::default();
+        for g in self.grants.values().filter(|g| !g.revoked) {
+            *self.held[slot(g.grantee_type)]
+                .entry(g.grantee.clone())
+                .or_default()
+                .entry(g.resource.clone())
+                .or_default() += 1;
         }
     }
 
     fn hold(&mut self, grantee_type: GranteeType, grantee: &str, resource: &str, delta: i32) {
-        let key = grantee_key(grantee_type, grantee);
-        let map = self.held.entry(key.clone()).or_default();
+        let held = &mut self.held[slot(grantee_type)];
+        let map = held.entry(grantee.to_owned()).or_default();
         let n = map.entry(resource.to_owned()).or_default();
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
             map.remove(resource);
             if map.is_empty() {
-                self.held.remove(&key);
+                held.remove(grantee);
             }
         }
     }
@@ -191,17 +193,16 @@ impl Model {
     /// How `principal` holds `resource`: `Some(None)` directly, `Some(Some(group))`
     /// through a group, `None` not at all.
     pub fn how_held(&self, principal: &str, resource: &str) -> Option<Option<&str>> {
-        let direct = self
-            .held
-            .get(&grantee_key(GranteeType::User, principal))
+        let direct = self.held[0]
+            .get(principal)
             .is_some_and(|m| m.contains_key(resource));
         if direct {
             return Some(None);
         }
         self.groups_of(principal)
             .find(|g| {
-                self.held
-                    .get(&grantee_key(GranteeType::Group, g))
+                self.held[1]
+                    .get(*g)
                     .is_some_and(|m| m.contains_key(resource))
             })
             .map(Some)
@@ -209,14 +210,13 @@ impl Model {
 
     /// Every resource `principal` holds, directly or through groups, sorted.
     pub fn held_reach(&self, principal: &str) -> BTreeSet<&str> {
-        let mut out: BTreeSet<&str> = self
-            .held
-            .get(&grantee_key(GranteeType::User, principal))
+        let mut out: BTreeSet<&str> = self.held[0]
+            .get(principal)
             .into_iter()
             .flat_map(|m| m.keys().map(String::as_str))
             .collect();
         for g in self.groups_of(principal) {
-            if let Some(m) = self.held.get(&grantee_key(GranteeType::Group, g)) {
+            if let Some(m) = self.held[1].get(g) {
                 out.extend(m.keys().map(String::as_str));
             }
         }
@@ -393,8 +393,8 @@ impl Model {
 
     /// The resources a group holds through active grants, sorted.
     pub fn group_resources(&self, group: &str) -> BTreeSet<&str> {
-        self.held
-            .get(&grantee_key(GranteeType::Group, group))
+        self.held[1]
+            .get(group)
             .into_iter()
             .flat_map(|m| m.keys().map(String::as_str))
             .collect()
