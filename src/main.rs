@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use reachguard::config::{Config, LogFormat};
 use reachguard::decode::Format;
 
+/// mimalloc: events are decoded on one thread and freed on another, which the
+/// system allocator handles slowly; measured in `benches/pipeline.rs`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "reachguard",

@@ -95,16 +95,103 @@ struct InputCounters {
     decode_errors: prometheus::IntCounter,
 }
 
+/// Lines read, skipped and undecodable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeCounts {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines understood but of no use.
+    pub skipped: u64,
+    /// Lines that could not be decoded.
+    pub decode_errors: u64,
+}
+
+/// The decode stage: each input's decoder, its counters, and the logging of
+/// lines that cannot be decoded. Separate from [`Pipeline`] so that replay can
+/// decode on one core while the model runs on the other.
+pub struct Decoding {
+    names: Vec<String>,
+    decoders: Vec<Box<dyn Decoder>>,
+    errors_per_input: Vec<u64>,
+    counters: Vec<InputCounters>,
+    counts: DecodeCounts,
+}
+
+impl Decoding {
+    /// A decoder per input, counting into `metrics`.
+    pub fn new(inputs: &[Input], metrics: &Metrics) -> Decoding {
+        Decoding {
+            names: inputs.iter().map(|i| i.name.clone()).collect(),
+            decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
+            errors_per_input: vec![0; inputs.len()],
+            counters: inputs
+                .iter()
+                .map(|i| InputCounters {
+                    lines: metrics.lines.with_label_values(&[&i.name]),
+                    skipped: metrics.skipped.with_label_values(&[&i.name]),
+                    decode_errors: metrics.decode_errors.with_label_values(&[&i.name]),
+                })
+                .collect(),
+            counts: DecodeCounts::default(),
+        }
+    }
+
+    /// What was decoded so far.
+    pub fn counts(&self) -> DecodeCounts {
+        self.counts
+    }
+
+    /// Decodes one line of input `input` into `out` (cleared first). Counts the
+    /// line, and logs and counts a decode error with `location` (file:line).
+    pub fn decode_into(
+        &mut self,
+        input: usize,
+        line: &[u8],
+        oversized: bool,
+        location: &dyn std::fmt::Display,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        out.clear();
+        self.counts.lines += 1;
+        self.counters[input].lines.inc();
+        let res = if oversized {
+            Err(DecodeError::Oversized)
+        } else {
+            self.decoders[input].decode(line, out)
+        };
+        match &res {
+            Err(e) => {
+                self.counts.decode_errors += 1;
+                self.counters[input].decode_errors.inc();
+                let name = &self.names[input];
+                let n = &mut self.errors_per_input[input];
+                *n += 1;
+                if *n <= LOG_EACH_ERROR_UP_TO {
+                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
+                } else if *n % 1000 == 0 {
+                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
+                }
+            }
+            Ok(()) if out.is_empty() => {
+                self.counts.skipped += 1;
+                self.counters[input].skipped.inc();
+            }
+            Ok(()) => {}
+        }
+        res
+    }
+}
+
 /// Decode, detect and decide.
 pub struct Pipeline {
-    counters: Vec<InputCounters>,
+    decoding: Decoding,
+    /// Decode counts of stages run elsewhere (replay's decoding thread).
+    absorbed: DecodeCounts,
     events_by_type: Vec<prometheus::IntCounter>,
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
     evicted: [u64; 5],
     inputs: Vec<Input>,
-    decoders: Vec<Box<dyn Decoder>>,
-    errors_per_input: Vec<u64>,
     engine: Engine,
     policy: Policy,
     journal: Option<Arc<Mutex<Journal>>>,
@@ -125,23 +212,15 @@ impl Pipeline {
     ) -> Pipeline {
         let r = &cfg.response;
         let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
-        let counters = inputs
-            .iter()
-            .map(|i| InputCounters {
-                lines: metrics.lines.with_label_values(&[&i.name]),
-                skipped: metrics.skipped.with_label_values(&[&i.name]),
-                decode_errors: metrics.decode_errors.with_label_values(&[&i.name]),
-            })
-            .collect();
+        let decoding = Decoding::new(&inputs, &metrics);
         let events_by_type = crate::event::EventType::ALL
             .iter()
             .map(|t| metrics.events.with_label_values(&[t.as_str()]))
             .collect();
         Pipeline {
-            counters,
+            decoding,
+            absorbed: DecodeCounts::default(),
             events_by_type,
-            decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
-            errors_per_input: vec![0; inputs.len()],
             inputs,
             evicted: evictions(&engine),
             engine,
@@ -164,8 +243,13 @@ impl Pipeline {
     }
 
     /// The counts so far.
-    pub fn summary(&self) -> &Summary {
-        &self.summary
+    pub fn summary(&self) -> Summary {
+        let d = self.decoding.counts();
+        let mut s = self.summary.clone();
+        s.lines = d.lines + self.absorbed.lines;
+        s.skipped = d.skipped + self.absorbed.skipped;
+        s.decode_errors = d.decode_errors + self.absorbed.decode_errors;
+        s
     }
 
     /// The detection engine.
@@ -188,8 +272,8 @@ impl Pipeline {
         &self.inputs
     }
 
-    /// Decodes one line of input `input` into `out` (cleared first). Counts the
-    /// line, and logs and counts a decode error with `location` (file:line).
+    /// Decodes one line of input `input` into `out` (cleared first); see
+    /// [`Decoding::decode_into`].
     pub fn decode_into(
         &mut self,
         input: usize,
@@ -198,34 +282,15 @@ impl Pipeline {
         location: &dyn std::fmt::Display,
         out: &mut Vec<Event>,
     ) -> Result<(), DecodeError> {
-        out.clear();
-        self.summary.lines += 1;
-        let name = &self.inputs[input].name;
-        self.counters[input].lines.inc();
-        let res = if oversized {
-            Err(DecodeError::Oversized)
-        } else {
-            self.decoders[input].decode(line, out)
-        };
-        match &res {
-            Err(e) => {
-                self.summary.decode_errors += 1;
-                self.counters[input].decode_errors.inc();
-                let n = &mut self.errors_per_input[input];
-                *n += 1;
-                if *n <= LOG_EACH_ERROR_UP_TO {
-                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
-                } else if *n % 1000 == 0 {
-                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
-                }
-            }
-            Ok(()) if out.is_empty() => {
-                self.summary.skipped += 1;
-                self.counters[input].skipped.inc();
-            }
-            Ok(()) => {}
-        }
-        res
+        self.decoding
+            .decode_into(input, line, oversized, location, out)
+    }
+
+    /// Adds the counts of a decode stage that ran outside this pipeline.
+    pub fn absorb(&mut self, counts: DecodeCounts) {
+        self.absorbed.lines += counts.lines;
+        self.absorbed.skipped += counts.skipped;
+        self.absorbed.decode_errors += counts.decode_errors;
     }
 
     /// Decodes and processes one line; the daemon's per-line step.

@@ -127,14 +127,20 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         Metrics::new(&names),
         false,
     );
-    let mut merge = Merge::open(paths)?;
+    let merged = Merge::open(paths, p.inputs(), p.metrics())?.spawn();
     let mut from = None;
-    while let Some((i, ev)) = merge.next(&mut p)? {
-        from = Some(from.map_or(ev.ts, |f: Ts| f.min(ev.ts)));
-        // Learning only: what history would have raised is not news now.
-        drop(p.process_event(i, &ev, None));
+    loop {
+        let batch = merged.next_batch()?;
+        if batch.is_empty() {
+            break;
+        }
+        for (i, ev) in batch {
+            from = Some(from.map_or(ev.ts, |f: Ts| f.min(ev.ts)));
+            // Learning only: what history would have raised is not news now.
+            drop(p.process_event(i, &ev, None));
+        }
     }
-    merge.finish();
+    p.absorb(merged.finish());
     p.engine_mut().finish_training();
     let engine = p.engine();
     state.save(&saved.checkpoints, engine.model(), engine.reach())?;
@@ -153,7 +159,7 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         .collect();
     groups.sort_unstable_by(|a, b| b.cmp(a));
     Ok(Learned {
-        input: p.summary().clone(),
+        input: p.summary(),
         engineers: reach.baselined(),
         resources: reach.resources.len(),
         peer_groups: groups,

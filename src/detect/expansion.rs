@@ -142,7 +142,7 @@ impl Expansion {
             Some(_) => {
                 self.reach.accesses.saturating_sub(p.fitted_accesses)
                     >= self.cfg.refit_every.saturating_mul(n as u64)
-                    || n * 4 >= p.fitted_n * 5 + 4
+                    || n >= p.fitted_n * 2
             }
         };
         if due {
@@ -323,21 +323,24 @@ impl Expansion {
             .baselines
             .get(&pid)
             .is_some_and(|b| b.count(rid) > 0);
-        let score = if known {
-            0.0
-        } else {
-            let info = self.peer_info(principal, Some(pid), model);
-            let pf = self.peer_use(principal, pid, rid, &info, model);
-            let of = self.reach.org_fraction(rid);
-            let held = if model.holds(principal, resource) {
-                self.cfg.held_factor
-            } else {
-                1.0
-            };
-            (sensitivity.tier_of(resource).weight() + self.cfg.rarity_weight)
-                * (1.0 - pf)
-                * (1.0 - 0.5 * of)
-                * held
+        // Peers are looked up once per new resource and reused for the
+        // threshold below (placing a newcomer means computing their features).
+        let info = (!known).then(|| self.peer_info(principal, Some(pid), model));
+        let score = match &info {
+            None => 0.0,
+            Some(info) => {
+                let pf = self.peer_use(principal, pid, rid, info, model);
+                let of = self.reach.org_fraction(rid);
+                let held = if model.holds(principal, resource) {
+                    self.cfg.held_factor
+                } else {
+                    1.0
+                };
+                (sensitivity.tier_of(resource).weight() + self.cfg.rarity_weight)
+                    * (1.0 - pf)
+                    * (1.0 - 0.5 * of)
+                    * held
+            }
         };
         self.reach.learn_capped(pid, rid, ts, self.max_resources);
         let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
@@ -362,10 +365,10 @@ impl Expansion {
             },
             lens[1],
         );
-        if !self.warmed_up(ts) || self.reach.quiet_until.get(&pid).is_some_and(|q| ts < *q) {
+        if !warmed_up || self.reach.quiet_until.get(&pid).is_some_and(|q| ts < *q) {
             return None;
         }
-        let info = self.peer_info(principal, Some(pid), model);
+        let info = info.expect("a scored access looked its peers up");
         for scale in 0..2 {
             let window = self.reach.window(pid, ts, lens[scale]);
             let sum: f64 = window.iter().map(|n| n.score).sum();

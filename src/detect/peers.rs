@@ -122,7 +122,7 @@ impl PeerModel {
             let rng = Xoshiro256Plus::seed_from_u64(0x7265_6163_6867_7264);
             match KMeans::params_with_rng(k, rng)
                 .n_runs(1)
-                .max_n_iterations(30)
+                .max_n_iterations(20)
                 .tolerance(1e-3)
                 .fit(&ds)
             {
