@@ -12,6 +12,11 @@
 //! and prints events/s, MB/s, cost per event, the ratio to the floor and peak RSS.
 //!
 //! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
+//! peak RSS of replaying three days of each organisation (what an engineer
+//! touches, not for how long, sets the size of their baseline) and the memory
+//! each further engineer costs.
+//!
+//! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
 //! model's memory per engineer (resident memory grown while the engine learns
 //! three days of each organisation, the events themselves freed).
 
@@ -60,10 +65,10 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn generate_file(engineers: usize, path: &Path) {
+fn generate_file(engineers: usize, path: &Path, days: u32) {
     let org = generate(OrgSpec {
         engineers,
-        history_days: 14,
+        history_days: days,
         eval_days: 0,
         seed: 1,
         inject: false,
@@ -130,7 +135,46 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     match args.first().map(String::as_str) {
-        Some("--gen") => return generate_file(args[1].parse().unwrap(), Path::new(&args[2])),
+        Some("--memory") => {
+            let me = std::env::current_exe().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            println!(
+                "{:>9} {:>10} {:>13} {:>22}",
+                "engineers", "events", "peak RSS MiB", "KiB/engineer (marginal)"
+            );
+            let mut first: Option<(f64, f64)> = None;
+            for n in args[1].split(',') {
+                let path = dir.path().join(format!("mem-{n}.jsonl"));
+                let p = path.to_str().unwrap();
+                let ok = Command::new(&me)
+                    .args(["--gen", n, p, "3"])
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+                let out = Command::new(&me).args(["--replay", p]).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(|x| x.parse().unwrap())
+                    .collect();
+                let engineers: f64 = n.parse().unwrap();
+                let marginal = first.map_or(String::from("-"), |(e0, r0)| {
+                    format!("{:.1}", (v[2] - r0) * 1024.0 / (engineers - e0))
+                });
+                first.get_or_insert((engineers, v[2]));
+                println!("{:>9} {:>10} {:>13.0} {:>22}", n, v[1], v[2], marginal);
+                std::fs::remove_file(&path).unwrap();
+            }
+            return;
+        }
+        Some("--gen") => {
+            let days = args.get(3).map_or(14, |d| d.parse().unwrap());
+            return generate_file(args[1].parse().unwrap(), Path::new(&args[2]), days);
+        }
         Some("--floor") => {
             let (secs, n) = floor(Path::new(&args[1]));
             return println!("{secs} {n} {}", peak_rss_mib());
