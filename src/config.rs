@@ -47,6 +47,8 @@ pub struct RawConfig {
     /// `[cluster]` (extension): run as one instance of a NATS JetStream cluster
     /// (see `docs/cluster.md`); absent, `run` is the single-node daemon.
     pub cluster: Option<crate::cluster::RawCluster>,
+    /// `[limits]` (extension): memory caps.
+    pub limits: crate::detect::Limits,
 }
 
 /// `[state]`.
@@ -102,6 +104,15 @@ pub struct RawServer {
     pub listen: SocketAddr,
     /// Extension: how many recent findings `/api/findings` keeps in memory.
     pub findings_in_memory: usize,
+    /// Extension: environment variable holding a bearer token required on `/api/*`.
+    pub token_env: Option<String>,
+    /// Extension: file holding that token (trailing newline ignored).
+    pub token_file: Option<PathBuf>,
+    /// Extension: also require the token on `/metrics`.
+    pub protect_metrics: bool,
+    /// Extension: how many engineers `reachguard_top_expansion_score` exports
+    /// (the top K by recent expansion score; bounds that metric's series).
+    pub top_engineers: usize,
 }
 
 impl Default for RawServer {
@@ -109,9 +120,16 @@ impl Default for RawServer {
         RawServer {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             findings_in_memory: 10_000,
+            token_env: None,
+            token_file: None,
+            protect_metrics: false,
+            top_engineers: crate::metrics::DEFAULT_TOP_ENGINEERS,
         }
     }
 }
+
+/// The most `[server] top_engineers` may ask for: each is a metric series.
+const MAX_TOP_ENGINEERS: usize = 1000;
 
 /// `[agents]`.
 #[derive(Debug, Deserialize)]
@@ -201,6 +219,15 @@ impl Default for RawLog {
     }
 }
 
+/// Where a secret token is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable.
+    Env(String),
+    /// A file.
+    File(PathBuf),
+}
+
 /// How the daemon's own log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -253,6 +280,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Findings kept for the API.
     pub findings_in_memory: usize,
+    /// Where the API bearer token comes from, if one is required.
+    pub api_token: Option<TokenSource>,
+    /// Whether `/metrics` needs the token too.
+    pub protect_metrics: bool,
+    /// Series of `reachguard_top_expansion_score`.
+    pub top_engineers: usize,
     /// Agent recognition.
     pub identities: Identities,
     /// Sensitivity catalogue.
@@ -269,6 +302,8 @@ pub struct Config {
     pub detection: crate::detect::DetectionConfig,
     /// Scale-out settings, when this instance is part of a cluster.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// Memory caps.
+    pub limits: crate::detect::Limits,
 }
 
 /// The validated `[response]`.
@@ -361,6 +396,15 @@ impl Config {
             ),
             None => None,
         };
+        if raw.server.top_engineers > MAX_TOP_ENGINEERS {
+            return Err(ValidationError::new(
+                "top_engineers",
+                format!(
+                    "must be at most {MAX_TOP_ENGINEERS} (each engineer is one metric series), not {}",
+                    raw.server.top_engineers
+                ),
+            ));
+        }
         let mut names = BTreeSet::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
         for (index, s) in raw.sources.into_iter().enumerate() {
@@ -425,11 +469,25 @@ impl Config {
         Ok(Config {
             cluster,
             detection,
+            limits: raw.limits,
             state_dir: raw.state.dir,
             checkpoint_interval: raw.state.checkpoint_interval,
             sources,
             listen: raw.server.listen,
             findings_in_memory: raw.server.findings_in_memory.max(1),
+            api_token: match (raw.server.token_env, raw.server.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ValidationError::new(
+                        "token_env",
+                        "set token_env or token_file, not both",
+                    ));
+                }
+                (Some(var), None) => Some(TokenSource::Env(var)),
+                (None, Some(path)) => Some(TokenSource::File(path)),
+                (None, None) => None,
+            },
+            protect_metrics: raw.server.protect_metrics,
+            top_engineers: raw.server.top_engineers,
             identities: Identities::new(raw.agents.patterns),
             sensitivity: Sensitivity::new(raw.sensitivity.into_iter().collect()),
             trace_window: raw.provenance.window,
@@ -447,6 +505,29 @@ impl Config {
         })
     }
 
+    /// The API bearer token, read from its environment variable or file.
+    pub fn api_token(&self) -> Result<Option<String>, String> {
+        match &self.api_token {
+            None => Ok(None),
+            Some(TokenSource::Env(var)) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+                _ => Err(format!(
+                    "environment variable {var} ([server] token_env) is not set"
+                )),
+            },
+            Some(TokenSource::File(path)) => {
+                let v = std::fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read {} ([server] token_file): {e}", path.display())
+                })?;
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err(format!("{} ([server] token_file) is empty", path.display()));
+                }
+                Ok(Some(v.to_owned()))
+            }
+        }
+    }
+
     /// Problems only visible at run time (a hook secret missing from the environment).
     pub fn runtime_problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = self
@@ -459,6 +540,7 @@ impl Config {
         if let Some(c) = &self.cluster {
             problems.extend(c.runtime_problems());
         }
+        problems.extend(self.api_token().err());
         problems
     }
 }
@@ -503,6 +585,11 @@ mod tests {
         assert_eq!(c.response.mode, Mode::Enforce);
         assert_eq!(c.response.max_revocations_per_hour, 20);
         assert!(c.sources.is_empty());
+        assert_eq!(c.top_engineers, 10);
+        let c = Config::parse("[server]\ntop_engineers = 3\n").unwrap();
+        assert_eq!(c.top_engineers, 3);
+        let err = Config::parse("[server]\ntop_engineers = 5000\n").unwrap_err();
+        assert!(err.starts_with("line 2, key `top_engineers`"), "{err}");
     }
 
     #[test]

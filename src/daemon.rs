@@ -63,6 +63,9 @@ pub enum Error {
     /// A hook could not be set up (e.g. its secret is missing).
     #[error("{0}")]
     Hook(String),
+    /// The API token is configured but cannot be read.
+    #[error("{0}")]
+    Token(String),
     /// Nothing to follow.
     #[error("no [[sources]] configured: nothing to follow (see `reachguard check-config`)")]
     NoSources,
@@ -125,7 +128,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map_err(Error::Hook)?;
 
     let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-    let metrics = Metrics::new(&names);
+    let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
     let inputs = cfg
         .sources
         .iter()
@@ -137,7 +140,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             },
         })
         .collect();
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         &cfg,
         inputs,
         model,
@@ -146,6 +149,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         !hooks.is_empty(),
     )
     .with_journal(Arc::clone(&journal));
+    // What the checkpoint and findings file restored, visible from the first scrape.
+    for f in sink.recent().read().expect("findings lock").iter() {
+        metrics.remember_expansion(f);
+    }
+    pipeline.update_model_gauges();
 
     // Outcomes journaled before a crash whose finding never reached the file.
     let pending = {
@@ -188,6 +196,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         metrics: metrics.clone(),
         recent: sink.recent(),
         ready: Arc::clone(&ready),
+        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
+        protect_metrics: cfg.protect_metrics,
     };
     let mut server_stop = stop_rx.clone();
     let server_task = tokio::spawn(async move {
@@ -211,7 +221,15 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         })
         .collect();
     let mut checkpoints = checkpoints;
-    let mut tailer = Tailer::new(specs, &checkpoints);
+    let lag = metrics.source_lag_bytes.clone();
+    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files)
+        .with_lag_report(Box::new(move |behind| {
+            for (index, bytes) in behind {
+                lag.with_label_values(&[&names[*index]])
+                    .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+            }
+        }));
+    let deferred_files = tailer.deferred_files();
     // Checkpointed files that exist no more.
     for (source, key) in tailer.take_forgotten() {
         checkpoints.forget(source, key);
@@ -247,6 +265,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     tracing::info!(sources = cfg.sources.len(), state = %state.path().display(), "reachguard running");
 
     let worker = Worker {
+        deferred_files,
         pipeline,
         sink,
         state,
@@ -277,6 +296,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
 
 /// The pipeline task's state.
 struct Worker {
+    /// Matching files waiting for an open-file slot (set by the tailer).
+    deferred_files: Arc<std::sync::atomic::AtomicUsize>,
     pipeline: Pipeline,
     sink: FindingsSink,
     state: StateDir,
@@ -314,6 +335,11 @@ impl Worker {
                     let Some(event) = event else { break };
                     if let TailEvent::Line(line) = &event {
                         self.line(line, &jobs).await;
+                        // Caught up: make the model's metrics exact now rather
+                        // than at the next tick.
+                        if lines.is_empty() {
+                            self.pipeline.update_model_gauges();
+                        }
                     }
                     // Lines are acknowledged only now, after their effects are
                     // recorded; opened and forgotten files arrive in order with them.
@@ -321,6 +347,10 @@ impl Worker {
                     self.dirty = true;
                 }
                 _ = tick.tick() => {
+                    self.pipeline.update_model_gauges();
+                    self.metrics
+                        .source_files_deferred
+                        .set(self.deferred_files.load(Ordering::Relaxed) as i64);
                     if let Err(e) = self.checkpoint() {
                         tracing::error!(error = %e, "checkpoint failed; will retry");
                     }
@@ -359,7 +389,7 @@ impl Worker {
     }
 
     async fn line(&mut self, line: &source::Line, jobs: &mpsc::Sender<Job>) {
-        let location = format!("{}:{}", line.path.display(), line.line_no);
+        let location = crate::pipeline::At(&line.path, line.line_no);
         let resolved = self.pipeline.process_line(
             line.source,
             &line.bytes,
@@ -417,6 +447,19 @@ impl Worker {
     }
 
     fn checkpoint_now(&mut self) -> Result<(), Error> {
+        let res = self.write_checkpoint();
+        match &res {
+            Ok(()) => self.metrics.last_checkpoint_timestamp.set(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            ),
+            Err(_) => self.metrics.checkpoint_errors.inc(),
+        }
+        res
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         // Findings first: a checkpoint must never get ahead of what it implies.
         self.sink.sync().map_err(|source| Error::Open {

@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use reachguard::config::{Config, LogFormat};
 use reachguard::decode::Format;
 
+/// mimalloc: events are decoded on one thread and freed on another, which the
+/// system allocator handles slowly; measured in `benches/pipeline.rs`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "reachguard",
@@ -37,7 +42,7 @@ enum Command {
         /// Decide revocations but call no hook.
         #[arg(long)]
         dry_run: bool,
-        /// Input format.
+        /// Format of files that match no `[[sources]]` path of the config.
         #[arg(long, default_value = "native")]
         format: Format,
         /// Files to replay; `-` reads stdin.
@@ -49,7 +54,7 @@ enum Command {
         /// Config file (TOML); embedded defaults when omitted.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Input format.
+        /// Format of files that match no `[[sources]]` path of the config.
         #[arg(long, default_value = "native")]
         format: Format,
         /// Print what was learned as JSON.

@@ -18,7 +18,7 @@ use crate::event::Event;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::respond::{self, Decision, Job, Journal, Payload, Policy};
+use crate::respond::{self, Decision, Job, Journal, Payload, Policy, Suppression};
 
 /// Counts over a run; the `replay` summary object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -35,6 +35,18 @@ pub struct Summary {
     pub decode_errors: u64,
     /// Findings raised.
     pub findings: u64,
+}
+
+/// A line's place, `file:line`, formatted only if it is ever displayed (a
+/// decode error is logged): building that string for every line would cost
+/// more than decoding many of them.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a>(pub &'a std::path::Path, pub u64);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0.display(), self.1)
+    }
 }
 
 /// What became of one finding.
@@ -67,11 +79,119 @@ pub struct Input {
 /// switches to one line per thousand (the counters keep counting all of them).
 const LOG_EACH_ERROR_UP_TO: u64 = 100;
 
-/// Decode, detect and decide.
-pub struct Pipeline {
-    inputs: Vec<Input>,
+/// The `what` labels of `reachguard_evictions_total`.
+const EVICTED: [&str; 5] = ["principal", "resource", "advice", "grant", "sighting"];
+
+/// The engine's eviction counts, in `EVICTED` order.
+fn evictions(e: &Engine) -> [u64; 5] {
+    let (r, m) = (e.reach().evicted, e.stats().evicted);
+    [r.principals, r.resources, m.advice, m.grants, m.sightings]
+}
+
+/// One input's counters, looked up once instead of per line.
+struct InputCounters {
+    lines: prometheus::IntCounter,
+    skipped: prometheus::IntCounter,
+    decode_errors: prometheus::IntCounter,
+}
+
+/// Lines read, skipped and undecodable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeCounts {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines understood but of no use.
+    pub skipped: u64,
+    /// Lines that could not be decoded.
+    pub decode_errors: u64,
+}
+
+/// The decode stage: each input's decoder, its counters, and the logging of
+/// lines that cannot be decoded. Separate from [`Pipeline`] so that replay can
+/// decode on one core while the model runs on the other.
+pub struct Decoding {
+    names: Vec<String>,
     decoders: Vec<Box<dyn Decoder>>,
     errors_per_input: Vec<u64>,
+    counters: Vec<InputCounters>,
+    counts: DecodeCounts,
+}
+
+impl Decoding {
+    /// A decoder per input, counting into `metrics`.
+    pub fn new(inputs: &[Input], metrics: &Metrics) -> Decoding {
+        Decoding {
+            names: inputs.iter().map(|i| i.name.clone()).collect(),
+            decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
+            errors_per_input: vec![0; inputs.len()],
+            counters: inputs
+                .iter()
+                .map(|i| InputCounters {
+                    lines: metrics.lines.with_label_values(&[&i.name]),
+                    skipped: metrics.skipped.with_label_values(&[&i.name]),
+                    decode_errors: metrics.decode_errors.with_label_values(&[&i.name]),
+                })
+                .collect(),
+            counts: DecodeCounts::default(),
+        }
+    }
+
+    /// What was decoded so far.
+    pub fn counts(&self) -> DecodeCounts {
+        self.counts
+    }
+
+    /// Decodes one line of input `input` into `out` (cleared first). Counts the
+    /// line, and logs and counts a decode error with `location` (file:line).
+    pub fn decode_into(
+        &mut self,
+        input: usize,
+        line: &[u8],
+        oversized: bool,
+        location: &dyn std::fmt::Display,
+        out: &mut Vec<Event>,
+    ) -> Result<(), DecodeError> {
+        out.clear();
+        self.counts.lines += 1;
+        self.counters[input].lines.inc();
+        let res = if oversized {
+            Err(DecodeError::Oversized)
+        } else {
+            self.decoders[input].decode(line, out)
+        };
+        match &res {
+            Err(e) => {
+                self.counts.decode_errors += 1;
+                self.counters[input].decode_errors.inc();
+                let name = &self.names[input];
+                let n = &mut self.errors_per_input[input];
+                *n += 1;
+                if *n <= LOG_EACH_ERROR_UP_TO {
+                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
+                } else if *n % 1000 == 0 {
+                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
+                }
+            }
+            Ok(()) if out.is_empty() => {
+                self.counts.skipped += 1;
+                self.counters[input].skipped.inc();
+            }
+            Ok(()) => {}
+        }
+        res
+    }
+}
+
+/// Decode, detect and decide.
+pub struct Pipeline {
+    decoding: Decoding,
+    /// Decode counts of stages run elsewhere (replay's decoding thread).
+    absorbed: DecodeCounts,
+    events_by_type: Vec<prometheus::IntCounter>,
+    /// Eviction counts already added to the metric (the persisted counts at
+    /// start, so a restart does not count old evictions again).
+    evicted: [u64; 5],
+    inputs: Vec<Input>,
     engine: Engine,
     policy: Policy,
     journal: Option<Arc<Mutex<Journal>>>,
@@ -91,11 +211,19 @@ impl Pipeline {
         have_hooks: bool,
     ) -> Pipeline {
         let r = &cfg.response;
+        let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
+        let decoding = Decoding::new(&inputs, &metrics);
+        let events_by_type = crate::event::EventType::ALL
+            .iter()
+            .map(|t| metrics.events.with_label_values(&[t.as_str()]))
+            .collect();
         Pipeline {
-            decoders: inputs.iter().map(|i| i.format.decoder()).collect(),
-            errors_per_input: vec![0; inputs.len()],
+            decoding,
+            absorbed: DecodeCounts::default(),
+            events_by_type,
             inputs,
-            engine: Engine::new(model, reach, &EngineConfig::from_config(cfg)),
+            evicted: evictions(&engine),
+            engine,
             policy: Policy::from_config(r, have_hooks),
             journal: None,
             metrics,
@@ -115,8 +243,13 @@ impl Pipeline {
     }
 
     /// The counts so far.
-    pub fn summary(&self) -> &Summary {
-        &self.summary
+    pub fn summary(&self) -> Summary {
+        let d = self.decoding.counts();
+        let mut s = self.summary.clone();
+        s.lines = d.lines + self.absorbed.lines;
+        s.skipped = d.skipped + self.absorbed.skipped;
+        s.decode_errors = d.decode_errors + self.absorbed.decode_errors;
+        s
     }
 
     /// The detection engine.
@@ -139,8 +272,8 @@ impl Pipeline {
         &self.inputs
     }
 
-    /// Decodes one line of input `input` into `out` (cleared first). Counts the
-    /// line, and logs and counts a decode error with `location` (file:line).
+    /// Decodes one line of input `input` into `out` (cleared first); see
+    /// [`Decoding::decode_into`].
     pub fn decode_into(
         &mut self,
         input: usize,
@@ -149,34 +282,15 @@ impl Pipeline {
         location: &dyn std::fmt::Display,
         out: &mut Vec<Event>,
     ) -> Result<(), DecodeError> {
-        out.clear();
-        self.summary.lines += 1;
-        let name = &self.inputs[input].name;
-        self.metrics.lines.with_label_values(&[name]).inc();
-        let res = if oversized {
-            Err(DecodeError::Oversized)
-        } else {
-            self.decoders[input].decode(line, out)
-        };
-        match &res {
-            Err(e) => {
-                self.summary.decode_errors += 1;
-                self.metrics.decode_errors.with_label_values(&[name]).inc();
-                let n = &mut self.errors_per_input[input];
-                *n += 1;
-                if *n <= LOG_EACH_ERROR_UP_TO {
-                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
-                } else if *n % 1000 == 0 {
-                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
-                }
-            }
-            Ok(()) if out.is_empty() => {
-                self.summary.skipped += 1;
-                self.metrics.skipped.with_label_values(&[name]).inc();
-            }
-            Ok(()) => {}
-        }
-        res
+        self.decoding
+            .decode_into(input, line, oversized, location, out)
+    }
+
+    /// Adds the counts of a decode stage that ran outside this pipeline.
+    pub fn absorb(&mut self, counts: DecodeCounts) {
+        self.absorbed.lines += counts.lines;
+        self.absorbed.skipped += counts.skipped;
+        self.absorbed.decode_errors += counts.decode_errors;
     }
 
     /// Decodes and processes one line; the daemon's per-line step.
@@ -202,6 +316,39 @@ impl Pipeline {
         out
     }
 
+    /// Sets the gauges that describe the model (principals, newest event time,
+    /// baselines, peer groups) from the engine: after every event, and once at
+    /// start so a restored checkpoint shows before the first new event.
+    pub fn update_model_gauges(&mut self) {
+        let model = self.engine.model();
+        self.metrics
+            .principals_tracked
+            .set(self.engine.reach().baselined() as i64);
+        let now = evictions(&self.engine);
+        for (i, what) in EVICTED.iter().enumerate() {
+            if now[i] > self.evicted[i] {
+                self.metrics
+                    .evictions
+                    .with_label_values(&[what])
+                    .inc_by(now[i] - self.evicted[i]);
+            }
+        }
+        self.evicted = now;
+        self.metrics.set_last_event_time(model.latest());
+        self.metrics
+            .set_untrusted_advice_ignored(self.engine.stats().untrusted_advice_ignored);
+        let reach = self.engine.reach();
+        self.metrics
+            .baseline_principals
+            .set(reach.baselined() as i64);
+        self.metrics
+            .peer_groups
+            .set(reach.peers.clusters.len() as i64);
+        self.metrics
+            .peer_groups_fitted_timestamp
+            .set(reach.peers.fitted_at.map_or(0.0, |t| t.as_secs_f64()));
+    }
+
     /// Runs one decoded event through detection and the policy.
     pub fn process_event(
         &mut self,
@@ -212,28 +359,21 @@ impl Pipeline {
         let t = ev.body.event_type();
         self.summary.events += 1;
         *self.summary.by_type.entry(t.as_str()).or_default() += 1;
-        self.metrics.events.with_label_values(&[t.as_str()]).inc();
+        self.events_by_type[t as usize].inc();
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe(ev, origin);
-        let model = self.engine.model();
-        self.metrics
-            .principals_tracked
-            .set(model.principals_tracked() as i64);
-        self.metrics
-            .last_event_timestamp
-            .set(model.latest().as_secs_f64());
-        self.metrics
-            .untrusted_advice_ignored
-            .set(self.engine.stats().untrusted_advice_ignored as i64);
+        // The gauges describe the whole model; refreshing them on every event
+        // would cost more than most events. The daemon also refreshes them on
+        // every checkpoint tick, so they are never stale for long.
+        if !detections.is_empty() || self.summary.events % 256 == 0 {
+            self.update_model_gauges();
+        }
 
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let mut finding = d.finding;
             self.summary.findings += 1;
-            self.metrics
-                .findings
-                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
-                .inc();
+            self.metrics.finding(&finding);
             if let Some(at) = read_at {
                 self.metrics
                     .detection_latency
@@ -247,10 +387,7 @@ impl Pipeline {
             if let Some(j) = &self.journal {
                 let journaled = j.lock().expect("journal lock").get(&key).cloned();
                 if let Some(entry) = journaled {
-                    out.push(match respond::already_journaled(&entry, finding) {
-                        Some(f) => Resolved::Final(f),
-                        None => Resolved::AlreadyJournaled,
-                    });
+                    out.push(self.already_journaled(&entry, finding));
                     continue;
                 }
             }
@@ -267,10 +404,8 @@ impl Pipeline {
                             // Journaled meanwhile by another process (the check
                             // above saw the journal as this process last read it).
                             let entry = j.get(&key).cloned().expect("just seen journaled");
-                            out.push(match respond::already_journaled(&entry, finding) {
-                                Some(f) => Resolved::Final(f),
-                                None => Resolved::AlreadyJournaled,
-                            });
+                            drop(j);
+                            out.push(self.already_journaled(&entry, finding));
                             continue;
                         }
                         if let Err(e) = recorded {
@@ -306,8 +441,12 @@ impl Pipeline {
                         .inc();
                     out.push(Resolved::Final(finding));
                 }
-                Decision::Suppressed(reason) => {
+                Decision::Suppressed(why, reason) => {
                     tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
+                    self.metrics
+                        .revocations_suppressed
+                        .with_label_values(&[why.as_str()])
+                        .inc();
                     respond::set_action(
                         &mut finding,
                         &target.grant_id,
@@ -323,5 +462,133 @@ impl Pipeline {
             }
         }
         out
+    }
+
+    /// A finding whose grant already has a journaled revocation: nothing to do
+    /// when it is the same finding again, else written as suppressed (and
+    /// counted as a `duplicate` suppression).
+    fn already_journaled(&self, entry: &respond::journal::Entry, finding: Finding) -> Resolved {
+        match respond::already_journaled(entry, finding) {
+            Some(f) => {
+                self.metrics
+                    .revocations_suppressed
+                    .with_label_values(&[Suppression::Duplicate.as_str()])
+                    .inc();
+                Resolved::Final(f)
+            }
+            None => Resolved::AlreadyJournaled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(cfg: &Config, journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
+        let input = Input {
+            name: "app".into(),
+            format: Format::Native,
+            origin: Origin { trust_advice: true },
+        };
+        Pipeline::new(
+            cfg,
+            vec![input],
+            Model::default(),
+            Reach::default(),
+            metrics.clone(),
+            true,
+        )
+        .with_journal(Arc::new(Mutex::new(Journal::open(journal).unwrap())))
+    }
+
+    fn run(p: &mut Pipeline, line: &str) -> Vec<Resolved> {
+        p.process_line(0, line.as_bytes(), false, &"test:1", None)
+    }
+
+    fn series(m: &Metrics, s: &str) -> bool {
+        m.render().lines().any(|l| l == s)
+    }
+
+    #[test]
+    fn a_second_finding_for_a_journaled_grant_counts_as_a_duplicate_suppression() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut p = pipeline(
+            &Config::default(),
+            &dir.path().join("actions.jsonl"),
+            &metrics,
+        );
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T08:00:00Z","type":"grant","grant_id":"g-sre","actor":"erin","grantee":"sre","grantee_type":"group","resource":"prod/db"}"#,
+        );
+        let add = |ts: &str| {
+            format!(
+                r#"{{"ts":"2026-03-18T09:{ts}Z","type":"membership","actor":"agent:ops-bot","group":"sre","member":"u1","op":"add"}}"#
+            )
+        };
+        let first = run(&mut p, &add("00:00"));
+        assert!(
+            matches!(first.as_slice(), [Resolved::Revoke(_)]),
+            "{first:?}"
+        );
+        // Removed in the log, then added again: a new finding about the same
+        // membership, whose one revocation is already journaled.
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"admin","group":"sre","member":"u1","op":"remove"}"#,
+        );
+        let again = run(&mut p, &add("02:00"));
+        let [Resolved::Final(f)] = again.as_slice() else {
+            panic!("{again:?}");
+        };
+        let action = f.action.as_ref().unwrap();
+        assert_eq!(action.status, ActionStatus::Suppressed);
+        assert!(
+            action.reason.as_deref().unwrap().contains("already"),
+            "{action:?}"
+        );
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="duplicate"} 1"#
+        ));
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_suppressed_total{reason="budget"} 0"#
+        ));
+        let findings: f64 = metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(r#"reachguard_findings_total{kind="unverified_agent_grant""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(findings, 2.0, "both findings are counted");
+    }
+
+    #[test]
+    fn policy_suppressions_are_counted_by_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new(&["app".into()]);
+        let mut cfg = Config::default();
+        cfg.response.protected = vec![crate::model::Pattern::new("breakglass-*").unwrap()];
+        cfg.response.max_revocations_per_hour = 1;
+        let mut p = pipeline(&cfg, &dir.path().join("actions.jsonl"), &metrics);
+        for (i, grantee) in ["breakglass-ops", "u1", "u2"].iter().enumerate() {
+            run(
+                &mut p,
+                &format!(
+                    r#"{{"ts":"2026-03-18T09:0{i}:00Z","type":"grant","grant_id":"g{i}","actor":"agent:ops-bot","grantee":"{grantee}","resource":"prod/db"}}"#
+                ),
+            );
+        }
+        for (reason, n) in [("protected", 1), ("budget", 1), ("confidence", 0)] {
+            let s = format!(r#"reachguard_revocations_suppressed_total{{reason="{reason}"}} {n}"#);
+            assert!(series(&metrics, &s), "missing {s}");
+        }
+        assert!(series(
+            &metrics,
+            r#"reachguard_revocations_total{status="suppressed"} 2"#
+        ));
     }
 }

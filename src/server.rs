@@ -1,6 +1,9 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
 //!
-//! Read-only. Binds 127.0.0.1 by default; the address is `[server] listen`.
+//! Read-only: every route answers GET only. Binds 127.0.0.1 by default; the
+//! address is `[server] listen`. With `[server] token_env` or `token_file`,
+//! `/api/*` (and `/metrics` with `protect_metrics`) require
+//! `Authorization: Bearer <token>`; health and readiness stay open for probes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,36 @@ pub struct AppState {
     pub recent: Recent,
     /// True once checkpoints are loaded and sources are being followed.
     pub ready: Arc<AtomicBool>,
+    /// Bearer token required on `/api/*` (and `/metrics` if `protect_metrics`).
+    pub token: Option<Arc<str>>,
+    /// Whether `/metrics` needs the token.
+    pub protect_metrics: bool,
+}
+
+/// Constant-time comparison, so the time taken says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a request carries the configured token (always true without one).
+fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(token) = &s.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required\n",
+    )
+        .into_response()
 }
 
 /// The routes.
@@ -37,7 +70,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if s.protect_metrics && !authorised(&s, &headers) {
+        return unauthorised();
+    }
+    // The flag is the one source of truth; the gauge mirrors it at each scrape.
+    s.metrics
+        .ready
+        .set(i64::from(s.ready.load(Ordering::Acquire)));
     (
         [(
             header::CONTENT_TYPE,
@@ -56,7 +96,14 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn findings(State(s): State<AppState>, Query(q): Query<sink::Query>) -> Response {
+async fn findings(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<sink::Query>,
+) -> Response {
+    if !authorised(&s, &headers) {
+        return unauthorised();
+    }
     match sink::query(&s.recent, &q) {
         Ok(list) => axum::Json(list).into_response(),
         Err(msg) => (
@@ -81,4 +128,67 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn status(resp: &str) -> &str {
+        resp.split_whitespace().nth(1).unwrap_or_default()
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).await.unwrap();
+        resp
+    }
+
+    #[tokio::test]
+    async fn readyz_and_the_ready_gauge_follow_the_flag() {
+        let state = AppState {
+            metrics: Metrics::new(&[]),
+            recent: Recent::default(),
+            ready: Arc::new(AtomicBool::new(false)),
+            token: None,
+            protect_metrics: false,
+        };
+        let ready = Arc::clone(&state.ready);
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+
+        let resp = get(addr, "/readyz").await;
+        assert_eq!(status(&resp), "503", "{resp}");
+        assert!(
+            get(addr, "/metrics")
+                .await
+                .contains("\nreachguard_ready 0\n")
+        );
+        assert_eq!(status(&get(addr, "/healthz").await), "200");
+
+        ready.store(true, Ordering::Release);
+        let resp = get(addr, "/readyz").await;
+        assert_eq!(status(&resp), "200", "{resp}");
+        assert!(
+            get(addr, "/metrics")
+                .await
+                .contains("\nreachguard_ready 1\n")
+        );
+
+        let resp = get(addr, "/api/findings?severity=urgent").await;
+        assert_eq!(status(&resp), "400", "{resp}");
+        assert!(resp.contains("`severity` must be one of"), "{resp}");
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

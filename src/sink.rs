@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::event::Ts;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
 
 /// The recent findings, shared with the HTTP server.
 pub type Recent = Arc<RwLock<VecDeque<Finding>>>;
@@ -34,6 +34,8 @@ pub struct Query {
     pub kind: Option<String>,
     /// Only findings naming this principal.
     pub principal: Option<String>,
+    /// Only findings of this severity or worse (`low`, `medium`, `high`, `critical`).
+    pub severity: Option<String>,
     /// At most this many (newest last); default 100.
     pub limit: Option<usize>,
 }
@@ -47,6 +49,12 @@ pub fn query(recent: &Recent, q: &Query) -> Result<Vec<Finding>, String> {
         ),
         None => None,
     };
+    let min_severity = match &q.severity {
+        Some(s) => Some(parse_severity(s).ok_or_else(|| {
+            format!("`severity` must be one of low, medium, high, critical, not {s:?}")
+        })?),
+        None => None,
+    };
     let limit = q.limit.unwrap_or(100);
     let all = recent.read().expect("findings lock");
     let mut hits: Vec<Finding> = all
@@ -54,6 +62,7 @@ pub fn query(recent: &Recent, q: &Query) -> Result<Vec<Finding>, String> {
         .rev()
         .filter(|f| since.is_none_or(|t| f.ts >= t))
         .filter(|f| q.kind.as_deref().is_none_or(|k| f.kind.as_str() == k))
+        .filter(|f| min_severity.is_none_or(|s| f.severity >= s))
         .filter(|f| {
             q.principal
                 .as_deref()
@@ -64,6 +73,17 @@ pub fn query(recent: &Recent, q: &Query) -> Result<Vec<Finding>, String> {
         .collect();
     hits.reverse();
     Ok(hits)
+}
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .find(|v| v.as_str() == s)
 }
 
 impl FindingsSink {
@@ -136,5 +156,117 @@ impl FindingsSink {
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::FindingKind;
+
+    fn finding(id: &str, kind: FindingKind, severity: Severity, ts_s: i64, who: &str) -> Finding {
+        Finding {
+            finding_id: id.into(),
+            kind,
+            severity,
+            ts: Ts(ts_s * 1000),
+            principals: vec![who.into()],
+            grant_id: None,
+            advice_id: None,
+            resource: None,
+            score: 1.0,
+            summary: String::new(),
+            evidence: serde_json::Value::Null,
+            action: None,
+        }
+    }
+
+    fn ids(r: Result<Vec<Finding>, String>) -> Vec<String> {
+        r.unwrap().into_iter().map(|f| f.finding_id).collect()
+    }
+
+    fn recent() -> Recent {
+        Arc::new(RwLock::new(VecDeque::from([
+            finding("a", FindingKind::ReachExpansion, Severity::Low, 10, "alice"),
+            finding(
+                "b",
+                FindingKind::GrantExpansion,
+                Severity::Medium,
+                20,
+                "bob",
+            ),
+            finding(
+                "c",
+                FindingKind::UnverifiedAgentGrant,
+                Severity::High,
+                30,
+                "alice",
+            ),
+            finding(
+                "d",
+                FindingKind::ReachExpansion,
+                Severity::Critical,
+                40,
+                "carol",
+            ),
+        ])))
+    }
+
+    #[test]
+    fn severity_is_a_minimum_and_combines_with_the_other_filters() {
+        let r = recent();
+        let q = |severity: &str| Query {
+            severity: Some(severity.into()),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &q("low"))), ["a", "b", "c", "d"]);
+        assert_eq!(ids(query(&r, &q("medium"))), ["b", "c", "d"]);
+        assert_eq!(ids(query(&r, &q("high"))), ["c", "d"]);
+        assert_eq!(ids(query(&r, &q("critical"))), ["d"]);
+        let both = Query {
+            severity: Some("high".into()),
+            kind: Some("reach_expansion".into()),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &both)), ["d"]);
+        let alice = Query {
+            severity: Some("medium".into()),
+            principal: Some("alice".into()),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &alice)), ["c"]);
+        let err = query(&r, &q("severe")).unwrap_err();
+        assert!(err.contains("`severity` must be one of"), "{err}");
+    }
+
+    #[test]
+    fn since_kind_principal_and_limit_keep_the_newest() {
+        let r = recent();
+        let since = Query {
+            since: Some("1970-01-01T00:00:20Z".into()),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &since)), ["b", "c", "d"]);
+        let limited = Query {
+            limit: Some(2),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &limited)), ["c", "d"], "newest last");
+        let kind = Query {
+            kind: Some("reach_expansion".into()),
+            principal: Some("alice".into()),
+            ..Query::default()
+        };
+        assert_eq!(ids(query(&r, &kind)), ["a"]);
+        assert!(
+            query(
+                &r,
+                &Query {
+                    since: Some("yesterday".into()),
+                    ..Query::default()
+                }
+            )
+            .is_err()
+        );
     }
 }

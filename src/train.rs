@@ -18,10 +18,9 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decode::Format;
-use crate::detect::Origin;
 use crate::event::Ts;
 use crate::metrics::Metrics;
-use crate::pipeline::{Input, Pipeline, Summary};
+use crate::pipeline::{Pipeline, Summary};
 use crate::replay::{self, Merge};
 use crate::state::{StateDir, StateError};
 
@@ -110,20 +109,15 @@ impl fmt::Display for Learned {
     }
 }
 
-/// Trains from `paths` into the state dir of `cfg`.
+/// Trains from `paths` into the state dir of `cfg`. Each file is read in the
+/// format of the configured source that matches it, else in `format`
+/// ([`replay::inputs`]).
 pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned, Error> {
     let started = Instant::now();
     let state = StateDir::open(&cfg.state_dir)?;
     let _owner = state.lock_owner()?;
     let saved = state.load()?.unwrap_or_default();
-    let inputs: Vec<Input> = paths
-        .iter()
-        .map(|p| Input {
-            name: p.display().to_string(),
-            format,
-            origin: Origin::TRUSTED,
-        })
-        .collect();
+    let inputs = replay::inputs(cfg, paths, format);
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let mut p = Pipeline::new(
         cfg,
@@ -133,14 +127,20 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         Metrics::new(&names),
         false,
     );
-    let mut merge = Merge::open(paths)?;
+    let merged = Merge::open(paths, p.inputs(), p.metrics())?.spawn();
     let mut from = None;
-    while let Some((i, ev)) = merge.next(&mut p)? {
-        from = Some(from.map_or(ev.ts, |f: Ts| f.min(ev.ts)));
-        // Learning only: what history would have raised is not news now.
-        drop(p.process_event(i, &ev, None));
+    loop {
+        let batch = merged.next_batch()?;
+        if batch.is_empty() {
+            break;
+        }
+        for (i, ev) in batch {
+            from = Some(from.map_or(ev.ts, |f: Ts| f.min(ev.ts)));
+            // Learning only: what history would have raised is not news now.
+            drop(p.process_event(i, &ev, None));
+        }
     }
-    merge.finish();
+    p.absorb(merged.finish());
     p.engine_mut().finish_training();
     let engine = p.engine();
     state.save(&saved.checkpoints, engine.model(), engine.reach())?;
@@ -159,7 +159,7 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         .collect();
     groups.sort_unstable_by(|a, b| b.cmp(a));
     Ok(Learned {
-        input: p.summary().clone(),
+        input: p.summary(),
         engineers: reach.baselined(),
         resources: reach.resources.len(),
         peer_groups: groups,

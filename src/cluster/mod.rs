@@ -108,6 +108,9 @@ pub enum Error {
     /// A hook could not be set up.
     #[error("{0}")]
     Hook(String),
+    /// The API token could not be read.
+    #[error("{0}")]
+    Token(String),
     /// NATS could not be reached or set up.
     #[error(transparent)]
     Nats(#[from] nats::NatsError),
@@ -194,6 +197,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         metrics: metrics.clone(),
         recent: sink.recent(),
         ready: Arc::clone(&ready),
+        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
+        protect_metrics: cfg.protect_metrics,
     };
     let shared = Arc::new(partition::Shared {
         revocations: revoke::Store::new(jet.revocations.clone()),

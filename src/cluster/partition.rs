@@ -43,7 +43,7 @@ use crate::detect::{Detection, Engine, EngineConfig, Origin, RevocationTarget};
 use crate::event::Event;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
-use crate::respond::{self, Decision, Hook, Payload, Policy};
+use crate::respond::{self, Decision, Hook, Payload, Policy, Suppression};
 use crate::sink::FindingsSink;
 
 /// Findings published but not yet confirmed before the worker waits for them.
@@ -453,6 +453,14 @@ impl Worker {
         }
     }
 
+    fn count_suppressed(&self, why: Suppression) {
+        self.shared
+            .metrics
+            .revocations_suppressed
+            .with_label_values(&[why.as_str()])
+            .inc();
+    }
+
     fn count(&self, status: ActionStatus) {
         self.shared
             .metrics
@@ -504,9 +512,12 @@ impl Worker {
             match budget::try_spend(&self.shared.jet.progress, max).await {
                 Ok(budget::Verdict::Spent) => {}
                 Ok(budget::Verdict::Exhausted(spent)) => {
-                    decision = Decision::Suppressed(format!(
-                        "revocation budget exhausted ({spent} in the last hour across the cluster, max_revocations_per_hour = {max})"
-                    ));
+                    decision = Decision::Suppressed(
+                        Suppression::Budget,
+                        format!(
+                            "revocation budget exhausted ({spent} in the last hour across the cluster, max_revocations_per_hour = {max})"
+                        ),
+                    );
                 }
                 Err(e) => {
                     let f = unreachable(finding, format!("revocation budget: {e}"));
@@ -555,8 +566,9 @@ impl Worker {
                 self.count(ActionStatus::DryRun);
                 self.publish(pos, j, finding).await
             }
-            Decision::Suppressed(reason) => {
+            Decision::Suppressed(why, reason) => {
                 tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
+                self.count_suppressed(why);
                 respond::set_action(
                     &mut finding,
                     &target.grant_id,
@@ -594,6 +606,7 @@ impl Worker {
             return Ok(());
         }
         let f = rec.suppress(finding);
+        self.count_suppressed(Suppression::Duplicate);
         self.count(ActionStatus::Suppressed);
         self.publish(pos, j, f).await
     }

@@ -52,9 +52,10 @@ pub struct DetectionConfig {
     /// Event time before expansion findings start (unless trained).
     #[serde(with = "humantime_serde_compat")]
     pub warmup: Duration,
-    /// How often peer groups are refitted (event time).
-    #[serde(with = "humantime_serde_compat")]
-    pub peer_refresh: Duration,
+    /// Accesses per engineer between peer-group refits.
+    pub refit_every: u64,
+    /// Most engineers k-means is fitted on (the rest are assigned).
+    pub peer_sample: usize,
     /// Accesses an engineer needs before being clustered.
     pub min_events_for_peers: u64,
     /// Actors whose changes are routine provisioning.
@@ -100,12 +101,23 @@ pub struct Expansion {
     /// Baselines, windows and peer groups (persisted).
     pub reach: Reach,
     cfg: DetectionConfig,
+    max_resources: usize,
 }
 
 impl Expansion {
     /// A detector over `reach` (empty or restored).
     pub fn new(reach: Reach, cfg: DetectionConfig) -> Self {
-        Expansion { reach, cfg }
+        Expansion {
+            reach,
+            cfg,
+            max_resources: usize::MAX,
+        }
+    }
+
+    /// Caps how many resources one baseline keeps.
+    pub fn with_max_resources(mut self, n: usize) -> Self {
+        self.max_resources = n;
+        self
     }
 
     /// The hyper-parameters.
@@ -121,15 +133,16 @@ impl Expansion {
                 .is_some_and(|f| ts.0 >= f.0.saturating_add(ms(self.cfg.warmup)))
     }
 
-    /// Refits peer groups when due (event time), deterministically.
+    /// Refits peer groups when due (counted in accesses), deterministically.
     pub fn maybe_refit(&mut self, ts: Ts) {
         let n = self.reach.baselined();
         let p = &self.reach.peers;
         let due = match p.fitted_at {
             None => n >= 8,
-            Some(at) => {
-                ts.0 >= at.0.saturating_add(ms(self.cfg.peer_refresh))
-                    || n * 4 >= p.fitted_n * 5 + 4
+            Some(_) => {
+                self.reach.accesses.saturating_sub(p.fitted_accesses)
+                    >= self.cfg.refit_every.saturating_mul(n as u64)
+                    || n >= p.fitted_n * 2
             }
         };
         if due {
@@ -139,7 +152,11 @@ impl Expansion {
 
     /// Refits peer groups now.
     pub fn refit(&mut self, ts: Ts) {
-        let mut m = PeerModel::fit(&self.reach, self.cfg.min_events_for_peers);
+        let mut m = PeerModel::fit(
+            &self.reach,
+            self.cfg.min_events_for_peers,
+            self.cfg.peer_sample,
+        );
         m.fitted_at = Some(ts);
         self.reach.peers = m;
     }
@@ -306,23 +323,26 @@ impl Expansion {
             .baselines
             .get(&pid)
             .is_some_and(|b| b.count(rid) > 0);
-        let score = if known {
-            0.0
-        } else {
-            let info = self.peer_info(principal, Some(pid), model);
-            let pf = self.peer_use(principal, pid, rid, &info, model);
-            let of = self.reach.org_fraction(rid);
-            let held = if model.holds(principal, resource) {
-                self.cfg.held_factor
-            } else {
-                1.0
-            };
-            (sensitivity.tier_of(resource).weight() + self.cfg.rarity_weight)
-                * (1.0 - pf)
-                * (1.0 - 0.5 * of)
-                * held
+        // Peers are looked up once per new resource and reused for the
+        // threshold below (placing a newcomer means computing their features).
+        let info = (!known).then(|| self.peer_info(principal, Some(pid), model));
+        let score = match &info {
+            None => 0.0,
+            Some(info) => {
+                let pf = self.peer_use(principal, pid, rid, info, model);
+                let of = self.reach.org_fraction(rid);
+                let held = if model.holds(principal, resource) {
+                    self.cfg.held_factor
+                } else {
+                    1.0
+                };
+                (sensitivity.tier_of(resource).weight() + self.cfg.rarity_weight)
+                    * (1.0 - pf)
+                    * (1.0 - 0.5 * of)
+                    * held
+            }
         };
-        self.reach.learn(pid, rid, ts);
+        self.reach.learn_capped(pid, rid, ts, self.max_resources);
         let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
         let warmed_up = self.warmed_up(ts);
         // While the model is cold every access is new; those windows say
@@ -345,10 +365,10 @@ impl Expansion {
             },
             lens[1],
         );
-        if !self.warmed_up(ts) || self.reach.quiet_until.get(&pid).is_some_and(|q| ts < *q) {
+        if !warmed_up || self.reach.quiet_until.get(&pid).is_some_and(|q| ts < *q) {
             return None;
         }
-        let info = self.peer_info(principal, Some(pid), model);
+        let info = info.expect("a scored access looked its peers up");
         for scale in 0..2 {
             let window = self.reach.window(pid, ts, lens[scale]);
             let sum: f64 = window.iter().map(|n| n.score).sum();
@@ -415,10 +435,14 @@ impl Expansion {
             .join(", ");
         let span_min = (ts.0 - window.first().map_or(ts.0, |n| n.ts.0)) as f64 / 60_000.0;
         let b = &self.reach.baselines[&pid];
+        // A finding is raised at the first crossing, so the ratio rarely grows
+        // large; what the new reach touched says more about how bad it is.
         let ratio = sum / threshold;
-        let severity = if ratio >= 5.0 {
+        let critical = tiers.get(&Tier::Critical).copied().unwrap_or(0);
+        let high = tiers.get(&Tier::High).copied().unwrap_or(0);
+        let severity = if ratio >= 3.0 || critical >= 2 {
             Severity::Critical
-        } else if ratio >= 2.0 {
+        } else if ratio >= 1.5 || critical + high >= 2 {
             Severity::High
         } else {
             Severity::Medium
@@ -610,6 +634,7 @@ mod tests {
                 provisioners: vec![Pattern::new("hr").unwrap()],
                 ..DetectionConfig::default()
             },
+            limits: crate::detect::Limits::default(),
         }
     }
 
@@ -734,6 +759,11 @@ mod tests {
         assert_eq!(f.evidence["new_resources"].as_array().unwrap().len(), 3);
         assert_eq!(f.evidence["threshold"], 40.0);
         assert_eq!(f.evidence["novelty"], 62.0);
+        assert_eq!(
+            f.severity,
+            Severity::High,
+            "two high and one critical resource"
+        );
         assert!(
             f.summary.starts_with("a1 reached 3 resources new to them"),
             "{}",
@@ -756,6 +786,57 @@ mod tests {
             evs.push(access(t0 + (i as i64 + 10) * MIN, "a2", r));
         }
         assert!(feed(&mut e, &evs).is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_unique_names_stays_within_the_caps_and_detection_still_works() {
+        let limits = crate::detect::Limits {
+            max_principals: 100,
+            max_resources_per_principal: 50,
+            ..crate::detect::Limits::default()
+        };
+        let (e, t0) = org();
+        let mut e = Engine::new(
+            e.model().clone(),
+            e.reach().clone(),
+            &EngineConfig {
+                limits,
+                ..settings()
+            },
+        );
+        let flood: Vec<Event> = (0..5000)
+            .map(|i| access(t0 + i, &format!("flood-{i}"), &format!("junk/{i}")))
+            .chain((0..2000).map(|i| access(t0 + 6000 + i, "hoarder", &format!("junk/h{i}"))))
+            .collect();
+        feed(&mut e, &flood);
+        let reach = e.reach();
+        assert!(
+            reach.baselined() <= 105,
+            "{} principals kept",
+            reach.baselined()
+        );
+        assert!(
+            reach.principals.len() <= 2 * 105,
+            "{} names interned",
+            reach.principals.len()
+        );
+        assert!(reach.baselines.values().all(|b| b.resources.len() <= 50));
+        assert!(reach.evicted.principals >= 4900);
+        assert!(reach.evicted.resources >= 1950);
+        for who in ["a1", "b4"] {
+            assert!(
+                reach.principals.get(who).is_some(),
+                "{who} kept: history outweighs a flood"
+            );
+        }
+        let burst: Vec<Event> = ["prod/x", "prod/y", "vault/k1"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| access(t0 + DAY + i as i64 * MIN, "a1", r))
+            .collect();
+        let d = feed(&mut e, &burst);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].finding.kind, FindingKind::ReachExpansion);
     }
 
     #[test]

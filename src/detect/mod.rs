@@ -41,6 +41,37 @@ pub struct EngineConfig {
     pub trace_window: Duration,
     /// Expansion hyper-parameters.
     pub detection: DetectionConfig,
+    /// Memory caps.
+    pub limits: Limits,
+}
+
+/// Caps on what the engine keeps in memory (`[limits]`). Past a cap the least
+/// recently active (or oldest) entries are forgotten and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Principals with a baseline.
+    pub max_principals: usize,
+    /// Resources in one principal's baseline.
+    pub max_resources_per_principal: usize,
+    /// Pieces of advice remembered.
+    pub max_advice: usize,
+    /// Grants remembered (revoked ones are forgotten first).
+    pub max_grants: usize,
+    /// Files the sources keep open at once.
+    pub max_open_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_principals: 200_000,
+            max_resources_per_principal: 2_000,
+            max_advice: 100_000,
+            max_grants: 1_000_000,
+            max_open_files: 1024,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -51,6 +82,7 @@ impl EngineConfig {
             sensitivity: c.sensitivity.clone(),
             trace_window: c.trace_window,
             detection: c.detection.clone(),
+            limits: c.limits,
         }
     }
 }
@@ -126,6 +158,8 @@ pub struct EngineStats {
     pub untrusted_advice_ignored: u64,
     /// Grants, revokes and membership changes that repeated a known state.
     pub duplicates: u64,
+    /// Advice, grants and sightings forgotten by the memory caps.
+    pub evicted: crate::model::Evicted,
 }
 
 /// The detection engine: the model plus the rules.
@@ -133,6 +167,7 @@ pub struct EngineStats {
 pub struct Engine {
     model: Model,
     expansion: Expansion,
+    limits: Limits,
     identities: Identities,
     sensitivity: Sensitivity,
     window_ms: i64,
@@ -145,7 +180,9 @@ impl Engine {
     pub fn new(model: Model, reach: Reach, cfg: &EngineConfig) -> Self {
         Engine {
             model,
-            expansion: Expansion::new(reach, cfg.detection.clone()),
+            expansion: Expansion::new(reach, cfg.detection.clone())
+                .with_max_resources(cfg.limits.max_resources_per_principal),
+            limits: cfg.limits,
             identities: cfg.identities.clone(),
             sensitivity: cfg.sensitivity.clone(),
             window_ms: i64::try_from(cfg.trace_window.as_millis()).unwrap_or(i64::MAX),
@@ -189,7 +226,6 @@ impl Engine {
         self.expansion.maybe_refit(ev.ts);
         match &ev.body {
             Body::Access(a) => {
-                self.model.touch_principal(&a.principal);
                 if a.outcome == crate::event::Outcome::Success {
                     if let Some(f) = self.expansion.on_access(
                         &a.principal,
@@ -306,9 +342,7 @@ impl Engine {
                         ));
                     }
                     self.model.record_grant(g, ev.ts);
-                    if g.grantee_type == GranteeType::User {
-                        self.model.touch_principal(&g.grantee);
-                    }
+                    if g.grantee_type == GranteeType::User {}
                 }
             }
             Body::Revoke(r) => {
@@ -397,7 +431,6 @@ impl Engine {
                         ));
                     }
                     self.model.add_member(&m.group, &m.member);
-                    self.model.touch_principal(&m.member);
                 }
                 MembershipOp::Remove => {
                     if !self.model.remove_member(&m.group, &m.member) {
@@ -428,14 +461,30 @@ impl Engine {
                 if origin.trust_advice {
                     self.model
                         .record_sighting(&v.principal, &v.advice_id, ev.ts, SawHow::Viewed);
-                    self.model.touch_principal(&v.principal);
                 } else {
                     self.stats.untrusted_advice_ignored += 1;
                 }
             }
         }
         self.expire();
+        self.enforce_caps();
         out
+    }
+
+    /// Forgets what exceeds the memory caps (amortised: only once a cap is
+    /// exceeded by a twentieth).
+    fn enforce_caps(&mut self) {
+        let l = self.limits;
+        let e = self
+            .model
+            .enforce_caps(l.max_advice, l.max_grants, l.max_principals);
+        self.stats.evicted.advice += e.advice;
+        self.stats.evicted.grants += e.grants;
+        self.stats.evicted.sightings += e.sightings;
+        let reach = &mut self.expansion.reach;
+        if reach.baselined() > l.max_principals + l.max_principals / 20 {
+            reach.evict_principals(l.max_principals);
+        }
     }
 
     /// Forgets sightings that fell out of the trace window; runs at most once a
@@ -620,6 +669,7 @@ mod tests {
             )]),
             trace_window: Duration::from_secs(3600),
             detection: DetectionConfig::default(),
+            limits: Limits::default(),
         }
     }
 

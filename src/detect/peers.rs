@@ -10,7 +10,7 @@
 //! normal window of its members brings, so an engineer with little history of
 //! their own is judged against their peers from their first event.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use linfa::prelude::*;
 use linfa_clustering::KMeans;
@@ -50,6 +50,9 @@ pub struct PeerModel {
     pub fitted_at: Option<crate::event::Ts>,
     /// Baselined principals at the last fit.
     pub fitted_n: usize,
+    /// [`Reach::accesses`] at the last fit.
+    #[serde(default)]
+    pub fitted_accesses: u64,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -77,14 +80,16 @@ pub fn features(b: &Baseline, resources: &Interner) -> [f64; DIMS] {
 /// How many clusters for `n` engineers.
 pub fn cluster_count(n: usize) -> usize {
     ((n as f64 / 4.0).sqrt().round() as usize)
-        .clamp(1, 64)
+        .clamp(1, 32)
         .min(n.max(1))
 }
 
 impl PeerModel {
-    /// Fits peer groups over every baselined engineer with at least
-    /// `min_events` accesses. Deterministic for a given input (seeded).
-    pub fn fit(reach: &Reach, min_events: u64) -> PeerModel {
+    /// Fits peer groups over the baselined engineers with at least
+    /// `min_events` accesses: k-means on an even sample of at most `sample` of
+    /// them, then every one of them placed at the nearest centroid.
+    /// Deterministic for a given input (seeded).
+    pub fn fit(reach: &Reach, min_events: u64, sample: usize) -> PeerModel {
         let mut ids: Vec<u32> = reach
             .baselines
             .iter()
@@ -109,12 +114,16 @@ impl PeerModel {
                 .insert_axis(ndarray::Axis(0));
             (vec![0; n], c)
         } else {
-            let ds = DatasetBase::from(data.clone());
+            // Fitting costs n x k; placing everyone only n. An even sample keeps
+            // a refit's cost bounded however large the organisation grows.
+            let step = n.div_ceil(sample.max(k)).max(1);
+            let fit_rows: Vec<usize> = (0..n).step_by(step).collect();
+            let ds = DatasetBase::from(data.select(ndarray::Axis(0), &fit_rows));
             let rng = Xoshiro256Plus::seed_from_u64(0x7265_6163_6867_7264);
             match KMeans::params_with_rng(k, rng)
                 .n_runs(1)
-                .max_n_iterations(60)
-                .tolerance(1e-4)
+                .max_n_iterations(20)
+                .tolerance(1e-3)
                 .fit(&ds)
             {
                 Ok(model) => (model.predict(&data).to_vec(), model.centroids().clone()),
@@ -136,7 +145,7 @@ impl PeerModel {
                 ..Cluster::default()
             })
             .collect();
-        let mut assignment = HashMap::with_capacity(n);
+        let mut assignment = HashMap::with_capacity_and_hasher(n, Default::default());
         for (p, &c) in ids.iter().zip(&labels) {
             assignment.insert(*p, c as u32);
             let cl = &mut clusters[c];
@@ -166,6 +175,7 @@ impl PeerModel {
             clusters,
             fitted_at: None,
             fitted_n: reach.baselined(),
+            fitted_accesses: reach.accesses,
         }
     }
 
@@ -225,7 +235,7 @@ mod tests {
     #[test]
     fn teams_with_disjoint_work_become_separate_peer_groups() {
         let r = org();
-        let m = PeerModel::fit(&r, 1);
+        let m = PeerModel::fit(&r, 1, 2048);
         assert_eq!(m.clusters.len(), cluster_count(16));
         let infra: Vec<u32> = (0..8)
             .map(|i| m.assignment[&r.principals.get(&format!("infra-{i}")).unwrap()])
@@ -244,7 +254,7 @@ mod tests {
     #[test]
     fn a_newcomer_is_placed_with_the_team_whose_resources_they_use() {
         let mut r = org();
-        let m = PeerModel::fit(&r, 1);
+        let m = PeerModel::fit(&r, 1, 2048);
         let newbie = r.principals.intern("new-hire");
         let cdn = r.resources.intern("cdn");
         r.learn(newbie, cdn, Ts(2));
@@ -257,6 +267,6 @@ mod tests {
     #[test]
     fn fitting_is_deterministic() {
         let r = org();
-        assert_eq!(PeerModel::fit(&r, 1), PeerModel::fit(&r, 1));
+        assert_eq!(PeerModel::fit(&r, 1, 2048), PeerModel::fit(&r, 1, 2048));
     }
 }

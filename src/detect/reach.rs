@@ -8,7 +8,11 @@
 //! memory grows with what engineers actually touch, not with the org's size
 //! squared.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Fx: fast for the short keys of the hot path; the caps in `[limits]` bound
+// what anyone can insert, so hash flooding buys an attacker nothing.
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,12 +22,13 @@ use crate::event::Ts;
 /// by id, so the checkpoint is deterministic and needs no string map keys.
 pub mod id_map {
     use std::collections::HashMap;
+    use std::hash::BuildHasher;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Writes the map as sorted pairs.
-    pub fn serialize<S: Serializer, V: Serialize>(
-        m: &HashMap<u32, V>,
+    pub fn serialize<S: Serializer, V: Serialize, H>(
+        m: &HashMap<u32, V, H>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let mut v: Vec<(&u32, &V)> = m.iter().collect();
@@ -32,9 +37,12 @@ pub mod id_map {
     }
 
     /// Reads sorted pairs back into a map.
-    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
-        d: D,
-    ) -> Result<HashMap<u32, V>, D::Error> {
+    pub fn deserialize<'de, D, V, H>(d: D) -> Result<HashMap<u32, V, H>, D::Error>
+    where
+        D: Deserializer<'de>,
+        V: Deserialize<'de>,
+        H: BuildHasher + Default,
+    {
         Ok(Vec::<(u32, V)>::deserialize(d)?.into_iter().collect())
     }
 }
@@ -234,6 +242,40 @@ pub struct Reach {
     pub trained_until: Option<Ts>,
     /// Peer groups.
     pub peers: super::peers::PeerModel,
+    /// What the caps have forgotten so far.
+    #[serde(default)]
+    pub evicted: Evicted,
+    /// Accesses learned in all (paces peer-group refits).
+    #[serde(default)]
+    pub accesses: u64,
+}
+
+/// Counts of what the memory caps made the model forget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evicted {
+    /// Principals forgotten (least recently active first).
+    pub principals: u64,
+    /// Resources dropped from a full baseline (least used first).
+    pub resources: u64,
+}
+
+fn release(users_of: &mut HashMap<u32, u32>, resource: u32) {
+    if let Some(n) = users_of.get_mut(&resource) {
+        *n -= 1;
+        if *n == 0 {
+            users_of.remove(&resource);
+        }
+    }
+}
+
+/// A new interner holding only `live` ids, and the old -> new id map.
+fn remap(old: &Interner, live: &std::collections::BTreeSet<u32>) -> (Interner, HashMap<u32, u32>) {
+    let mut fresh = Interner::default();
+    let map = live
+        .iter()
+        .map(|&id| (id, fresh.intern(old.name(id))))
+        .collect();
+    (fresh, map)
 }
 
 impl Reach {
@@ -253,16 +295,154 @@ impl Reach {
 
     /// Records an access in `principal`'s baseline; returns whether it was new.
     pub fn learn(&mut self, principal: u32, resource: u32, ts: Ts) -> bool {
+        self.learn_capped(principal, resource, ts, usize::MAX)
+    }
+
+    /// [`Reach::learn`] keeping at most `max_resources` resources in the
+    /// baseline: a new one then replaces the least used (an engineer touching
+    /// thousands of distinct resources is anomalous already; what is dropped
+    /// is what they barely used).
+    pub fn learn_capped(
+        &mut self,
+        principal: u32,
+        resource: u32,
+        ts: Ts,
+        max_resources: usize,
+    ) -> bool {
         self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
-        let new = self
-            .baselines
-            .entry(principal)
-            .or_default()
-            .record(resource, ts);
+        self.accesses += 1;
+        let b = self.baselines.entry(principal).or_default();
+        if b.count(resource) == 0 && b.resources.len() >= max_resources.max(1) {
+            let i = (0..b.resources.len())
+                .min_by_key(|&i| b.resources[i].1)
+                .expect("a full baseline is not empty");
+            let (dropped, _) = b.resources.remove(i);
+            self.evicted.resources += 1;
+            release(&mut self.users_of, dropped);
+        }
+        let new = b.record(resource, ts);
         if new {
             *self.users_of.entry(resource).or_default() += 1;
         }
         new
+    }
+
+    /// Keeps the `keep` principals with the most recent activity (history
+    /// counting as recency) and forgets the rest (baseline, windows, peer
+    /// assignment), then compacts the interned names.
+    /// Returns how many were forgotten.
+    pub fn evict_principals(&mut self, keep: usize) -> usize {
+        if self.baselines.len() <= keep {
+            return 0;
+        }
+        // Recency, plus an hour of credit per access up to a thousand: a flood of
+        // fresh one-access names is forgotten before any engineer with history.
+        let mut by_age: Vec<(i64, u32)> = self
+            .baselines
+            .iter()
+            .map(|(p, b)| {
+                (
+                    b.last
+                        .0
+                        .saturating_add(b.events.min(1000) as i64 * 3_600_000),
+                    *p,
+                )
+            })
+            .collect();
+        by_age.sort_unstable();
+        let n = by_age.len() - keep;
+        for &(_, p) in &by_age[..n] {
+            if let Some(b) = self.baselines.remove(&p) {
+                for (r, _) in b.resources {
+                    release(&mut self.users_of, r);
+                }
+            }
+            self.recent.remove(&p);
+            self.quiet_until.remove(&p);
+            self.peers.assignment.remove(&p);
+        }
+        for cl in &mut self.peers.clusters {
+            cl.members.retain(|m| self.baselines.contains_key(m));
+        }
+        self.evicted.principals += n as u64;
+        self.compact();
+        n
+    }
+
+    /// Rebuilds the interners with only the names still referenced, remapping
+    /// every id, when at least half the names are dead: a flood of unique
+    /// names must not grow memory after its principals are evicted.
+    pub fn compact(&mut self) {
+        let live_p: std::collections::BTreeSet<u32> = self
+            .baselines
+            .keys()
+            .chain(self.recent.keys())
+            .chain(self.quiet_until.keys())
+            .chain(self.peers.assignment.keys())
+            .chain(self.peers.clusters.iter().flat_map(|c| c.members.iter()))
+            .copied()
+            .collect();
+        let live_r: std::collections::BTreeSet<u32> = self
+            .users_of
+            .keys()
+            .copied()
+            .chain(self.recent.values().flatten().map(|n| n.resource))
+            .chain(
+                self.peers
+                    .clusters
+                    .iter()
+                    .flat_map(|c| c.usage.keys().copied()),
+            )
+            .collect();
+        if live_p.len() * 2 > self.principals.len() && live_r.len() * 2 > self.resources.len() {
+            return;
+        }
+        let (principals, pmap) = remap(&self.principals, &live_p);
+        let (resources, rmap) = remap(&self.resources, &live_r);
+        let p = |id: &u32| pmap[id];
+        let r = |id: &u32| rmap[id];
+        self.baselines = std::mem::take(&mut self.baselines)
+            .into_iter()
+            .map(|(k, mut b)| {
+                for e in &mut b.resources {
+                    e.0 = r(&e.0);
+                }
+                b.resources.sort_unstable_by_key(|e| e.0);
+                (p(&k), b)
+            })
+            .collect();
+        self.users_of = std::mem::take(&mut self.users_of)
+            .into_iter()
+            .map(|(k, v)| (r(&k), v))
+            .collect();
+        self.recent = std::mem::take(&mut self.recent)
+            .into_iter()
+            .map(|(k, mut q)| {
+                for n in &mut q {
+                    n.resource = r(&n.resource);
+                }
+                (p(&k), q)
+            })
+            .collect();
+        self.quiet_until = std::mem::take(&mut self.quiet_until)
+            .into_iter()
+            .map(|(k, v)| (p(&k), v))
+            .collect();
+        self.peers.assignment = std::mem::take(&mut self.peers.assignment)
+            .into_iter()
+            .map(|(k, v)| (p(&k), v))
+            .collect();
+        for cl in &mut self.peers.clusters {
+            for m in &mut cl.members {
+                *m = p(m);
+            }
+            cl.usage = std::mem::take(&mut cl.usage)
+                .into_iter()
+                .map(|(k, v)| (r(&k), v))
+                .collect();
+        }
+        self.principals = principals;
+        self.resources = resources;
     }
 
     /// Adds a novel access to the sliding window and drops what fell out of it.
@@ -349,6 +529,57 @@ mod tests {
         assert!((w.mean - 2.0).abs() < 1e-9);
         assert!((w.std() - 2.0).abs() < 1e-9);
         assert_eq!(w.sum, 6.0, "the open window is not yet counted");
+    }
+
+    #[test]
+    fn a_full_baseline_drops_its_least_used_resource() {
+        let mut r = Reach::default();
+        let p = r.principals.intern("p");
+        let (a, b, c) = (
+            r.resources.intern("a"),
+            r.resources.intern("b"),
+            r.resources.intern("c"),
+        );
+        r.learn_capped(p, a, Ts(1), 2);
+        r.learn_capped(p, a, Ts(2), 2);
+        r.learn_capped(p, b, Ts(3), 2);
+        r.learn_capped(p, c, Ts(4), 2);
+        assert_eq!(r.baselines[&p].resources, vec![(a, 2), (c, 1)]);
+        assert_eq!(r.users_of.get(&b), None);
+        assert_eq!(r.evicted.resources, 1);
+    }
+
+    #[test]
+    fn evicting_principals_keeps_the_recent_ones_and_compacts_names() {
+        let mut r = Reach::default();
+        for i in 0..1000 {
+            let p = r.principals.intern(&format!("flood-{i}"));
+            let res = r.resources.intern(&format!("res-{i}"));
+            r.learn(p, res, Ts(i));
+            r.push_novel(
+                p,
+                Novel {
+                    ts: Ts(i),
+                    resource: res,
+                    score: 1.0,
+                },
+                1_000_000,
+            );
+        }
+        assert_eq!(r.evict_principals(10), 990);
+        assert_eq!(r.baselined(), 10);
+        assert_eq!(r.principals.len(), 10, "dead names are compacted away");
+        assert_eq!(r.resources.len(), 10);
+        let last = r
+            .principals
+            .get("flood-999")
+            .expect("the most recent stays");
+        let res = r.resources.get("res-999").unwrap();
+        assert_eq!(r.baselines[&last].resources, vec![(res, 1)]);
+        assert_eq!(r.recent[&last][0].resource, res);
+        assert_eq!(r.users_of[&res], 1);
+        assert_eq!(r.evicted.principals, 990);
+        assert!(r.principals.get("flood-0").is_none());
     }
 
     #[test]

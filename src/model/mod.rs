@@ -10,7 +10,9 @@
 mod identity;
 mod sensitivity;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +93,17 @@ pub struct Sighting {
     pub how: SawHow,
 }
 
+/// What [`Model::enforce_caps`] forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Pieces of advice.
+    pub advice: u64,
+    /// Grants.
+    pub grants: u64,
+    /// Principals' sightings.
+    pub sightings: u64,
+}
+
 /// How many sightings are remembered per principal; older ones are dropped first.
 const MAX_SIGHTINGS_PER_PRINCIPAL: usize = 256;
 
@@ -104,21 +117,22 @@ pub struct Model {
     channels: HashMap<String, Vec<String>>,
     /// principal -> advice they saw, oldest first.
     sightings: HashMap<String, Vec<Sighting>>,
-    principals: HashSet<String>,
     latest: Ts,
     /// member -> groups, derived from `members` (rebuilt on load).
     #[serde(skip)]
     groups_of: HashMap<String, BTreeSet<String>>,
-    /// grantee key (`u:NAME` or `g:NAME`) -> resource -> number of active grants,
-    /// derived from `grants` (rebuilt on load).
+    /// Per grantee type (users, groups): grantee -> resource -> number of
+    /// active grants, derived from `grants` (rebuilt on load). Separate maps so
+    /// a user and a group of the same name never share, and lookups by `&str`
+    /// allocate nothing.
     #[serde(skip)]
-    held: HashMap<String, HashMap<String, u32>>,
+    held: [HashMap<String, HashMap<String, u32>>; 2],
 }
 
-fn grantee_key(grantee_type: GranteeType, name: &str) -> String {
-    match grantee_type {
-        GranteeType::User => format!("u:{name}"),
-        GranteeType::Group => format!("g:{name}"),
+fn slot(t: GranteeType) -> usize {
+    match t {
+        GranteeType::User => 0,
+        GranteeType::Group => 1,
     }
 }
 
@@ -134,27 +148,25 @@ impl Model {
                     .insert(g.clone());
             }
         }
-        self.held.clear();
-        let active: Vec<(String, String)> = self
-            .grants
-            .values()
-            .filter(|g| !g.revoked)
-            .map(|g| (grantee_key(g.grantee_type, &g.grantee), g.resource.clone()))
-            .collect();
-        for (k, r) in active {
-            *self.held.entry(k).or_default().entry(r).or_default() += 1;
+        self.held = Default::default();
+        for g in self.grants.values().filter(|g| !g.revoked) {
+            *self.held[slot(g.grantee_type)]
+                .entry(g.grantee.clone())
+                .or_default()
+                .entry(g.resource.clone())
+                .or_default() += 1;
         }
     }
 
     fn hold(&mut self, grantee_type: GranteeType, grantee: &str, resource: &str, delta: i32) {
-        let key = grantee_key(grantee_type, grantee);
-        let map = self.held.entry(key.clone()).or_default();
+        let held = &mut self.held[slot(grantee_type)];
+        let map = held.entry(grantee.to_owned()).or_default();
         let n = map.entry(resource.to_owned()).or_default();
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
             map.remove(resource);
             if map.is_empty() {
-                self.held.remove(&key);
+                held.remove(grantee);
             }
         }
     }
@@ -181,17 +193,16 @@ impl Model {
     /// How `principal` holds `resource`: `Some(None)` directly, `Some(Some(group))`
     /// through a group, `None` not at all.
     pub fn how_held(&self, principal: &str, resource: &str) -> Option<Option<&str>> {
-        let direct = self
-            .held
-            .get(&grantee_key(GranteeType::User, principal))
+        let direct = self.held[0]
+            .get(principal)
             .is_some_and(|m| m.contains_key(resource));
         if direct {
             return Some(None);
         }
         self.groups_of(principal)
             .find(|g| {
-                self.held
-                    .get(&grantee_key(GranteeType::Group, g))
+                self.held[1]
+                    .get(*g)
                     .is_some_and(|m| m.contains_key(resource))
             })
             .map(Some)
@@ -199,14 +210,13 @@ impl Model {
 
     /// Every resource `principal` holds, directly or through groups, sorted.
     pub fn held_reach(&self, principal: &str) -> BTreeSet<&str> {
-        let mut out: BTreeSet<&str> = self
-            .held
-            .get(&grantee_key(GranteeType::User, principal))
+        let mut out: BTreeSet<&str> = self.held[0]
+            .get(principal)
             .into_iter()
             .flat_map(|m| m.keys().map(String::as_str))
             .collect();
         for g in self.groups_of(principal) {
-            if let Some(m) = self.held.get(&grantee_key(GranteeType::Group, g)) {
+            if let Some(m) = self.held[1].get(g) {
                 out.extend(m.keys().map(String::as_str));
             }
         }
@@ -223,16 +233,75 @@ impl Model {
         self.latest = self.latest.max(ts);
     }
 
-    /// Counts a principal as tracked.
-    pub fn touch_principal(&mut self, name: &str) {
-        if !self.principals.contains(name) {
-            self.principals.insert(name.to_owned());
+    /// Enforces the caps on advice, grants and sightings, forgetting the
+    /// oldest first (revoked grants before active ones). Runs only once a cap
+    /// is exceeded by a twentieth, so its sorting is amortised.
+    pub fn enforce_caps(
+        &mut self,
+        max_advice: usize,
+        max_grants: usize,
+        max_principals: usize,
+    ) -> Evicted {
+        let mut out = Evicted::default();
+        let over = |n: usize, cap: usize| n > cap + cap / 20;
+        if over(self.advice.len(), max_advice) {
+            let mut by_age: Vec<(Ts, String)> = self
+                .advice
+                .values()
+                .map(|a| (a.ts, a.advice_id.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, id) in by_age.into_iter().take(self.advice.len() - max_advice) {
+                if let Some(a) = self.advice.remove(&id) {
+                    if let Some(ch) = a.channel {
+                        if let Some(ids) = self.channels.get_mut(&ch) {
+                            ids.retain(|x| *x != id);
+                            if ids.is_empty() {
+                                self.channels.remove(&ch);
+                            }
+                        }
+                    }
+                }
+                out.advice += 1;
+            }
         }
+        if over(self.grants.len(), max_grants) {
+            let mut by_age: Vec<(bool, Ts, String)> = self
+                .grants
+                .iter()
+                .map(|(id, g)| (!g.revoked, g.ts, id.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (active, _, id) in by_age.into_iter().take(self.grants.len() - max_grants) {
+                if let Some(g) = self.grants.remove(&id) {
+                    if active {
+                        self.hold(g.grantee_type, &g.grantee, &g.resource, -1);
+                    }
+                }
+                out.grants += 1;
+            }
+        }
+        if over(self.sightings.len(), max_principals) {
+            let mut by_age: Vec<(Ts, String)> = self
+                .sightings
+                .iter()
+                .map(|(p, l)| (l.last().map_or(Ts(i64::MIN), |s| s.ts), p.clone()))
+                .collect();
+            by_age.sort_unstable();
+            for (_, p) in by_age
+                .into_iter()
+                .take(self.sightings.len() - max_principals)
+            {
+                self.sightings.remove(&p);
+                out.sightings += 1;
+            }
+        }
+        out
     }
 
-    /// How many distinct principals the model knows.
-    pub fn principals_tracked(&self) -> usize {
-        self.principals.len()
+    /// How many pieces of advice, grants and principals with sightings are kept.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.advice.len(), self.grants.len(), self.sightings.len())
     }
 
     /// A grant by id.
@@ -324,8 +393,8 @@ impl Model {
 
     /// The resources a group holds through active grants, sorted.
     pub fn group_resources(&self, group: &str) -> BTreeSet<&str> {
-        self.held
-            .get(&grantee_key(GranteeType::Group, group))
+        self.held[1]
+            .get(group)
             .into_iter()
             .flat_map(|m| m.keys().map(String::as_str))
             .collect()
@@ -553,6 +622,48 @@ mod tests {
         assert!(!m.holds("alice", "k8s/prod"));
         m.remove_member("infra", "alice");
         assert_eq!(m.groups_of("alice").count(), 0);
+    }
+
+    #[test]
+    fn caps_forget_the_oldest_advice_revoked_grants_first_and_idle_sightings() {
+        let mut m = Model::default();
+        for i in 0..100 {
+            m.record_advice(&advice(&format!("a{i}"), Some(&format!("ch{i}"))), Ts(i));
+            let g = Grant {
+                grant_id: format!("g{i}"),
+                actor: "x".into(),
+                grantee: format!("u{i}"),
+                grantee_type: GranteeType::User,
+                resource: "r".into(),
+                role: None,
+                reference: None,
+                actor_type: None,
+            };
+            m.record_grant(&g, Ts(i));
+            m.record_sighting(&format!("p{i}"), "a0", Ts(i), SawHow::Viewed);
+        }
+        m.record_revoke("g99");
+        let e = m.enforce_caps(10, 10, 10);
+        // Each cap forgets down to itself; sightings of the 100 requesters too.
+        assert_eq!((e.advice, e.grants), (90, 90));
+        assert_eq!(m.sizes().0, 10);
+        assert!(m.advice("a99").is_some() && m.advice("a0").is_none());
+        assert_eq!(
+            m.advice_cited_by_channel("see ch0").count(),
+            0,
+            "the channel index forgets too"
+        );
+        assert!(
+            m.grant("g99").is_none(),
+            "a revoked grant goes before any active one"
+        );
+        assert!(m.holds("u98", "r") && !m.holds("u5", "r"));
+        assert!(m.sightings("p99").len() == 1 && m.sightings("p0").is_empty());
+        assert_eq!(
+            m.enforce_caps(10, 10, 10),
+            Evicted::default(),
+            "nothing more once within the caps"
+        );
     }
 
     #[test]

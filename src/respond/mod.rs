@@ -61,8 +61,46 @@ pub enum Decision {
     Execute,
     /// Report only: dry-run mode or no hooks.
     DryRun,
-    /// A guardrail held it back; the reason says which.
-    Suppressed(String),
+    /// A guardrail held it back: which one, and a sentence saying why.
+    Suppressed(Suppression, String),
+}
+
+/// Why a revocation was held back: a small fixed set, the `reason` label of
+/// `reachguard_revocations_suppressed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Suppression {
+    /// The trace's confidence is below `min_confidence`.
+    Confidence,
+    /// `revoke = "traced-and-expanding"` and the grant does not expand reach.
+    Scope,
+    /// A grantee, group, member or resource matches a protected pattern.
+    Protected,
+    /// The hourly revocation budget is spent.
+    Budget,
+    /// The grant already has a revocation journaled (for another finding).
+    Duplicate,
+}
+
+impl Suppression {
+    /// Every reason, for pre-creating metric label values.
+    pub const ALL: [Suppression; 5] = [
+        Suppression::Confidence,
+        Suppression::Scope,
+        Suppression::Protected,
+        Suppression::Budget,
+        Suppression::Duplicate,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::Confidence => "confidence",
+            Suppression::Scope => "scope",
+            Suppression::Protected => "protected",
+            Suppression::Budget => "budget",
+            Suppression::Duplicate => "duplicate",
+        }
+    }
 }
 
 /// The budget's window.
@@ -161,13 +199,17 @@ impl Policy {
     /// unit of the hourly budget.
     pub fn decide(&mut self, target: &RevocationTarget, now: Instant) -> Decision {
         if target.confidence < self.min_confidence {
-            return Decision::Suppressed(format!(
-                "trace confidence {:.2} is below min_confidence {:.2}",
-                target.confidence, self.min_confidence
-            ));
+            return Decision::Suppressed(
+                Suppression::Confidence,
+                format!(
+                    "trace confidence {:.2} is below min_confidence {:.2}",
+                    target.confidence, self.min_confidence
+                ),
+            );
         }
         if self.scope == RevokeScope::TracedAndExpanding && target.expands == Some(false) {
             return Decision::Suppressed(
+                Suppression::Scope,
                 "the grant does not expand reach (revoke = \"traced-and-expanding\")".into(),
             );
         }
@@ -179,10 +221,10 @@ impl Policy {
         ];
         for name in names.into_iter().flatten() {
             if let Some(p) = self.protected.iter().find(|p| p.matches(name)) {
-                return Decision::Suppressed(format!(
-                    "{name} is protected (pattern {:?})",
-                    p.as_str()
-                ));
+                return Decision::Suppressed(
+                    Suppression::Protected,
+                    format!("{name} is protected (pattern {:?})", p.as_str()),
+                );
             }
         }
         if self.mode == Mode::DryRun || !self.have_hooks {
@@ -190,10 +232,13 @@ impl Policy {
         }
         let spent = self.spent(now);
         if spent >= self.max_per_hour as usize {
-            return Decision::Suppressed(format!(
-                "revocation budget exhausted ({spent} in the last hour, max_revocations_per_hour = {})",
-                self.max_per_hour
-            ));
+            return Decision::Suppressed(
+                Suppression::Budget,
+                format!(
+                    "revocation budget exhausted ({spent} in the last hour, max_revocations_per_hour = {})",
+                    self.max_per_hour
+                ),
+            );
         }
         self.spent.push_back(now + HOUR);
         Decision::Execute
@@ -463,15 +508,15 @@ mod tests {
         );
         let now = Instant::now();
         assert!(
-            matches!(p.decide(&target("bob", 0.6), now), Decision::Suppressed(r) if r.contains("min_confidence"))
+            matches!(p.decide(&target("bob", 0.6), now), Decision::Suppressed(Suppression::Confidence, r) if r.contains("min_confidence"))
         );
         assert!(
-            matches!(p.decide(&target("breakglass-1", 1.0), now), Decision::Suppressed(r) if r.contains("protected"))
+            matches!(p.decide(&target("breakglass-1", 1.0), now), Decision::Suppressed(Suppression::Protected, r) if r.contains("protected"))
         );
         assert_eq!(p.decide(&target("bob", 0.9), now), Decision::Execute);
         assert_eq!(p.decide(&target("bob", 0.9), now), Decision::Execute);
         assert!(
-            matches!(p.decide(&target("bob", 0.9), now), Decision::Suppressed(r) if r.contains("budget"))
+            matches!(p.decide(&target("bob", 0.9), now), Decision::Suppressed(Suppression::Budget, r) if r.contains("budget"))
         );
         assert_eq!(
             p.decide(&target("bob", 0.9), now + Duration::from_secs(3600)),
@@ -495,7 +540,7 @@ mod tests {
         assert_eq!(p.spent(now), 2);
         assert_eq!(p.decide(&target("bob", 1.0), now), Decision::Execute);
         assert!(
-            matches!(p.decide(&target("bob", 1.0), now), Decision::Suppressed(r) if r.contains("3 in the last hour"))
+            matches!(p.decide(&target("bob", 1.0), now), Decision::Suppressed(Suppression::Budget, r) if r.contains("3 in the last hour"))
         );
         // The one from 59 minutes ago comes back a minute later.
         let later = now + Duration::from_secs(60);
@@ -511,7 +556,7 @@ mod tests {
         let mut t = target("bob", 1.0);
         t.expands = Some(false);
         assert!(
-            matches!(p.decide(&t, now), Decision::Suppressed(r) if r.contains("does not expand"))
+            matches!(p.decide(&t, now), Decision::Suppressed(Suppression::Scope, r) if r.contains("does not expand"))
         );
         t.expands = None;
         assert_eq!(
@@ -547,7 +592,7 @@ mod tests {
         let mut t = target("alice", 1.0);
         t.resource = Some("acl/payroll-db".into());
         assert!(
-            matches!(p.decide(&t, now), Decision::Suppressed(r) if r.contains("acl/payroll-db is protected"))
+            matches!(p.decide(&t, now), Decision::Suppressed(Suppression::Protected, r) if r.contains("acl/payroll-db is protected"))
         );
         let m = RevocationTarget {
             kind: TargetKind::Membership,
@@ -561,13 +606,13 @@ mod tests {
             expands: None,
         };
         assert!(
-            matches!(p.decide(&m, now), Decision::Suppressed(r) if r.contains("sre-core is protected"))
+            matches!(p.decide(&m, now), Decision::Suppressed(Suppression::Protected, r) if r.contains("sre-core is protected"))
         );
         let mut m2 = m.clone();
         m2.group = Some("sre".into());
         m2.member = Some("breakglass-ops".into());
         assert!(
-            matches!(p.decide(&m2, now), Decision::Suppressed(r) if r.contains("breakglass-ops"))
+            matches!(p.decide(&m2, now), Decision::Suppressed(Suppression::Protected, r) if r.contains("breakglass-ops"))
         );
         assert_eq!(p.spent(now), 0, "suppressed decisions spend no budget");
     }

@@ -147,6 +147,7 @@ pub fn engine_config(org: &Org) -> EngineConfig {
         sensitivity: Sensitivity::new(org.sensitivity.clone()),
         trace_window: Duration::from_secs(24 * 3600),
         detection,
+        limits: crate::detect::Limits::default(),
     }
 }
 

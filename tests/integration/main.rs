@@ -3,9 +3,15 @@
 
 mod helpers;
 
+mod hostile;
+
 mod cli;
 mod cluster;
+mod crash;
 mod detection;
+mod formats;
 mod incident;
+mod prometheus;
 mod response;
 mod rotation;
+mod security;

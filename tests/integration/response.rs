@@ -400,6 +400,10 @@ fn forged_advice_from_an_untrusted_source_causes_no_revocation() {
     wait_until(WAIT, "the forum lines to be read", || {
         daemon.metric(r#"reachguard_lines_total{source="forum"}"#) == 2.0
     });
+    // Model-derived metrics follow the line counters once the daemon is idle.
+    wait_until(WAIT, "both forged events to be counted as ignored", || {
+        daemon.metric("reachguard_untrusted_advice_ignored_total") >= 2.0
+    });
     assert_eq!(
         daemon.metric("reachguard_untrusted_advice_ignored_total"),
         2.0

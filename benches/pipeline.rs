@@ -1,0 +1,248 @@
+//! End-to-end throughput and memory over generated organisations.
+//!
+//! `cargo bench --bench pipeline` (optionally `-- 300,1500,10000`) generates, for
+//! each size, an organisation with two weeks of history as a native log file,
+//! then in separate processes (so each peak RSS is its own):
+//!
+//! - the parse floor: the time `serde_json` takes to deserialise every line into a
+//!   struct that borrows from the line, reading the file the way replay does;
+//! - replay: `reachguard replay --dry-run` over the same file (decode, model,
+//!   baselines, peer groups, detection, policy), findings discarded;
+//!
+//! and prints events/s, MB/s, cost per event, the ratio to the floor and peak RSS.
+//!
+//! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
+//! peak RSS of replaying three days of each organisation (what an engineer
+//! touches, not for how long, sets the size of their baseline) and the memory
+//! each further engineer costs.
+//!
+//! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
+//! model's memory per engineer (resident memory grown while the engine learns
+//! three days of each organisation, the events themselves freed).
+
+/// The allocator the `reachguard` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use reachguard::synth::{OrgSpec, generate};
+
+/// The fields a native line has, borrowed where the JSON allows.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Floor<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    principal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    grantee: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    grant_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    member: Option<Cow<'a, str>>,
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn generate_file(engineers: usize, path: &Path, days: u32) {
+    let org = generate(OrgSpec {
+        engineers,
+        history_days: days,
+        eval_days: 0,
+        seed: 1,
+        inject: false,
+    });
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for e in &org.events {
+        out.write_all(e.to_native_json().as_bytes()).unwrap();
+        out.write_all(b"\n").unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn floor(path: &Path) -> (f64, u64) {
+    let started = Instant::now();
+    let mut r = BufReader::with_capacity(256 * 1024, std::fs::File::open(path).unwrap());
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf).unwrap() == 0 {
+            break;
+        }
+        let line = std::str::from_utf8(buf.strip_suffix(b"\n").unwrap_or(&buf)).unwrap();
+        let f: Floor<'_> = serde_json::from_str(line).unwrap();
+        std::hint::black_box(&f);
+        n += 1;
+    }
+    (started.elapsed().as_secs_f64(), n)
+}
+
+fn config_for_synthetic_org() -> reachguard::config::Config {
+    reachguard::config::Config::parse(
+        "[sensitivity]\n\"internal/*\" = \"critical\"\n\"vault/*\" = \"critical\"\n\"prod/*\" = \"high\"\n\
+         [detection]\nprovisioners = [\"hr-system\"]\n",
+    )
+    .unwrap()
+}
+
+fn replay(path: &Path) -> (f64, u64) {
+    let cfg = config_for_synthetic_org();
+    let opts = reachguard::replay::Options {
+        dry_run: true,
+        format: reachguard::decode::Format::Native,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let summary = rt
+        .block_on(reachguard::replay::replay(
+            &cfg,
+            &[path.to_owned()],
+            &opts,
+            &mut std::io::sink(),
+        ))
+        .unwrap();
+    (started.elapsed().as_secs_f64(), summary.events)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.first().map(String::as_str) {
+        Some("--memory") => {
+            let me = std::env::current_exe().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            println!(
+                "{:>9} {:>10} {:>13} {:>22}",
+                "engineers", "events", "peak RSS MiB", "KiB/engineer (marginal)"
+            );
+            let mut first: Option<(f64, f64)> = None;
+            for n in args[1].split(',') {
+                let path = dir.path().join(format!("mem-{n}.jsonl"));
+                let p = path.to_str().unwrap();
+                let ok = Command::new(&me)
+                    .args(["--gen", n, p, "3"])
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+                let out = Command::new(&me).args(["--replay", p]).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(|x| x.parse().unwrap())
+                    .collect();
+                let engineers: f64 = n.parse().unwrap();
+                let marginal = first.map_or(String::from("-"), |(e0, r0)| {
+                    format!("{:.1}", (v[2] - r0) * 1024.0 / (engineers - e0))
+                });
+                first.get_or_insert((engineers, v[2]));
+                println!("{:>9} {:>10} {:>13.0} {:>22}", n, v[1], v[2], marginal);
+                std::fs::remove_file(&path).unwrap();
+            }
+            return;
+        }
+        Some("--gen") => {
+            let days = args.get(3).map_or(14, |d| d.parse().unwrap());
+            return generate_file(args[1].parse().unwrap(), Path::new(&args[2]), days);
+        }
+        Some("--floor") => {
+            let (secs, n) = floor(Path::new(&args[1]));
+            return println!("{secs} {n} {}", peak_rss_mib());
+        }
+        Some("--replay") => {
+            let (secs, n) = replay(Path::new(&args[1]));
+            return println!("{secs} {n} {}", peak_rss_mib());
+        }
+        _ => {}
+    }
+    let sizes: Vec<usize> = args
+        .first()
+        .map(|a| a.split(',').map(|x| x.parse().unwrap()).collect())
+        .unwrap_or_else(|| vec![300, 1500, 10_000]);
+    let me = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| -> Vec<f64> {
+        let out = Command::new(&me).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    println!(
+        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10}",
+        "engineers",
+        "events",
+        "MB",
+        "events/s",
+        "MB/s",
+        "ns/event",
+        "floor ns",
+        "x floor",
+        "RSS MiB",
+        "floor RSS"
+    );
+    for size in sizes {
+        let path: PathBuf = dir.path().join(format!("org-{size}.jsonl"));
+        let p = path.to_str().unwrap();
+        run(&["--gen", &size.to_string(), p]);
+        let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+        // Best of three, to keep the other load on a shared machine out of it.
+        let best = |mode: &str| {
+            (0..3)
+                .map(|_| run(&[mode, p]))
+                .min_by(|a, b| a[0].total_cmp(&b[0]))
+                .unwrap()
+        };
+        let f = best("--floor");
+        let r = best("--replay");
+        let events = r[1];
+        println!(
+            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0}",
+            size,
+            events,
+            mb,
+            events / r[0],
+            mb / r[0],
+            r[0] * 1e9 / events,
+            f[0] * 1e9 / f[1],
+            r[0] / f[0],
+            r[2],
+            f[2]
+        );
+    }
+}

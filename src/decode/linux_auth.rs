@@ -1,0 +1,1044 @@
+//! The `linux-auth` decoder: syslog `auth.log` / `secure` lines, and auditd
+//! records (`type=... msg=audit(...)`) when they share the source.
+//!
+//! Syslog lines are `Mmm dd HH:MM:SS host program[pid]: message` (or with an
+//! RFC 3339 timestamp, as rsyslog's high-precision format writes). The classic
+//! timestamp has no year and no zone: the time is taken as UTC, and the year is
+//! that of the reference time (the current time, or the one given to
+//! [`LinuxAuthDecoder::with_reference`]) unless that would put the line more
+//! than a day after the reference, in which case it is the year before (a log
+//! read in January that was written in December).
+//!
+//! - access (resource `host/<host>/<service>`, principal = the account):
+//!   `sshd` `Accepted ...` (`ssh`), `sudo` `COMMAND=` (`sudo`, principal = the
+//!   invoking user), `su` sessions (`su`, principal = the invoking user), console
+//!   `login` sessions (`login`); the old `sshd(pam_unix)` session lines count as
+//!   `ssh` since that sshd wrote no `Accepted` line;
+//! - denied access: `Failed password|publickey|...`, `user NOT in sudoers`,
+//!   `command not allowed`, sudo authentication failures, `FAILED SU`,
+//!   `FAILED LOGIN`, and the old `sshd(pam_unix)` authentication failures that
+//!   name a user;
+//! - memberships (group `host/<host>/group/<group>`): `usermod -aG` /
+//!   `-G`, `gpasswd -a` and `adduser USER GROUP` run through `sudo` (actor = the
+//!   sudo user), and the confirmations `usermod[..]: add 'u' to group 'g'` and
+//!   `gpasswd[..]: user u added by a to group g` (actor `root` for usermod, which
+//!   does not log its caller). A confirmation that follows a sudo command
+//!   announcing the same change on the same host within 10 minutes is skipped,
+//!   so each change counts once; removals (`delete ... from group`, `removed
+//!   by`) are membership removes;
+//! - auditd: `USER_CMD` (sudo access; a `usermod`/`gpasswd` command is a
+//!   membership), `USER_LOGIN` (ssh or console login), failed `USER_AUTH`
+//!   (denied), `USER_MGMT op=add-user-to-group` (membership); the host is the
+//!   `node=` field, else `localhost`.
+//!
+//! Everything else that parses as syslog (`useradd`, `groupadd`, ftpd, kernel,
+//! disconnects, `Invalid user` lines that a `Failed` line repeats, ...) is
+//! skipped; a line without a syslog or auditd header is a decode error.
+
+use std::collections::VecDeque;
+
+use chrono::{Datelike, TimeZone, Utc};
+
+use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
+use super::{DecodeError, Decoder};
+use crate::event::{Access, Body, Event, Membership, MembershipOp, Outcome, Ts};
+
+/// Decoder for Linux authentication logs.
+#[derive(Debug, Default)]
+pub struct LinuxAuthDecoder {
+    /// Fixed reference time for year inference; `None`: the current time.
+    reference: Option<Ts>,
+    /// Membership adds announced by a sudo / auditd command, awaiting their
+    /// usermod / gpasswd confirmation line.
+    pending: VecDeque<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    host: String,
+    group: String,
+    member: String,
+    ts: Ts,
+}
+
+const NAME: &str = "syslog";
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// How long after a sudo command its usermod / gpasswd line is taken as the same change.
+const CONFIRM_WINDOW_MS: i64 = 10 * 60 * 1000;
+const PENDING_MAX: usize = 256;
+
+impl LinuxAuthDecoder {
+    /// A decoder that infers years relative to `reference` instead of the
+    /// current time (for tests and for replaying old logs).
+    pub fn with_reference(reference: Ts) -> Self {
+        LinuxAuthDecoder {
+            reference: Some(reference),
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn reference(&self) -> Ts {
+        self.reference
+            .unwrap_or_else(|| Ts(Utc::now().timestamp_millis()))
+    }
+}
+
+/// A parsed syslog line.
+struct Line<'a> {
+    ts: Ts,
+    host: &'a str,
+    /// The program without `[pid]` and without an old-style `(pam_unix)` suffix.
+    program: &'a str,
+    /// The program was written `name(pam_unix)` (old PAM logging).
+    old_pam: bool,
+    message: &'a str,
+}
+
+impl Decoder for LinuxAuthDecoder {
+    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+        let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
+        let text = text.trim_end();
+        if text.trim_start().is_empty() {
+            return Ok(());
+        }
+        if text.starts_with("type=") || text.starts_with("node=") {
+            return self.auditd(text, out);
+        }
+        let reference = self.reference();
+        let l = parse_syslog(text, reference).ok_or(DecodeError::Unrecognized {
+            format: NAME,
+            reason: "no syslog timestamp and host",
+        })?;
+        self.syslog(&l, out);
+        Ok(())
+    }
+}
+
+/// Parses the header: timestamp, host, program; `None` if it is not syslog.
+fn parse_syslog(text: &str, reference: Ts) -> Option<Line<'_>> {
+    let text = strip_priority(text);
+    let (ts, rest) = if text.as_bytes().first()?.is_ascii_digit() {
+        let (stamp, rest) = text.split_once(' ')?;
+        (parse_datetime(stamp)?, rest)
+    } else {
+        bsd_timestamp(text, reference)?
+    };
+    let rest = rest.trim_start();
+    let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if host.is_empty() {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (program, old_pam, message) = match rest.split_once(": ") {
+        Some((tag, msg)) if !tag.contains(' ') => {
+            let name = tag.split('[').next().unwrap_or(tag);
+            let (name, old_pam) = match name.strip_suffix("(pam_unix)") {
+                Some(n) => (n, true),
+                None => (name, false),
+            };
+            (name, old_pam, msg.trim())
+        }
+        _ => ("", false, rest),
+    };
+    Some(Line {
+        ts,
+        host,
+        program,
+        old_pam,
+        message,
+    })
+}
+
+fn strip_priority(text: &str) -> &str {
+    if let Some(rest) = text.strip_prefix('<') {
+        if let Some((pri, after)) = rest.split_once('>') {
+            if !pri.is_empty() && pri.len() <= 3 && pri.bytes().all(|b| b.is_ascii_digit()) {
+                return after;
+            }
+        }
+    }
+    text
+}
+
+/// `Mmm dd HH:MM:SS` (day padded with a space or not), year inferred.
+fn bsd_timestamp(text: &str, reference: Ts) -> Option<(Ts, &str)> {
+    let b = text.as_bytes();
+    let month = month_from_abbr(b.get(..3)?)?;
+    let rest = text.get(3..)?.trim_start();
+    let (day, rest) = rest.split_once(' ')?;
+    let day = digits(day.as_bytes())?;
+    let rest = rest.trim_start();
+    let (clock, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let c = clock.as_bytes();
+    if c.len() != 8 || c[2] != b':' || c[5] != b':' {
+        return None;
+    }
+    let (h, m, s) = (digits(&c[0..2])?, digits(&c[3..5])?, digits(&c[6..8])?);
+    let ref_year = Utc.timestamp_millis_opt(reference.0).single()?.year();
+    // The latest year (at most the reference's) in which the date exists and is
+    // not more than a day after the reference; Feb 29 may go back a few years.
+    let ts = (0..8).find_map(|back| {
+        let ms = civil_ms(ref_year - back, month, day, h, m, s)?;
+        (ms <= reference.0 + DAY_MS).then_some(ms)
+    })?;
+    Some((Ts(ts), rest))
+}
+
+impl LinuxAuthDecoder {
+    fn syslog(&mut self, l: &Line<'_>, out: &mut Vec<Event>) {
+        let msg = l.message;
+        match l.program {
+            "sshd" | "sshd-session" => {
+                if let Some(rest) = msg.strip_prefix("Accepted ") {
+                    if let Some(user) = after_for(rest) {
+                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Success));
+                    }
+                } else if let Some(rest) = msg.strip_prefix("Failed ") {
+                    if let Some(user) = after_for(rest) {
+                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Denied));
+                    }
+                } else if l.old_pam {
+                    // Old sshd logged through pam_unix only: these lines are the
+                    // only record of logins and failures.
+                    if let Some(user) = session_opened_for(msg) {
+                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Success));
+                    } else if msg.starts_with("authentication failure;") {
+                        if let Some(user) = kv(msg, "user") {
+                            out.push(access(l.ts, user, l.host, "ssh", Outcome::Denied));
+                        }
+                    }
+                }
+            }
+            "sudo" => self.sudo(l, out),
+            "su" => {
+                let opened = if l.old_pam {
+                    msg.starts_with("session opened")
+                } else {
+                    msg.starts_with("pam_unix(su:session): session opened")
+                        || msg.starts_with("pam_unix(su-l:session): session opened")
+                };
+                if opened {
+                    if let Some(by) = opened_by(msg) {
+                        out.push(access(l.ts, &by, l.host, "su", Outcome::Success));
+                    }
+                } else if let Some(rest) = msg.strip_prefix("FAILED SU (to ") {
+                    // `FAILED SU (to root) alice on pts/0`
+                    if let Some(who) = rest.split_once(") ").and_then(|(_, r)| r.split(' ').next())
+                    {
+                        out.push(access(l.ts, who, l.host, "su", Outcome::Denied));
+                    }
+                }
+            }
+            "login" => {
+                let opened = if l.old_pam {
+                    msg.starts_with("session opened")
+                } else {
+                    msg.starts_with("pam_unix(login:session): session opened")
+                };
+                if opened {
+                    if let Some(user) = session_opened_for(msg) {
+                        out.push(access(l.ts, user, l.host, "login", Outcome::Success));
+                    }
+                } else if msg.starts_with("FAILED LOGIN") {
+                    // `FAILED LOGIN 1 FROM tty1 FOR alice, Authentication failure`
+                    if let Some(user) = msg
+                        .split_once(" FOR ")
+                        .map(|(_, r)| r.split([',', ' ']).next().unwrap_or(r))
+                    {
+                        out.push(access(l.ts, user, l.host, "login", Outcome::Denied));
+                    }
+                }
+            }
+            "usermod" => {
+                // `add 'alice' to group 'sudo'`; the shadow-group line repeats it.
+                if msg.contains("shadow group") {
+                    return;
+                }
+                if let Some((member, group)) = quoted_pair(msg, "add '", "' to group '") {
+                    self.confirmed(l.ts, l.host, "root", group, member, MembershipOp::Add, out);
+                } else if let Some((member, group)) = quoted_pair(msg, "delete '", "' from group '")
+                {
+                    self.confirmed(
+                        l.ts,
+                        l.host,
+                        "root",
+                        group,
+                        member,
+                        MembershipOp::Remove,
+                        out,
+                    );
+                }
+            }
+            "gpasswd" => {
+                // `user alice added by root to group sudo`
+                let Some(rest) = msg.strip_prefix("user ") else {
+                    return;
+                };
+                let (member, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (op, rest) = if let Some(r) = rest.strip_prefix("added by ") {
+                    (MembershipOp::Add, r.split_once(" to group "))
+                } else if let Some(r) = rest.strip_prefix("removed by ") {
+                    (MembershipOp::Remove, r.split_once(" from group "))
+                } else {
+                    return;
+                };
+                if let Some((actor, group)) = rest {
+                    self.confirmed(l.ts, l.host, actor, group.trim(), member, op, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sudo(&mut self, l: &Line<'_>, out: &mut Vec<Event>) {
+        let msg = l.message;
+        if let Some(rest) = msg.strip_prefix("pam_unix(sudo:auth): authentication failure;") {
+            if let Some(user) = kv(rest, "ruser")
+                .or_else(|| kv(rest, "logname"))
+                .or_else(|| kv(rest, "user"))
+            {
+                out.push(access(l.ts, user, l.host, "sudo", Outcome::Denied));
+            }
+            return;
+        }
+        // `alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/ls`
+        let Some((user, rest)) = msg.split_once(" : ") else {
+            return;
+        };
+        let user = user.trim();
+        if user.is_empty() || user.contains(' ') {
+            return;
+        }
+        let first = rest.split(" ; ").next().unwrap_or(rest);
+        let refused = first.contains("NOT in sudoers")
+            || first.contains("command not allowed")
+            || first.contains("incorrect password attempt")
+            || first.contains("NOT authorized");
+        let Some(command) = rest.split_once("COMMAND=").map(|(_, c)| c.trim()) else {
+            return;
+        };
+        if refused {
+            out.push(access(l.ts, user, l.host, "sudo", Outcome::Denied));
+            return;
+        }
+        out.push(access(l.ts, user, l.host, "sudo", Outcome::Success));
+        self.announced(l.ts, l.host, user, command, out);
+    }
+
+    /// Memberships a command line (`usermod -aG g u`, `gpasswd -a u g`,
+    /// `adduser u g`) makes, remembered so their confirmation is not counted again.
+    fn announced(&mut self, ts: Ts, host: &str, actor: &str, command: &str, out: &mut Vec<Event>) {
+        for (group, member) in command_memberships(command) {
+            out.push(membership(
+                ts,
+                host,
+                actor,
+                &group,
+                &member,
+                MembershipOp::Add,
+            ));
+            if self.pending.len() == PENDING_MAX {
+                self.pending.pop_front();
+            }
+            self.pending.push_back(Pending {
+                host: host.to_owned(),
+                group,
+                member,
+                ts,
+            });
+        }
+    }
+
+    /// A usermod / gpasswd / auditd confirmation of a membership change.
+    #[allow(clippy::too_many_arguments)]
+    fn confirmed(
+        &mut self,
+        ts: Ts,
+        host: &str,
+        actor: &str,
+        group: &str,
+        member: &str,
+        op: MembershipOp,
+        out: &mut Vec<Event>,
+    ) {
+        if op == MembershipOp::Add {
+            if let Some(i) = self.pending.iter().position(|p| {
+                p.host == host
+                    && p.group == group
+                    && p.member == member
+                    && ts.0 >= p.ts.0
+                    && ts.0 - p.ts.0 <= CONFIRM_WINDOW_MS
+            }) {
+                self.pending.remove(i);
+                return;
+            }
+        }
+        out.push(membership(ts, host, actor, group, member, op));
+    }
+
+    fn auditd(&mut self, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+        let unrecognized = DecodeError::Unrecognized {
+            format: "auditd",
+            reason: "no msg=audit(TIME:SERIAL)",
+        };
+        let (head, rest) = text.split_once("msg=audit(").ok_or(unrecognized.clone())?;
+        let (stamp, body) = rest.split_once("):").ok_or(unrecognized.clone())?;
+        let secs = stamp.split(':').next().unwrap_or(stamp);
+        let ts = parse_datetime(secs).ok_or(DecodeError::InvalidTimestamp(secs.to_owned()))?;
+        let host = kv(head, "node").unwrap_or("localhost");
+        let kind = kv(head, "type").ok_or(unrecognized)?;
+        // The account that logged in (`auid`, or its enriched name `AUID`).
+        let login_user = || -> Option<String> {
+            if let Some(name) = kv(body, "AUID").filter(|n| *n != "unset") {
+                return Some(name.to_owned());
+            }
+            match kv(body, "auid")? {
+                "4294967295" | "-1" => None,
+                "0" => Some("root".to_owned()),
+                n => Some(format!("uid:{n}")),
+            }
+        };
+        let exe = kv(body, "exe").unwrap_or_default();
+        let failed = kv(body, "res") == Some("failed");
+        let service = if exe.contains("sshd") || kv(body, "terminal") == Some("ssh") {
+            "ssh"
+        } else if exe.ends_with("/sudo") {
+            "sudo"
+        } else if exe.ends_with("/su") {
+            "su"
+        } else {
+            "login"
+        };
+        match kind {
+            "USER_CMD" => {
+                let Some(user) = login_user() else {
+                    return Ok(());
+                };
+                let outcome = if failed {
+                    Outcome::Denied
+                } else {
+                    Outcome::Success
+                };
+                out.push(access(ts, &user, host, "sudo", outcome));
+                if !failed {
+                    if let Some(cmd) = kv(body, "cmd").and_then(audit_text) {
+                        self.announced(ts, host, &user, &cmd, out);
+                    }
+                }
+            }
+            "USER_LOGIN" => {
+                // `acct="alice"`, or `id=UID` with its enriched name `ID="alice"`.
+                let acct = kv(body, "acct")
+                    .or_else(|| kv(body, "ID"))
+                    .map(str::to_owned)
+                    .or_else(|| match kv(body, "id")? {
+                        "0" => Some("root".to_owned()),
+                        "4294967295" | "-1" => None,
+                        n => Some(format!("uid:{n}")),
+                    });
+                if let Some(acct) = acct {
+                    let outcome = if failed {
+                        Outcome::Denied
+                    } else {
+                        Outcome::Success
+                    };
+                    out.push(access(ts, &acct, host, service, outcome));
+                }
+            }
+            "USER_AUTH" if failed => {
+                if let Some(acct) = kv(body, "acct") {
+                    out.push(access(ts, acct, host, service, Outcome::Denied));
+                }
+            }
+            "USER_MGMT" if !failed => {
+                let op = kv(body, "op").unwrap_or_default();
+                let (Some(group), Some(member)) = (kv(body, "grp"), kv(body, "acct")) else {
+                    return Ok(());
+                };
+                let actor = login_user().unwrap_or_else(|| "root".to_owned());
+                if op.contains("shadow") {
+                    return Ok(());
+                }
+                if op.starts_with("add-user-to-group") || op.starts_with("add-to-group") {
+                    self.confirmed(ts, host, &actor, group, member, MembershipOp::Add, out);
+                } else if op.starts_with("delete-user-from-group") {
+                    self.confirmed(ts, host, &actor, group, member, MembershipOp::Remove, out);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn access(ts: Ts, principal: &str, host: &str, service: &str, outcome: Outcome) -> Event {
+    Event {
+        ts,
+        id: None,
+        body: Body::Access(Access {
+            principal: principal.to_owned(),
+            resource: format!("host/{host}/{service}"),
+            action: Some(service.to_owned()),
+            outcome,
+        }),
+    }
+}
+
+fn membership(
+    ts: Ts,
+    host: &str,
+    actor: &str,
+    group: &str,
+    member: &str,
+    op: MembershipOp,
+) -> Event {
+    let grant_id = format!("linux:{host}:{}:{group}:{member}", ts.0);
+    Event {
+        ts,
+        id: Some(grant_id.clone()),
+        body: Body::Membership(Membership {
+            actor: actor.to_owned(),
+            group: format!("host/{host}/group/{group}"),
+            member: member.to_owned(),
+            op,
+            grant_id: Some(grant_id),
+            reference: None,
+            actor_type: None,
+        }),
+    }
+}
+
+/// `password for [invalid user ]alice from ...` -> `alice`.
+fn after_for(rest: &str) -> Option<&str> {
+    let (_, rest) = rest.split_once(" for ")?;
+    let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
+    let user = rest.split(' ').next()?;
+    // `Failed password for  from` (an empty user name) names nobody.
+    (!user.is_empty() && user != "from").then_some(user)
+}
+
+/// `session opened for user alice by ...` -> `alice` (a `(uid=N)` suffix removed).
+fn session_opened_for(msg: &str) -> Option<&str> {
+    let (_, rest) = msg.split_once("session opened for user ")?;
+    let user = rest.split(' ').next()?;
+    let user = user.split('(').next().unwrap_or(user);
+    (!user.is_empty()).then_some(user)
+}
+
+/// `... by alice(uid=1000)` -> `alice`; `by (uid=0)` -> `root`; `by (uid=500)` -> `uid:500`.
+fn opened_by(msg: &str) -> Option<String> {
+    let (_, rest) = msg.rsplit_once(" by ")?;
+    let rest = rest.trim();
+    let (name, uid) = match rest.split_once("(uid=") {
+        Some((n, u)) => (n, u.trim_end_matches(')')),
+        None => (rest, ""),
+    };
+    if !name.is_empty() {
+        return Some(name.to_owned());
+    }
+    match uid {
+        "0" => Some("root".to_owned()),
+        "" => None,
+        n => Some(format!("uid:{n}")),
+    }
+}
+
+/// The value of `key=value` in a `;`- or space-separated list (quotes removed).
+fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let mut search = text;
+    while let Some(i) = search.find(key) {
+        let before_ok = i == 0 || matches!(search.as_bytes()[i - 1], b' ' | b';' | b'\'' | b'\t');
+        let after = &search[i + key.len()..];
+        if before_ok {
+            if let Some(v) = after.strip_prefix('=') {
+                let v = if let Some(q) = v.strip_prefix('"') {
+                    q.split('"').next().unwrap_or(q)
+                } else {
+                    v.split([' ', ';', '\'']).next().unwrap_or(v)
+                };
+                return (!v.is_empty()).then_some(v);
+            }
+        }
+        search = after;
+    }
+    None
+}
+
+/// auditd writes `cmd` quoted, or hex-encoded when it has spaces or odd bytes.
+fn audit_text(v: &str) -> Option<String> {
+    if v.len() % 2 == 0 && v.len() >= 2 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let bytes: Option<Vec<u8>> = (0..v.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&v[i..i + 2], 16).ok())
+            .collect();
+        return String::from_utf8(bytes?).ok();
+    }
+    Some(v.to_owned())
+}
+
+/// `<open>a<mid>b'` -> (a, b).
+fn quoted_pair<'a>(msg: &'a str, open: &str, mid: &str) -> Option<(&'a str, &'a str)> {
+    let rest = msg.strip_prefix(open)?;
+    let (a, rest) = rest.split_once(mid)?;
+    let b = rest
+        .strip_suffix('\'')
+        .or_else(|| rest.split('\'').next())?;
+    Some((a, b))
+}
+
+/// (group, member) pairs a command adds: `usermod -aG g1,g2 u` (also `-a -G`,
+/// `--append --groups`, and `-G` alone, which sets the list and so adds each),
+/// `gpasswd -a u g` / `--add`, `adduser u g`.
+fn command_memberships(command: &str) -> Vec<(String, String)> {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let Some(program) = args.first().map(|p| p.rsplit('/').next().unwrap_or(p)) else {
+        return Vec::new();
+    };
+    let args = &args[1..];
+    match program {
+        "usermod" => {
+            let mut groups = None;
+            let mut i = 0;
+            while i < args.len() {
+                let a = args[i];
+                if a == "-G" || a == "--groups" {
+                    groups = args.get(i + 1).copied();
+                    i += 2;
+                    continue;
+                }
+                if let Some(g) = a.strip_prefix("--groups=") {
+                    groups = Some(g);
+                } else if a.starts_with('-') && !a.starts_with("--") && a.contains('G') {
+                    // Bundled short options: `-aG sudo` or `-aGsudo`.
+                    let after = &a[a.find('G').unwrap_or(0) + 1..];
+                    if after.is_empty() {
+                        groups = args.get(i + 1).copied();
+                        i += 2;
+                        continue;
+                    }
+                    groups = Some(after);
+                }
+                i += 1;
+            }
+            let user = args.last().filter(|u| !u.starts_with('-'));
+            match (groups, user) {
+                (Some(gs), Some(u)) if Some(u) != groups.as_ref() => gs
+                    .split(',')
+                    .filter(|g| !g.is_empty())
+                    .map(|g| (g.to_owned(), (*u).to_owned()))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+        "gpasswd" => match args {
+            [flag, user, group, ..] if *flag == "-a" || *flag == "--add" => {
+                vec![((*group).to_owned(), (*user).to_owned())]
+            }
+            _ => Vec::new(),
+        },
+        "adduser" => match args {
+            [user, group] if !user.starts_with('-') && !group.starts_with('-') => {
+                vec![((*group).to_owned(), (*user).to_owned())]
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-03-18T12:00:00Z
+    const REF: Ts = Ts(1_773_835_200_000);
+
+    fn decode_with(d: &mut LinuxAuthDecoder, line: &str) -> Result<Vec<Event>, DecodeError> {
+        let mut out = Vec::new();
+        d.decode(line.as_bytes(), &mut out)?;
+        Ok(out)
+    }
+
+    fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
+        decode_with(&mut LinuxAuthDecoder::with_reference(REF), line)
+    }
+
+    fn one(line: &str) -> Body {
+        let mut v = decode(line).unwrap();
+        assert_eq!(v.len(), 1, "{line}: {v:?}");
+        v.remove(0).body
+    }
+
+    fn access_of(line: &str) -> (String, String, Outcome) {
+        match one(line) {
+            Body::Access(a) => (a.principal, a.resource, a.outcome),
+            b => panic!("{b:?}"),
+        }
+    }
+
+    #[test]
+    fn the_year_comes_from_the_reference_time() {
+        assert_eq!(REF.to_string(), "2026-03-18T12:00:00Z");
+        let t = |line: &str| decode(line).unwrap()[0].ts.to_string();
+        let ssh = "sshd[1]: Accepted password for a from 1.2.3.4 port 1 ssh2";
+        assert_eq!(
+            t(&format!("Mar 18 09:00:00 h {ssh}")),
+            "2026-03-18T09:00:00Z"
+        );
+        // Up to a day ahead is clock skew; beyond, the line is from last year.
+        assert_eq!(
+            t(&format!("Mar 19 11:00:00 h {ssh}")),
+            "2026-03-19T11:00:00Z"
+        );
+        assert_eq!(
+            t(&format!("Mar 19 13:00:00 h {ssh}")),
+            "2025-03-19T13:00:00Z"
+        );
+        assert_eq!(
+            t(&format!("Dec 31 23:59:59 h {ssh}")),
+            "2025-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            t(&format!("Mar  1 00:00:01 h {ssh}")),
+            "2026-03-01T00:00:01Z"
+        );
+        assert_eq!(
+            t(&format!("Nov 2 15:40:14 h {ssh}")),
+            "2025-11-02T15:40:14Z"
+        );
+        // Feb 29 only exists in leap years.
+        assert_eq!(
+            t(&format!("Feb 29 10:00:00 h {ssh}")),
+            "2024-02-29T10:00:00Z"
+        );
+        // RFC 3339 timestamps carry their year.
+        assert_eq!(
+            t(&format!("2023-11-14T00:20:42.738197+01:00 h {ssh}")),
+            "2023-11-13T23:20:42.738Z"
+        );
+    }
+
+    #[test]
+    fn ssh_logins_and_failures() {
+        assert_eq!(
+            access_of(
+                "Feb 21 21:54:44 localhost sshd[3402]: Accepted publickey for vagrant from 10.0.2.2 port 63673 ssh2: RSA 39:33"
+            ),
+            (
+                "vagrant".into(),
+                "host/localhost/ssh".into(),
+                Outcome::Success
+            )
+        );
+        assert_eq!(
+            access_of(
+                "Mar 11 22:55:32 ubuntu2015 sshd[3]:  Failed password for root from 188.124.3.41 port 32889 ssh2"
+            ),
+            ("root".into(), "host/ubuntu2015/ssh".into(), Outcome::Denied)
+        );
+        assert_eq!(
+            access_of(
+                "Dec 10 09:11:40 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2"
+            ),
+            ("webmaster".into(), "host/LabSZ/ssh".into(), Outcome::Denied)
+        );
+        // Repeats of the Failed line, and noise: skipped.
+        for skip in [
+            "Feb 21 21:56:12 localhost sshd[3430]: Invalid user test from 10.0.2.2",
+            "Dec 10 06:55:48 LabSZ sshd[24200]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root",
+            "Dec 10 06:55:48 LabSZ sshd[24200]: Received disconnect from 1.2.3.4: 11: Bye Bye [preauth]",
+            "Mar 11 00:00:00 ubuntu2015 sshd[3]:  Server listening on 0.0.0.0 port 22.",
+        ] {
+            assert_eq!(decode(skip).unwrap(), vec![], "{skip}");
+        }
+    }
+
+    #[test]
+    fn old_pam_sshd_lines_are_the_login_record() {
+        assert_eq!(
+            access_of(
+                "Jun 15 02:04:59 combo sshd(pam_unix)[20882]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=220-135-151-1.hinet-ip.hinet.net  user=root"
+            ),
+            ("root".into(), "host/combo/ssh".into(), Outcome::Denied)
+        );
+        assert_eq!(
+            access_of(
+                "Jul 27 14:42:00 combo sshd(pam_unix)[1234]: session opened for user test by (uid=509)"
+            ),
+            ("test".into(), "host/combo/ssh".into(), Outcome::Success)
+        );
+        assert_eq!(
+            decode("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4 ").unwrap(),
+            vec![],
+            "no user named"
+        );
+    }
+
+    #[test]
+    fn sudo_and_su() {
+        assert_eq!(
+            access_of(
+                "Feb 21 23:35:33 localhost sudo: vagrant : TTY=pts/0 ; PWD=/home/vagrant ; USER=root ; COMMAND=/bin/ls"
+            ),
+            (
+                "vagrant".into(),
+                "host/localhost/sudo".into(),
+                Outcome::Success
+            )
+        );
+        assert_eq!(
+            access_of(
+                "Feb 24 00:13:02 precise32 sudo:      tsg : user NOT in sudoers ; TTY=pts/1 ; PWD=/home/vagrant ; USER=root ; COMMAND=/bin/ls"
+            ),
+            ("tsg".into(), "host/precise32/sudo".into(), Outcome::Denied)
+        );
+        assert_eq!(
+            access_of(
+                "Jan 8 14:41:08 vskub1master01p sudo: pam_unix(sudo:auth): authentication failure; logname=zbadguy uid=4001 euid=0 tty=/dev/pts/12 ruser=zbadguy rhost= user=zbadguy"
+            ),
+            (
+                "zbadguy".into(),
+                "host/vskub1master01p/sudo".into(),
+                Outcome::Denied
+            )
+        );
+        assert_eq!(
+            access_of(
+                "Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)"
+            ),
+            ("root".into(), "host/combo/su".into(), Outcome::Success)
+        );
+        assert_eq!(
+            access_of(
+                "Mar 18 10:00:00 web-1 su: pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)"
+            ),
+            ("alice".into(), "host/web-1/su".into(), Outcome::Success)
+        );
+        assert_eq!(
+            access_of("Mar 18 10:00:00 web-1 su: FAILED SU (to root) mallory on pts/0"),
+            ("mallory".into(), "host/web-1/su".into(), Outcome::Denied)
+        );
+        assert_eq!(
+            access_of(
+                "Jul  7 08:06:15 combo login(pam_unix)[2421]: session opened for user root by LOGIN(uid=0)"
+            ),
+            ("root".into(), "host/combo/login".into(), Outcome::Success)
+        );
+    }
+
+    fn memberships(events: &[Event]) -> Vec<(String, String, String, MembershipOp)> {
+        events
+            .iter()
+            .filter_map(|e| match &e.body {
+                Body::Membership(m) => {
+                    Some((m.actor.clone(), m.group.clone(), m.member.clone(), m.op))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn usermod_through_sudo_is_one_membership_by_the_sudo_user() {
+        let mut d = LinuxAuthDecoder::with_reference(REF);
+        let sudo = "Mar 18 09:07:02 web-1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/sbin/usermod -aG sudo,docker bob";
+        let ev = decode_with(&mut d, sudo).unwrap();
+        assert!(matches!(&ev[0].body, Body::Access(a) if a.resource == "host/web-1/sudo"));
+        assert_eq!(
+            memberships(&ev),
+            [
+                (
+                    "alice".into(),
+                    "host/web-1/group/sudo".into(),
+                    "bob".into(),
+                    MembershipOp::Add
+                ),
+                (
+                    "alice".into(),
+                    "host/web-1/group/docker".into(),
+                    "bob".into(),
+                    MembershipOp::Add
+                ),
+            ]
+        );
+        let Body::Membership(m) = &ev[1].body else {
+            panic!()
+        };
+        assert_eq!(
+            m.grant_id.as_deref(),
+            Some(format!("linux:web-1:{}:sudo:bob", ev[1].ts.0).as_str())
+        );
+        // usermod's own lines confirm the same change: not counted again.
+        for confirm in [
+            "Mar 18 09:07:02 web-1 usermod[4242]: add 'bob' to group 'sudo'",
+            "Mar 18 09:07:02 web-1 usermod[4242]: add 'bob' to shadow group 'sudo'",
+            "Mar 18 09:07:02 web-1 usermod[4242]: add 'bob' to group 'docker'",
+        ] {
+            assert_eq!(decode_with(&mut d, confirm).unwrap(), vec![], "{confirm}");
+        }
+        // Without a sudo line before it, the confirmation is the record (actor root).
+        let ev = decode_with(
+            &mut d,
+            "Mar 18 09:30:00 web-1 usermod[4250]: add 'carol' to group 'wheel'",
+        )
+        .unwrap();
+        assert_eq!(
+            memberships(&ev),
+            [(
+                "root".into(),
+                "host/web-1/group/wheel".into(),
+                "carol".into(),
+                MembershipOp::Add
+            )]
+        );
+        let ev = decode_with(
+            &mut d,
+            "Mar 18 09:31:00 web-1 usermod[4251]: delete 'carol' from group 'wheel'",
+        )
+        .unwrap();
+        assert_eq!(memberships(&ev)[0].3, MembershipOp::Remove);
+    }
+
+    #[test]
+    fn gpasswd_and_adduser() {
+        let mut d = LinuxAuthDecoder::with_reference(REF);
+        let ev = decode_with(
+            &mut d,
+            "Mar 18 09:00:00 db-2 gpasswd[77]: user dave added by erin to group adm",
+        )
+        .unwrap();
+        assert_eq!(
+            memberships(&ev),
+            [(
+                "erin".into(),
+                "host/db-2/group/adm".into(),
+                "dave".into(),
+                MembershipOp::Add
+            )]
+        );
+        let ev = decode_with(
+            &mut d,
+            "Mar 18 09:01:00 db-2 gpasswd[78]: user dave removed by erin from group adm",
+        )
+        .unwrap();
+        assert_eq!(memberships(&ev)[0].3, MembershipOp::Remove);
+        let ev = decode_with(&mut d, "Mar 18 09:02:00 db-2 sudo: erin : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/bin/gpasswd -a frank sudo").unwrap();
+        assert_eq!(
+            memberships(&ev),
+            [(
+                "erin".into(),
+                "host/db-2/group/sudo".into(),
+                "frank".into(),
+                MembershipOp::Add
+            )]
+        );
+        assert_eq!(
+            decode_with(
+                &mut d,
+                "Mar 18 09:02:00 db-2 gpasswd[79]: user frank added by erin to group sudo"
+            )
+            .unwrap(),
+            vec![]
+        );
+        let ev = decode_with(&mut d, "Mar 18 09:03:00 db-2 sudo: erin : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/usr/sbin/adduser gina docker").unwrap();
+        assert_eq!(memberships(&ev)[0].1, "host/db-2/group/docker");
+    }
+
+    #[test]
+    fn command_lines_that_add_groups() {
+        let c = |s: &str| command_memberships(s);
+        let pair = |g: &str, u: &str| (g.to_owned(), u.to_owned());
+        assert_eq!(c("/usr/sbin/usermod -aG sudo bob"), [pair("sudo", "bob")]);
+        assert_eq!(
+            c("usermod -a -G wheel,adm bob"),
+            [pair("wheel", "bob"), pair("adm", "bob")]
+        );
+        assert_eq!(
+            c("usermod --append --groups docker bob"),
+            [pair("docker", "bob")]
+        );
+        assert_eq!(c("usermod -aGsudo bob"), [pair("sudo", "bob")]);
+        assert_eq!(c("usermod -G sudo bob"), [pair("sudo", "bob")]);
+        assert!(c("usermod -s /bin/zsh bob").is_empty());
+        assert!(c("usermod -aG sudo").is_empty());
+        assert!(c("gpasswd -d bob sudo").is_empty());
+        assert!(c("adduser --system svc").is_empty());
+        assert!(c("/bin/ls -la").is_empty());
+    }
+
+    #[test]
+    fn auditd_records() {
+        let mut d = LinuxAuthDecoder::with_reference(REF);
+        let cmd = r#"type=USER_CMD msg=audit(1783414573.687:423): pid=2100 uid=0 auid=0 ses=6 subj=unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023 msg='cwd="/root" cmd="true" exe="/usr/bin/sudo" terminal=? res=success'UID="root" AUID="root""#;
+        let ev = decode_with(&mut d, cmd).unwrap();
+        assert!(
+            matches!(&ev[0].body, Body::Access(a) if a.principal == "root" && a.resource == "host/localhost/sudo")
+        );
+        assert_eq!(ev[0].ts, Ts(1_783_414_573_687));
+        // A hex-encoded usermod command is a membership.
+        let hex: String = "usermod -aG wheel bob"
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        let line = format!(
+            "node=db-1 type=USER_CMD msg=audit(1783414573.687:424): pid=1 uid=1000 auid=1000 ses=6 msg='cwd=\"/\" cmd={hex} exe=\"/usr/bin/sudo\" terminal=pts/0 res=success'AUID=\"alice\""
+        );
+        let ev = decode_with(&mut d, &line).unwrap();
+        assert_eq!(
+            memberships(&ev),
+            [(
+                "alice".into(),
+                "host/db-1/group/wheel".into(),
+                "bob".into(),
+                MembershipOp::Add
+            )]
+        );
+        let login = r#"type=USER_LOGIN msg=audit(1783414613.2:450): pid=2124 uid=0 auid=0 ses=7 msg='op=login id=0 exe="/usr/libexec/openssh/sshd-session" hostname=172.23.112.1 addr=172.23.112.1 terminal=ssh res=success'UID="root" AUID="root" ID="root""#;
+        let ev = decode_with(&mut d, login).unwrap();
+        assert!(
+            matches!(&ev[0].body, Body::Access(a) if a.principal == "root" && a.resource == "host/localhost/ssh")
+        );
+        let by_uid = login
+            .replace(r#" ID="root""#, "")
+            .replace("id=0", "id=1001");
+        let ev = decode_with(&mut d, &by_uid).unwrap();
+        assert!(matches!(&ev[0].body, Body::Access(a) if a.principal == "uid:1001"));
+        let failed = r#"type=USER_AUTH msg=audit(1783414613.119:441): pid=2124 uid=0 auid=4294967295 ses=4294967295 msg='op=pubkey acct="root" exe="/usr/libexec/openssh/sshd-session" hostname=? addr=172.23.112.1 terminal=ssh res=failed'UID="root" AUID="unset""#;
+        let ev = decode_with(&mut d, failed).unwrap();
+        assert!(
+            matches!(&ev[0].body, Body::Access(a) if a.principal == "root" && a.outcome == Outcome::Denied)
+        );
+        let add_user = r#"type=ADD_USER msg=audit(1783414573.160:408): pid=2062 uid=0 auid=0 ses=6 msg='op=add-user acct="specimenuser" exe="/usr/sbin/useradd" hostname=? addr=? terminal=? res=success'UID="root" AUID="root""#;
+        assert_eq!(decode_with(&mut d, add_user).unwrap(), vec![]);
+        assert!(decode_with(&mut d, "type=USER_CMD pid=1").is_err());
+    }
+
+    #[test]
+    fn syslog_noise_is_skipped_and_non_syslog_is_an_error() {
+        for skip in [
+            "Jun 14 15:16:02 combo ftpd[23587]: connection from 24.54.76.216 (24-54-76-216.bflony.adelphia.net) at Sat Jun 14 15:16:02 2005",
+            "Jul  7 08:06:15 combo  -- root[2421]: ROOT LOGIN ON tty2",
+            "Jun 19 04:09:11 combo syslogd 1.4.1: restart.",
+            "Jun  9 06:06:20 combo kernel: Linux version 2.6.5-1.358",
+            "Feb 22 11:47:05 localhost useradd[6995]: new user: name=apache, UID=48, GID=48, home=/usr/share/httpd, shell=/sbin/nologin",
+            "<38>Feb 22 11:47:05 localhost groupadd[6991]: new group: name=apache, GID=48",
+            "Feb 22 11:47:05 localhost last message repeated 3 times",
+            "",
+        ] {
+            assert_eq!(decode(skip).unwrap(), vec![], "{skip}");
+        }
+        for bad in [
+            "hello world",
+            "Foo 12 10:00:00 host x: y",
+            "Mar 18 25:00:00 host sshd[1]: x",
+            "Mar 18 10:00:00",
+            "2021/09/30 09:23:53 [error] x",
+        ] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            LinuxAuthDecoder::default().decode(&[0xff], &mut Vec::new()),
+            Err(DecodeError::InvalidUtf8)
+        );
+    }
+}
