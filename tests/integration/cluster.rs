@@ -42,18 +42,21 @@ pub struct Nats {
     _dir: tempfile::TempDir,
 }
 
-/// The nats-server program: on the PATH, or where Debian puts it.
-pub fn nats_server() -> Option<&'static str> {
-    ["nats-server", "/usr/sbin/nats-server"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
+/// The nats-server program: `REACHGUARD_NATS_SERVER` when set, else on the
+/// PATH or where Debian puts it.
+pub fn nats_server() -> Option<String> {
+    let candidates = match std::env::var("REACHGUARD_NATS_SERVER") {
+        Ok(p) => vec![p],
+        Err(_) => vec!["nats-server".into(), "/usr/sbin/nats-server".into()],
+    };
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 /// Whether the test can run: prints the skip line and returns false when
