@@ -263,7 +263,7 @@ impl Engine {
                         reference: g.reference.as_deref(),
                         ts: ev.ts,
                     };
-                    let what_exp = format!(
+                    let what = format!(
                         "{}{} {}{}",
                         if g.grantee_type == GranteeType::Group {
                             "group "
@@ -280,7 +280,7 @@ impl Engine {
                     let (expansion, expansion_score) = self.expansion.on_grant(
                         &g.grant_id,
                         &g.actor,
-                        &what_exp,
+                        &what,
                         &affected,
                         &[g.resource.as_str()],
                         ev.ts,
@@ -297,20 +297,6 @@ impl Engine {
                     if let Some(t) = trace(&self.model, &subject, self.window_ms)
                         .filter(|t| t.verified.is_none())
                     {
-                        let what = format!(
-                            "{}{} {}{}",
-                            if g.grantee_type == GranteeType::Group {
-                                "group "
-                            } else {
-                                ""
-                            },
-                            g.grantee,
-                            g.role
-                                .as_deref()
-                                .map(|r| format!("{r} on "))
-                                .unwrap_or_default(),
-                            g.resource
-                        );
                         let target = RevocationTarget {
                             kind: TargetKind::Grant,
                             grant_id: g.grant_id.clone(),
@@ -596,27 +582,12 @@ impl Engine {
         } else {
             Severity::Medium
         };
-        let recs: Vec<String> = a
-            .recommends
-            .iter()
-            .map(|r| {
-                let role = r
-                    .role
-                    .as_deref()
-                    .map(|x| format!("{x} on "))
-                    .unwrap_or_default();
-                match &r.grantee {
-                    Some(g) => format!("{role}{} for {g}", r.resource),
-                    None => format!("{role}{}", r.resource),
-                }
-            })
-            .collect();
         let where_ = a
             .channel
             .as_deref()
             .map(|c| format!(" in {c}"))
             .unwrap_or_default();
-        let summary = if recs.is_empty() {
+        let summary = if a.recommends.is_empty() {
             format!(
                 "{} published advice {}{where_} that no human has verified.",
                 a.agent, a.advice_id
@@ -626,7 +597,7 @@ impl Engine {
                 "{} published advice {}{where_} recommending {}, and no human has verified it.",
                 a.agent,
                 a.advice_id,
-                recs.join("; ")
+                provenance::describe_recs(&a.recommends)
             )
         };
         let mut principals = vec![a.agent.clone()];

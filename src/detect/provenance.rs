@@ -97,7 +97,8 @@ fn recommendation_match(recs: &[Recommendation], resource: &str, grantee: &str) 
     best
 }
 
-fn describe_recs(recs: &[Recommendation]) -> String {
+/// "viewer on acl/x for eng-all; ...": what advice recommends, for summaries.
+pub(crate) fn describe_recs(recs: &[Recommendation]) -> String {
     if recs.is_empty() {
         return "no specific grant".into();
     }
