@@ -8,17 +8,22 @@
 //!   struct that borrows from the line, reading the file the way replay does;
 //! - replay: `reachguard replay --dry-run` over the same file (decode, model,
 //!   baselines, peer groups, detection, policy), findings discarded;
+//! - each of replay's two stages alone, per event: decoding (read, decode and
+//!   merge in event time, on its own thread as in replay) and the model
+//!   (observing events decoded beforehand);
 //!
-//! and prints events/s, MB/s, cost per event, the ratio to the floor and peak RSS.
+//! and prints events/s, MB/s, cost per event, the ratio to the floor, peak RSS
+//! and the two stage costs (replay runs them on two cores at once, so its cost
+//! per event approaches the larger of them).
 //!
 //! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
 //! peak RSS of replaying three days of each organisation (what an engineer
 //! touches, not for how long, sets the size of their baseline) and the memory
 //! each further engineer costs.
 //!
-//! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
-//! model's memory per engineer (resident memory grown while the engine learns
-//! three days of each organisation, the events themselves freed).
+//! `--gen ENGINEERS PATH [DAYS [inject]]` only writes an organisation's log
+//! (with `inject`, a week of injected expansion cases follows the history), to
+//! compare the findings of two builds on the same input.
 
 /// The allocator the `reachguard` binary uses.
 #[global_allocator]
@@ -65,13 +70,13 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn generate_file(engineers: usize, path: &Path, days: u32) {
+fn generate_file(engineers: usize, path: &Path, days: u32, inject: bool) {
     let org = generate(OrgSpec {
         engineers,
         history_days: days,
-        eval_days: 0,
+        eval_days: if inject { 7 } else { 0 },
         seed: 1,
-        inject: false,
+        inject,
     });
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for e in &org.events {
@@ -129,6 +134,56 @@ fn replay(path: &Path) -> (f64, u64) {
     (started.elapsed().as_secs_f64(), summary.events)
 }
 
+/// The decoding stage alone: replay's reader, decoders and event-time merge,
+/// on its own thread as in replay, its batches dropped.
+fn decode_stage(path: &Path) -> (f64, u64) {
+    let cfg = config_for_synthetic_org();
+    let paths = [path.to_owned()];
+    let inputs = reachguard::replay::inputs(&cfg, &paths, reachguard::decode::Format::Native);
+    let metrics = reachguard::metrics::Metrics::new(&[path.display().to_string()]);
+    let started = Instant::now();
+    let merged = reachguard::replay::Merge::open(&paths, &inputs, &metrics)
+        .unwrap()
+        .spawn();
+    let mut n = 0u64;
+    loop {
+        let batch = merged.next_batch().unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        n += batch.len() as u64;
+    }
+    merged.finish();
+    (started.elapsed().as_secs_f64(), n)
+}
+
+/// The model stage alone: every event decoded first (untimed), then the time
+/// the pipeline takes to observe them all.
+fn model_stage(path: &Path) -> (f64, u64) {
+    let cfg = config_for_synthetic_org();
+    let paths = [path.to_owned()];
+    let inputs = reachguard::replay::inputs(&cfg, &paths, reachguard::decode::Format::Native);
+    let metrics = reachguard::metrics::Metrics::new(&[path.display().to_string()]);
+    let mut merge = reachguard::replay::Merge::open(&paths, &inputs, &metrics).unwrap();
+    let mut events = Vec::new();
+    while let Some((_, ev)) = merge.next_event().unwrap() {
+        events.push(ev);
+    }
+    let mut p = reachguard::pipeline::Pipeline::new(
+        &cfg,
+        inputs,
+        Default::default(),
+        Default::default(),
+        metrics,
+        false,
+    );
+    let started = Instant::now();
+    for ev in &events {
+        std::hint::black_box(p.process_event(0, ev, None));
+    }
+    (started.elapsed().as_secs_f64(), events.len() as u64)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -173,10 +228,19 @@ fn main() {
         }
         Some("--gen") => {
             let days = args.get(3).map_or(14, |d| d.parse().unwrap());
-            return generate_file(args[1].parse().unwrap(), Path::new(&args[2]), days);
+            let inject = args.get(4).is_some_and(|a| a == "inject");
+            return generate_file(args[1].parse().unwrap(), Path::new(&args[2]), days, inject);
         }
         Some("--floor") => {
             let (secs, n) = floor(Path::new(&args[1]));
+            return println!("{secs} {n} {}", peak_rss_mib());
+        }
+        Some("--decode-stage") => {
+            let (secs, n) = decode_stage(Path::new(&args[1]));
+            return println!("{secs} {n} {}", peak_rss_mib());
+        }
+        Some("--model-stage") => {
+            let (secs, n) = model_stage(Path::new(&args[1]));
             return println!("{secs} {n} {}", peak_rss_mib());
         }
         Some("--replay") => {
@@ -204,7 +268,7 @@ fn main() {
             .collect()
     };
     println!(
-        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10}",
+        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9}",
         "engineers",
         "events",
         "MB",
@@ -214,7 +278,9 @@ fn main() {
         "floor ns",
         "x floor",
         "RSS MiB",
-        "floor RSS"
+        "floor RSS",
+        "decode ns",
+        "model ns"
     );
     for size in sizes {
         let path: PathBuf = dir.path().join(format!("org-{size}.jsonl"));
@@ -230,9 +296,11 @@ fn main() {
         };
         let f = best("--floor");
         let r = best("--replay");
+        let d = best("--decode-stage");
+        let m = best("--model-stage");
         let events = r[1];
         println!(
-            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0}",
+            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0} {:>10.0} {:>9.0}",
             size,
             events,
             mb,
@@ -242,7 +310,9 @@ fn main() {
             f[0] * 1e9 / f[1],
             r[0] / f[0],
             r[2],
-            f[2]
+            f[2],
+            d[0] * 1e9 / d[1],
+            m[0] * 1e9 / m[1]
         );
     }
 }

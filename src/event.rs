@@ -16,10 +16,17 @@ pub struct Ts(pub i64);
 
 impl Ts {
     /// Parses an RFC 3339 timestamp (`2026-03-18T09:02:11Z`, offsets allowed).
+    ///
+    /// The shape nearly every log writes (`T`, optional fraction, `Z` or
+    /// `±HH:MM`) is read directly; anything else goes to chrono's full parser.
+    /// Both give the same answer (tested), the first at a fraction of the cost.
     pub fn parse_rfc3339(s: &str) -> Option<Ts> {
-        DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| Ts(t.timestamp_millis()))
+        match parse_common_rfc3339(s.as_bytes()) {
+            Some(ts) => Some(ts),
+            None => DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| Ts(t.timestamp_millis())),
+        }
     }
 
     /// Whole seconds since the epoch, as a float (for Prometheus gauges).
@@ -31,6 +38,87 @@ impl Ts {
     pub fn add_millis(self, ms: i64) -> Ts {
         Ts(self.0.saturating_add(ms))
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with every field in range,
+/// else `None` (which may still be valid RFC 3339: lower-case separators, a
+/// leap second; the caller falls back to the full parser).
+fn parse_common_rfc3339(b: &[u8]) -> Option<Ts> {
+    fn num(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    }
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        for i in 0..3 {
+            millis = millis * 10
+                + frac
+                    .get(i)
+                    .filter(|_| i < digits)
+                    .map_or(0, |c| i64::from(c - b'0'));
+        }
+        rest = &frac[digits..];
+    }
+    let offset_minutes = match rest {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (num(&[*h1, *h2])?, num(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'-' {
+                -(h * 60 + m)
+            } else {
+                h * 60 + m
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(Ts(secs * 1000 + millis))
 }
 
 impl fmt::Display for Ts {
@@ -459,6 +547,68 @@ mod tests {
         let ms = Ts::parse_rfc3339("2026-03-18T09:02:11.250Z").unwrap();
         assert_eq!(ms.0 - t.0, 250);
         assert_eq!(Ts::parse_rfc3339("yesterday"), None);
+    }
+
+    fn chrono_millis(s: &str) -> Option<Ts> {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| Ts(t.timestamp_millis()))
+    }
+
+    #[test]
+    fn the_direct_timestamp_reader_agrees_with_chrono_on_edge_cases() {
+        for s in [
+            "2026-03-18T09:02:11Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "2023-02-29T00:00:00Z",
+            "2026-12-31T23:59:59-00:00",
+            "1969-12-31T23:59:59.5Z",
+            "0001-01-01T00:00:00+23:59",
+            "9999-12-31T23:59:59.1234567891234Z",
+            "2026-03-18T09:02:60Z",
+            "2026-03-18t09:02:11z",
+            "2026-03-18 09:02:11Z",
+            "2026-03-18T09:02:11.Z",
+            "2026-03-18T09:02:11+0100",
+            "2026-03-18T09:02:11+24:00",
+            "2026-13-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-03-18T24:00:00Z",
+            "2026-03-18T09:02:11",
+            "+2026-03-18T09:02:11Z",
+            "2026-03-18T09:02:11Z ",
+            "2026-03-18T09:02:1xZ",
+        ] {
+            assert_eq!(Ts::parse_rfc3339(s), chrono_millis(s), "{s}");
+        }
+        // The usual shapes take the direct path.
+        for s in [
+            "2026-03-18T09:02:11Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "1969-12-31T23:59:59.5Z",
+            "2026-12-31T23:59:59-00:00",
+            "0001-01-01T00:00:00+23:59",
+        ] {
+            assert_eq!(parse_common_rfc3339(s.as_bytes()), chrono_millis(s), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_direct_timestamp_reader_agrees_with_chrono(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..25,
+            mi in 0u32..61, se in 0u32..62, frac in proptest::option::of("[0-9]{0,12}"),
+            zone in proptest::sample::select(vec!["Z", "z", "+01:00", "-05:30", "+23:59", "-00:00", "+24:00", "+01:60", ""]),
+            sep in proptest::sample::select(vec!["T", "t", " "]),
+        ) {
+            let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+            let s = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{se:02}{frac}{zone}");
+            let fast = parse_common_rfc3339(s.as_bytes());
+            if fast.is_some() {
+                proptest::prop_assert_eq!(fast, chrono_millis(&s), "{}", s);
+            }
+            proptest::prop_assert_eq!(Ts::parse_rfc3339(&s), chrono_millis(&s), "{}", s);
+        }
     }
 
     #[test]

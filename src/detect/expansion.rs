@@ -21,7 +21,7 @@ use super::peers::PeerModel;
 use super::reach::{Novel, Reach};
 use crate::event::Ts;
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
-use crate::model::{Model, Pattern, Sensitivity, Tier};
+use crate::model::{Holders, Model, Pattern, Sensitivity, Tier};
 
 /// The detection hyper-parameters (`models/detection.toml`, `[detection]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -89,10 +89,11 @@ fn ms(d: Duration) -> i64 {
 
 /// Peer context of one engineer, for evidence.
 #[derive(Debug, Clone, Default)]
-struct PeerInfo {
+struct PeerInfo<'m> {
     cluster: Option<u32>,
     cluster_size: usize,
-    groups: Vec<(String, usize)>,
+    /// The small groups used as peers, with their sizes.
+    groups: Vec<(&'m str, usize)>,
 }
 
 /// The expansion detector: baselines, peers, rules.
@@ -161,13 +162,13 @@ impl Expansion {
         self.reach.peers = m;
     }
 
-    fn peer_info(&self, principal: &str, pid: Option<u32>, model: &Model) -> PeerInfo {
+    fn peer_info<'m>(&self, principal: &str, pid: Option<u32>, model: &'m Model) -> PeerInfo<'m> {
         let cluster = pid.and_then(|p| self.reach.peers.cluster_of(p, &self.reach));
         let cluster_size =
             cluster.map_or(0, |c| self.reach.peers.clusters[c as usize].members.len());
         let groups = model
             .groups_of(principal)
-            .map(|g| (g.to_owned(), model.group_size(g)))
+            .map(|g| (g, model.group_size(g)))
             .filter(|(_, n)| *n >= 2 && *n <= self.cfg.max_peer_group)
             .collect();
         PeerInfo {
@@ -195,12 +196,14 @@ impl Expansion {
             }
         }
         for (g, _) in &info.groups {
-            let others: Vec<&str> = model.members_of(g).filter(|m| *m != principal).collect();
-            if others.is_empty() {
-                continue;
+            let (mut others, mut yes) = (0usize, 0usize);
+            for m in model.members_of(g).filter(|m| *m != principal) {
+                others += 1;
+                yes += usize::from(pred(m));
             }
-            let yes = others.iter().filter(|m| pred(m)).count();
-            best = best.max(yes as f64 / others.len() as f64);
+            if others > 0 {
+                best = best.max(yes as f64 / others as f64);
+            }
         }
         best
     }
@@ -229,27 +232,34 @@ impl Expansion {
         )
     }
 
-    /// Share of `principal`'s peers who hold `resource`.
-    fn peer_hold(&self, principal: &str, resource: &str, info: &PeerInfo, model: &Model) -> f64 {
+    /// Share of `principal`'s peers who hold the resource `holders` describes.
+    fn peer_hold(
+        &self,
+        principal: &str,
+        holders: Holders<'_>,
+        info: &PeerInfo,
+        model: &Model,
+    ) -> f64 {
         let reach = &self.reach;
         self.peer_share(
             principal,
             info,
             model,
             |cl| {
-                let sample: Vec<&str> = cl
+                let sample = cl
                     .members
                     .iter()
                     .take(200)
                     .map(|&p| reach.principals.name(p))
-                    .filter(|n| *n != principal)
-                    .collect();
-                (!sample.is_empty()).then(|| {
-                    sample.iter().filter(|n| model.holds(n, resource)).count() as f64
-                        / sample.len() as f64
-                })
+                    .filter(|n| *n != principal);
+                let (mut n, mut yes) = (0usize, 0usize);
+                for m in sample {
+                    n += 1;
+                    yes += usize::from(holders.held_by(m));
+                }
+                (n > 0).then(|| yes as f64 / n as f64)
             },
-            |m| model.holds(m, resource),
+            |m| holders.held_by(m),
         )
     }
 
@@ -285,7 +295,12 @@ impl Expansion {
                     .collect()
             })
             .unwrap_or_default();
-        (info.cluster, members, info.groups)
+        let groups = info
+            .groups
+            .into_iter()
+            .map(|(g, n)| (g.to_owned(), n))
+            .collect();
+        (info.cluster, members, groups)
     }
 
     fn threshold(
@@ -517,13 +532,14 @@ impl Expansion {
             .iter()
             .map(|r| (r.to_string(), sensitivity.tier_of(r), 0, 0.0))
             .collect();
+        let holders: Vec<Holders<'_>> = resources.iter().map(|r| model.holders(r)).collect();
         for a in &sample {
             let pid = self.reach.principals.get(a);
             let info = self.peer_info(a, pid, model);
             let mut gained = false;
-            for pr in &mut per_resource {
+            for (pr, holders) in per_resource.iter_mut().zip(&holders) {
                 let r = pr.0.as_str();
-                if model.holds(a, r) {
+                if holders.held_by(a) {
                     continue;
                 }
                 let used = pid
@@ -537,7 +553,7 @@ impl Expansion {
                 if used {
                     continue;
                 }
-                let share = self.peer_hold(a, r, &info, model);
+                let share = self.peer_hold(a, *holders, &info, model);
                 let gain = pr.1.weight() * (1.0 - share);
                 if gain > 0.0 {
                     gained = true;

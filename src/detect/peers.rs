@@ -55,26 +55,22 @@ pub struct PeerModel {
     pub fitted_accesses: u64,
 }
 
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The feature vector of one baseline.
 pub fn features(b: &Baseline, resources: &Interner) -> [f64; DIMS] {
     let mut v = [0.0; DIMS];
     for &(r, n) in &b.resources {
-        v[(fnv(resources.name(r)) % DIMS as u64) as usize] += (1.0 + f64::from(n)).ln();
+        v[(resources.hash(r) % DIMS as u64) as usize] += (1.0 + f64::from(n)).ln();
     }
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+/// Squared Euclidean distance (over the dimensions both have).
+fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 /// How many clusters for `n` engineers.
@@ -190,20 +186,42 @@ impl PeerModel {
             return None;
         }
         let f = features(b, &reach.resources);
-        self.clusters
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let d: f64 = c
-                    .centroid
+        let mut best: Option<(usize, f64)> = None;
+        let mut consider = |i: usize, d: f64| {
+            if best.is_none_or(|(_, b)| d.total_cmp(&b).is_lt()) {
+                best = Some((i, d));
+            }
+        };
+        // Four centroids at a time: each distance still sums its terms in
+        // dimension order (the same result as one at a time), but four
+        // independent sums keep the floating-point unit busy.
+        let mut chunks = self.clusters.chunks_exact(4);
+        for (n, four) in chunks.by_ref().enumerate() {
+            let full = |k: usize| <&[f64; DIMS]>::try_from(four[k].centroid.as_slice()).ok();
+            match (full(0), full(1), full(2), full(3)) {
+                (Some(c0), Some(c1), Some(c2), Some(c3)) => {
+                    let cs = [c0, c1, c2, c3];
+                    let mut acc = [0.0f64; 4];
+                    for (j, x) in f.iter().enumerate() {
+                        for k in 0..4 {
+                            acc[k] += (cs[k][j] - x) * (cs[k][j] - x);
+                        }
+                    }
+                    acc.iter()
+                        .enumerate()
+                        .for_each(|(k, d)| consider(n * 4 + k, *d));
+                }
+                _ => four
                     .iter()
-                    .zip(f.iter())
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum();
-                (i, d)
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(i, _)| i as u32)
+                    .enumerate()
+                    .for_each(|(k, c)| consider(n * 4 + k, sq_dist(&c.centroid, &f))),
+            }
+        }
+        let done = self.clusters.len() - chunks.remainder().len();
+        for (k, c) in chunks.remainder().iter().enumerate() {
+            consider(done + k, sq_dist(&c.centroid, &f));
+        }
+        best.map(|(i, _)| i as u32)
     }
 }
 

@@ -52,6 +52,20 @@ pub mod id_map {
 pub struct Interner {
     ids: HashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
+    /// [`stable_hash`] of each name (derived), so that what buckets names by
+    /// hash (peer features) does not hash them again on every use.
+    hashes: Vec<u64>,
+}
+
+/// FNV-1a: a hash of a name that is the same in every process and version,
+/// unlike the map hashers.
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 impl Interner {
@@ -62,8 +76,14 @@ impl Interner {
         }
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.into());
+        self.hashes.push(stable_hash(name));
         self.ids.insert(name.into(), id);
         id
+    }
+
+    /// The [`stable_hash`] of an id's name.
+    pub fn hash(&self, id: u32) -> u64 {
+        self.hashes[id as usize]
     }
 
     /// The id of `name`, if known.
@@ -101,7 +121,8 @@ impl<'de> Deserialize<'de> for Interner {
             .enumerate()
             .map(|(i, n)| (n.clone(), i as u32))
             .collect();
-        Ok(Interner { ids, names })
+        let hashes = names.iter().map(|n| stable_hash(n)).collect();
+        Ok(Interner { ids, names, hashes })
     }
 }
 
@@ -459,7 +480,7 @@ impl Reach {
 
     /// Distinct novel resources of `principal` in `[until - len, until]` and their summed score.
     pub fn window(&self, principal: u32, until: Ts, len_ms: i64) -> Vec<Novel> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         let mut out: Vec<Novel> = self
             .recent
             .get(&principal)

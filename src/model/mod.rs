@@ -12,7 +12,7 @@ mod sensitivity;
 
 use std::collections::{BTreeSet, HashSet};
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +127,47 @@ pub struct Model {
     /// allocate nothing.
     #[serde(skip)]
     held: [HashMap<String, HashMap<String, u32>>; 2],
+    /// `held` turned around, per grantee type: resource -> the grantees
+    /// holding it. "Who holds r" is then one lookup, and most resources are
+    /// held by nobody or by no group, which answers it for everyone at once.
+    #[serde(skip)]
+    holders: [HashMap<String, FxHashSet<String>>; 2],
+}
+
+/// Who holds one resource ([`Model::holders`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Holders<'m> {
+    model: &'m Model,
+    users: Option<&'m FxHashSet<String>>,
+    groups: Option<&'m FxHashSet<String>>,
+}
+
+impl<'m> Holders<'m> {
+    /// Whether nobody holds it.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_none() && self.groups.is_none()
+    }
+
+    /// How `principal` holds it: `Some(None)` directly, `Some(Some(group))`
+    /// through a group, `None` not at all.
+    pub fn how(&self, principal: &str) -> Option<Option<&'m str>> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.users.is_some_and(|u| u.contains(principal)) {
+            return Some(None);
+        }
+        let groups = self.groups?;
+        self.model
+            .groups_of(principal)
+            .find(|g| groups.contains(*g))
+            .map(Some)
+    }
+
+    /// Whether `principal` holds it, directly or through a group.
+    pub fn held_by(&self, principal: &str) -> bool {
+        self.how(principal).is_some()
+    }
 }
 
 fn slot(t: GranteeType) -> usize {
@@ -149,25 +190,51 @@ impl Model {
             }
         }
         self.held = Default::default();
-        for g in self.grants.values().filter(|g| !g.revoked) {
-            *self.held[slot(g.grantee_type)]
-                .entry(g.grantee.clone())
-                .or_default()
-                .entry(g.resource.clone())
-                .or_default() += 1;
+        self.holders = Default::default();
+        let active: Vec<(GranteeType, String, String)> = self
+            .grants
+            .values()
+            .filter(|g| !g.revoked)
+            .map(|g| (g.grantee_type, g.grantee.clone(), g.resource.clone()))
+            .collect();
+        for (t, grantee, resource) in active {
+            self.hold(t, &grantee, &resource, 1);
         }
     }
 
     fn hold(&mut self, grantee_type: GranteeType, grantee: &str, resource: &str, delta: i32) {
         let held = &mut self.held[slot(grantee_type)];
+        let holders = &mut self.holders[slot(grantee_type)];
         let map = held.entry(grantee.to_owned()).or_default();
         let n = map.entry(resource.to_owned()).or_default();
+        let was = *n;
         *n = n.saturating_add_signed(delta);
+        if was == 0 && *n > 0 {
+            holders
+                .entry(resource.to_owned())
+                .or_default()
+                .insert(grantee.to_owned());
+        }
         if *n == 0 {
             map.remove(resource);
             if map.is_empty() {
                 held.remove(grantee);
             }
+            if let Some(h) = holders.get_mut(resource) {
+                h.remove(grantee);
+                if h.is_empty() {
+                    holders.remove(resource);
+                }
+            }
+        }
+    }
+
+    /// Who holds `resource`, directly or through groups.
+    pub fn holders(&self, resource: &str) -> Holders<'_> {
+        Holders {
+            model: self,
+            users: self.holders[0].get(resource),
+            groups: self.holders[1].get(resource),
         }
     }
 
@@ -193,19 +260,7 @@ impl Model {
     /// How `principal` holds `resource`: `Some(None)` directly, `Some(Some(group))`
     /// through a group, `None` not at all.
     pub fn how_held(&self, principal: &str, resource: &str) -> Option<Option<&str>> {
-        let direct = self.held[0]
-            .get(principal)
-            .is_some_and(|m| m.contains_key(resource));
-        if direct {
-            return Some(None);
-        }
-        self.groups_of(principal)
-            .find(|g| {
-                self.held[1]
-                    .get(*g)
-                    .is_some_and(|m| m.contains_key(resource))
-            })
-            .map(Some)
+        self.holders(resource).how(principal)
     }
 
     /// Every resource `principal` holds, directly or through groups, sorted.
@@ -618,8 +673,17 @@ mod tests {
         let mut back: Model = serde_json::from_str(&json).unwrap();
         back.rebuild_indexes();
         assert_eq!(back.held_reach("alice"), m.held_reach("alice"));
+        assert_eq!(back.holders("k8s/prod").how("alice"), Some(Some("infra")));
         m.record_revoke("g1");
         assert!(!m.holds("alice", "k8s/prod"));
+        assert!(m.holders("k8s/prod").is_empty());
+        // Two grants of one resource to one grantee: it stays held until both go.
+        m.record_grant(&grant("g4", "bob", GranteeType::User, "db"), Ts(2));
+        m.record_grant(&grant("g5", "bob", GranteeType::User, "db"), Ts(2));
+        m.record_revoke("g4");
+        assert_eq!(m.holders("db").how("bob"), Some(None));
+        m.record_revoke("g5");
+        assert!(m.holders("db").is_empty());
         m.remove_member("infra", "alice");
         assert_eq!(m.groups_of("alice").count(), 0);
     }
