@@ -165,10 +165,15 @@ fn model_stage(path: &Path) -> (f64, u64) {
     let inputs = reachguard::replay::inputs(&cfg, &paths, reachguard::decode::Format::Native);
     let metrics = reachguard::metrics::Metrics::new(&[path.display().to_string()]);
     let mut merge = reachguard::replay::Merge::open(&paths, &inputs, &metrics).unwrap();
-    let mut events = Vec::new();
-    while let Some((_, ev)) = merge.next_event().unwrap() {
-        events.push(ev);
+    let mut batches = Vec::new();
+    loop {
+        let batch = merge.next_batch().unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        batches.push(batch);
     }
+    drop(merge);
     let mut p = reachguard::pipeline::Pipeline::new(
         &cfg,
         inputs,
@@ -178,10 +183,13 @@ fn model_stage(path: &Path) -> (f64, u64) {
         false,
     );
     let started = Instant::now();
-    for ev in &events {
-        std::hint::black_box(p.process_event(0, ev, None));
+    for batch in &batches {
+        for (i, ev) in batch.iter() {
+            std::hint::black_box(p.process(i, ev, None));
+        }
     }
-    (started.elapsed().as_secs_f64(), events.len() as u64)
+    let events = batches.iter().map(|b| b.len() as u64).sum();
+    (started.elapsed().as_secs_f64(), events)
 }
 
 fn main() {

@@ -536,6 +536,201 @@ impl Event {
     }
 }
 
+/// An access event read in place, its names borrowed from where it is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRef<'a> {
+    /// When it happened.
+    pub ts: Ts,
+    /// Who.
+    pub principal: &'a str,
+    /// What.
+    pub resource: &'a str,
+    /// Success or denied.
+    pub outcome: Outcome,
+}
+
+/// An event read from an [`Events`] run: a plain access in place, or any
+/// other event.
+#[derive(Debug, Clone, Copy)]
+pub enum EventRef<'a> {
+    /// An access event with no id and no action.
+    Access(AccessRef<'a>),
+    /// Any other event.
+    Other(&'a Event),
+}
+
+impl EventRef<'_> {
+    /// When it happened.
+    pub fn ts(&self) -> Ts {
+        match self {
+            EventRef::Access(a) => a.ts,
+            EventRef::Other(e) => e.ts,
+        }
+    }
+
+    /// Its type.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventRef::Access(_) => EventType::Access,
+            EventRef::Other(e) => e.body.event_type(),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_event(&self) -> Event {
+        match self {
+            EventRef::Access(a) => Event {
+                ts: a.ts,
+                id: None,
+                body: Body::Access(Access {
+                    principal: a.principal.to_owned(),
+                    resource: a.resource.to_owned(),
+                    action: None,
+                    outcome: a.outcome,
+                }),
+            },
+            EventRef::Other(e) => (*e).clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    /// A plain access (no id, no action) reads as [`EventRef::Access`], as it
+    /// would from an [`Events`] run.
+    fn from(e: &'a Event) -> EventRef<'a> {
+        match &e.body {
+            Body::Access(a) if e.id.is_none() && a.action.is_none() => {
+                EventRef::Access(AccessRef {
+                    ts: e.ts,
+                    principal: &a.principal,
+                    resource: &a.resource,
+                    outcome: a.outcome,
+                })
+            }
+            _ => EventRef::Other(e),
+        }
+    }
+}
+
+/// A run of decoded events in order, kept compactly: plain access events
+/// (no id, no action), nearly all of a busy log, as offsets into one shared
+/// text buffer, so that decoding one allocates nothing and handing a run to
+/// another thread moves a few buffers, not every name; any other event as
+/// itself.
+#[derive(Debug, Default)]
+pub struct Events {
+    text: String,
+    items: Vec<Item>,
+}
+
+#[derive(Debug)]
+enum Item {
+    /// `text[start..mid]` is the principal, `text[mid..end]` the resource.
+    Access {
+        ts: Ts,
+        start: usize,
+        mid: usize,
+        end: usize,
+        outcome: Outcome,
+    },
+    Other(Box<Event>),
+    /// Moved out by [`Events::move_to`].
+    Moved,
+}
+
+impl Events {
+    /// Room for `events` events and `text` bytes of their names.
+    pub fn with_capacity(events: usize, text: usize) -> Events {
+        Events {
+            text: String::with_capacity(text),
+            items: Vec::with_capacity(events),
+        }
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Forgets every event, keeping the buffers for reuse.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.items.clear();
+    }
+
+    /// Appends a plain access event, copying its names.
+    pub fn push_access(&mut self, a: AccessRef<'_>) {
+        let start = self.text.len();
+        self.text.push_str(a.principal);
+        let mid = self.text.len();
+        self.text.push_str(a.resource);
+        self.items.push(Item::Access {
+            ts: a.ts,
+            start,
+            mid,
+            end: self.text.len(),
+            outcome: a.outcome,
+        });
+    }
+
+    /// Appends any event (a plain access is kept compactly).
+    pub fn push(&mut self, e: Event) {
+        match EventRef::from(&e) {
+            EventRef::Access(a) => self.push_access(a),
+            EventRef::Other(_) => self.items.push(Item::Other(Box::new(e))),
+        }
+    }
+
+    /// The `i`-th event.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is out of range or the event was moved out.
+    pub fn get(&self, i: usize) -> EventRef<'_> {
+        match &self.items[i] {
+            Item::Access {
+                ts,
+                start,
+                mid,
+                end,
+                outcome,
+            } => EventRef::Access(AccessRef {
+                ts: *ts,
+                principal: &self.text[*start..*mid],
+                resource: &self.text[*mid..*end],
+                outcome: *outcome,
+            }),
+            Item::Other(e) => EventRef::Other(e),
+            Item::Moved => panic!("event {i} was moved out"),
+        }
+    }
+
+    /// Every event, in order.
+    pub fn iter(&self) -> impl Iterator<Item = EventRef<'_>> {
+        (0..self.items.len()).map(|i| self.get(i))
+    }
+
+    /// Moves the `i`-th event to the end of `out` (a plain access is copied;
+    /// any other event is taken and reads as moved here afterwards).
+    pub fn move_to(&mut self, i: usize, out: &mut Events) {
+        match std::mem::replace(&mut self.items[i], Item::Moved) {
+            Item::Other(e) => out.items.push(Item::Other(e)),
+            Item::Moved => panic!("event {i} was moved out"),
+            access => {
+                self.items[i] = access;
+                if let EventRef::Access(a) = self.get(i) {
+                    out.push_access(a);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +804,62 @@ mod tests {
             }
             proptest::prop_assert_eq!(Ts::parse_rfc3339(&s), chrono_millis(&s), "{}", s);
         }
+    }
+
+    #[test]
+    fn a_run_of_events_keeps_plain_accesses_in_place_and_gives_back_the_same_events() {
+        let access = |who: &str, what: &str, action: Option<&str>, id: Option<&str>| Event {
+            ts: Ts(7),
+            id: id.map(str::to_owned),
+            body: Body::Access(Access {
+                principal: who.into(),
+                resource: what.into(),
+                action: action.map(str::to_owned),
+                outcome: Outcome::Denied,
+            }),
+        };
+        let revoke = Event {
+            ts: Ts(9),
+            id: None,
+            body: Body::Revoke(Revoke {
+                grant_id: "g1".into(),
+                actor: "alice".into(),
+                reference: None,
+            }),
+        };
+        let all = vec![
+            access("carol", "db/prod", None, None),
+            revoke,
+            access("dave", "wiki", Some("read"), None),
+            access("erin", "ci", None, Some("e-1")),
+            access("", "", None, None),
+        ];
+        let mut run = Events::default();
+        for e in all.clone() {
+            run.push(e);
+        }
+        assert_eq!(run.len(), 5);
+        let back: Vec<Event> = run.iter().map(|e| e.to_event()).collect();
+        assert_eq!(back, all);
+        // Only the plain ones read in place.
+        let kinds: Vec<bool> = run
+            .iter()
+            .map(|e| matches!(e, EventRef::Access(_)))
+            .collect();
+        assert_eq!(kinds, [true, false, false, false, true]);
+
+        let mut out = Events::default();
+        for i in [1, 0, 2] {
+            run.move_to(i, &mut out);
+        }
+        let moved: Vec<Event> = out.iter().map(|e| e.to_event()).collect();
+        assert_eq!(moved, [all[1].clone(), all[0].clone(), all[2].clone()]);
+        // A copied access still reads in the source; a taken event does not.
+        assert_eq!(run.get(0).to_event(), all[0]);
+        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.get(1).ts()));
+        assert!(taken.is_err());
+        run.clear();
+        assert!(run.is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::decode::{DecodeError, Decoder, Format};
 use crate::detect::{Engine, EngineConfig, Origin, Reach};
-use crate::event::Event;
+use crate::event::{Event, EventRef, Events};
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
 use crate::model::Model;
@@ -106,6 +106,42 @@ pub struct DecodeCounts {
     pub decode_errors: u64,
 }
 
+/// What decoding a block of lines gave besides its events: for the caller to
+/// count and log in order ([`Decoding::account`]), wherever it ran.
+#[derive(Debug, Default)]
+pub struct BlockOutcome {
+    /// Lines in the block.
+    pub lines: u64,
+    /// Lines understood but of no use.
+    pub skipped: u64,
+    /// Lines that could not be decoded: index in the block (from 0), and why.
+    pub errors: Vec<(u64, DecodeError)>,
+}
+
+/// Decodes every line of `block` (whole lines; the last one's newline is
+/// optional; a `\r` before a newline is dropped) onto the end of `out`.
+/// Counts and logs nothing, so it can run on any thread.
+pub fn decode_block(decoder: &mut dyn Decoder, block: &[u8], out: &mut Events) -> BlockOutcome {
+    let mut outcome = BlockOutcome::default();
+    let mut rest = block;
+    while !rest.is_empty() {
+        let (mut line, next) = match memchr::memchr(b'\n', rest) {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        let before = out.len();
+        match decoder.decode_to(line, out) {
+            Err(e) => outcome.errors.push((outcome.lines, e)),
+            Ok(()) if out.len() == before => outcome.skipped += 1,
+            Ok(()) => {}
+        }
+        outcome.lines += 1;
+    }
+    outcome
+}
+
 /// The decode stage: each input's decoder, its counters, and the logging of
 /// lines that cannot be decoded. Separate from [`Pipeline`] so that replay can
 /// decode on one core while the model runs on the other.
@@ -141,6 +177,48 @@ impl Decoding {
         self.counts
     }
 
+    /// Decodes a block of input `input`'s lines with its own decoder (see
+    /// [`decode_block`]); account for it with [`Decoding::account`].
+    pub fn decode_block_for(
+        &mut self,
+        input: usize,
+        block: &[u8],
+        out: &mut Events,
+    ) -> BlockOutcome {
+        decode_block(&mut *self.decoders[input], block, out)
+    }
+
+    /// Counts a decoded block of input `input` whose first line follows line
+    /// `lines_before` of `path`, and logs its errors with their line numbers.
+    pub fn account(
+        &mut self,
+        input: usize,
+        outcome: &BlockOutcome,
+        path: &std::path::Path,
+        lines_before: u64,
+    ) {
+        self.counts.lines += outcome.lines;
+        self.counters[input].lines.inc_by(outcome.lines);
+        self.counts.skipped += outcome.skipped;
+        self.counters[input].skipped.inc_by(outcome.skipped);
+        for (k, e) in &outcome.errors {
+            self.error(input, &At(path, lines_before + k + 1), e);
+        }
+    }
+
+    fn error(&mut self, input: usize, location: &dyn std::fmt::Display, e: &DecodeError) {
+        self.counts.decode_errors += 1;
+        self.counters[input].decode_errors.inc();
+        let name = &self.names[input];
+        let n = &mut self.errors_per_input[input];
+        *n += 1;
+        if *n <= LOG_EACH_ERROR_UP_TO {
+            tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
+        } else if *n % 1000 == 0 {
+            tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
+        }
+    }
+
     /// Decodes one line of input `input` into `out` (cleared first). Counts the
     /// line, and logs and counts a decode error with `location` (file:line).
     pub fn decode_into(
@@ -160,18 +238,7 @@ impl Decoding {
             self.decoders[input].decode(line, out)
         };
         match &res {
-            Err(e) => {
-                self.counts.decode_errors += 1;
-                self.counters[input].decode_errors.inc();
-                let name = &self.names[input];
-                let n = &mut self.errors_per_input[input];
-                *n += 1;
-                if *n <= LOG_EACH_ERROR_UP_TO {
-                    tracing::warn!(source = %name, at = %location, error = %e, "line skipped: cannot decode");
-                } else if *n % 1000 == 0 {
-                    tracing::warn!(source = %name, at = %location, error = %e, errors = *n, "line skipped: cannot decode (logging 1 in 1000 from here)");
-                }
-            }
+            Err(e) => self.error(input, location, e),
             Ok(()) if out.is_empty() => {
                 self.counts.skipped += 1;
                 self.counters[input].skipped.inc();
@@ -188,6 +255,9 @@ pub struct Pipeline {
     /// Decode counts of stages run elsewhere (replay's decoding thread).
     absorbed: DecodeCounts,
     events_by_type: Vec<prometheus::IntCounter>,
+    /// Events by type, in `EventType::ALL` order (the summary's map is made
+    /// from it when asked for: a map update per event costs more than a line).
+    by_type: [u64; crate::event::EventType::ALL.len()],
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
     evicted: [u64; 5],
@@ -221,6 +291,7 @@ impl Pipeline {
             decoding,
             absorbed: DecodeCounts::default(),
             events_by_type,
+            by_type: [0; crate::event::EventType::ALL.len()],
             inputs,
             evicted: evictions(&engine),
             engine,
@@ -246,6 +317,12 @@ impl Pipeline {
     pub fn summary(&self) -> Summary {
         let d = self.decoding.counts();
         let mut s = self.summary.clone();
+        s.by_type = crate::event::EventType::ALL
+            .iter()
+            .zip(self.by_type)
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (t.as_str(), n))
+            .collect();
         s.lines = d.lines + self.absorbed.lines;
         s.skipped = d.skipped + self.absorbed.skipped;
         s.decode_errors = d.decode_errors + self.absorbed.decode_errors;
@@ -356,12 +433,22 @@ impl Pipeline {
         ev: &Event,
         read_at: Option<Instant>,
     ) -> Vec<Resolved> {
-        let t = ev.body.event_type();
+        self.process(input, EventRef::from(ev), read_at)
+    }
+
+    /// [`Pipeline::process_event`] for an event read in place.
+    pub fn process(
+        &mut self,
+        input: usize,
+        ev: EventRef<'_>,
+        read_at: Option<Instant>,
+    ) -> Vec<Resolved> {
+        let t = ev.event_type();
         self.summary.events += 1;
-        *self.summary.by_type.entry(t.as_str()).or_default() += 1;
+        self.by_type[t as usize] += 1;
         self.events_by_type[t as usize].inc();
         let origin = self.inputs[input].origin;
-        let detections = self.engine.observe(ev, origin);
+        let detections = self.engine.observe_ref(ev, origin);
         // The gauges describe the whole model; refreshing them on every event
         // would cost more than most events. The daemon also refreshes them on
         // every checkpoint tick, so they are never stale for long.

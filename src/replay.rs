@@ -11,15 +11,18 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use crate::config::{Config, SourceConfig};
 use crate::decode::Format;
 use crate::detect::Origin;
-use crate::event::{Event, Ts};
+use crate::event::{EventRef, Events, Ts};
 use crate::metrics::Metrics;
-use crate::pipeline::{DecodeCounts, Decoding, Input, Pipeline, Resolved, Summary};
+use crate::pipeline::{
+    BlockOutcome, DecodeCounts, Decoding, Input, Pipeline, Resolved, Summary, decode_block,
+};
 use crate::respond::{self, Hook};
 
 /// Replay options from the command line.
@@ -51,103 +54,288 @@ pub enum Error {
     Hook(String),
 }
 
+/// Bytes read from an input per block: whole lines, decoded together.
+const BLOCK: usize = 256 * 1024;
+
+/// Blocks of a parallel input being decoded ahead of the merge.
+const AHEAD: usize = 4;
+
+/// A decoded block of lines.
+struct Decoded {
+    events: Events,
+    outcome: BlockOutcome,
+    /// The block's bytes, for reuse.
+    bytes: Vec<u8>,
+}
+
+/// A block handed to the decoding workers, and where its result goes.
+struct Job {
+    format: Format,
+    bytes: Vec<u8>,
+    reply: mpsc::SyncSender<Decoded>,
+}
+
+/// Threads decoding blocks of inputs whose lines decode independently.
+struct Pool {
+    jobs: Option<mpsc::Sender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(n: usize) -> Pool {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let threads = (0..n)
+            .map(|k| {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("reachguard-decode-{k}"))
+                    .spawn(move || {
+                        loop {
+                            let job = rx.lock().expect("job queue lock").recv();
+                            let Ok(job) = job else { return };
+                            // Sized for lines of about 100 bytes, a quarter of them names.
+                            let mut events =
+                                Events::with_capacity(job.bytes.len() / 100, job.bytes.len() / 4);
+                            let mut decoder = job.format.decoder();
+                            let outcome = decode_block(&mut *decoder, &job.bytes, &mut events);
+                            // The merge may have stopped (an error elsewhere).
+                            let _ = job.reply.send(Decoded {
+                                events,
+                                outcome,
+                                bytes: job.bytes,
+                            });
+                        }
+                    })
+                    .expect("a thread can be started")
+            })
+            .collect();
+        Pool {
+            jobs: Some(tx),
+            threads,
+        }
+    }
+
+    fn submit(&self, format: Format, bytes: Vec<u8>) -> mpsc::Receiver<Decoded> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .as_ref()
+            .expect("the pool runs until dropped")
+            .send(Job {
+                format,
+                bytes,
+                reply,
+            })
+            .expect("decoding workers run while the pool does");
+        rx
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Reader {
     path: PathBuf,
-    lines: Box<dyn BufRead + Send>,
-    line_no: u64,
-    pending: VecDeque<Event>,
+    src: Box<dyn Read + Send>,
+    /// The start of a line whose end is not read yet.
+    carry: Vec<u8>,
     eof: bool,
-    buf: Vec<u8>,
+    /// Lines before the next block to be accounted.
+    line_no: u64,
     bytes: u64,
+    /// Decoded on the pool (lines independent) or here.
+    format: Format,
+    parallel: bool,
+    in_flight: VecDeque<mpsc::Receiver<Decoded>>,
+    /// Decoded events not yet merged, from `next` on.
+    pending: Events,
+    next: usize,
+    spare: Vec<u8>,
 }
 
 impl Reader {
-    fn open(path: &Path) -> Result<Reader, Error> {
-        let lines: Box<dyn BufRead + Send> = if path == Path::new("-") {
-            Box::new(BufReader::new(std::io::stdin()))
+    fn open(path: &Path, format: Format, parallel: bool) -> Result<Reader, Error> {
+        let src: Box<dyn Read + Send> = if path == Path::new("-") {
+            Box::new(std::io::stdin())
         } else {
-            Box::new(BufReader::with_capacity(
-                256 * 1024,
-                File::open(path).map_err(|source| Error::Input {
-                    path: path.to_owned(),
-                    source,
-                })?,
-            ))
+            Box::new(File::open(path).map_err(|source| Error::Input {
+                path: path.to_owned(),
+                source,
+            })?)
         };
         Ok(Reader {
             path: path.to_owned(),
-            lines,
-            line_no: 0,
-            pending: VecDeque::new(),
+            src,
+            carry: Vec::new(),
             eof: false,
-            buf: Vec::new(),
+            line_no: 0,
             bytes: 0,
+            format,
+            parallel,
+            in_flight: VecDeque::new(),
+            pending: Events::default(),
+            next: 0,
+            spare: Vec::new(),
         })
     }
 
-    /// Reads until at least one event is pending or the input ends.
-    fn fill(
-        &mut self,
-        idx: usize,
-        d: &mut Decoding,
-        scratch: &mut Vec<Event>,
-    ) -> Result<(), Error> {
-        while self.pending.is_empty() && !self.eof {
-            self.buf.clear();
-            let n = self
-                .lines
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|source| Error::Input {
-                    path: self.path.clone(),
-                    source,
-                })?;
+    /// The next block of whole lines (the last line of the input may lack
+    /// its newline), or `None` at the end.
+    fn read_block(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        if self.eof {
+            return Ok(None);
+        }
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        buf.append(&mut self.carry);
+        loop {
+            let old = buf.len();
+            buf.resize(old + BLOCK, 0);
+            let n = loop {
+                match self.src.read(&mut buf[old..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            }
+            .map_err(|source| Error::Input {
+                path: self.path.clone(),
+                source,
+            })?;
+            buf.truncate(old + n);
+            self.bytes += n as u64;
             if n == 0 {
                 self.eof = true;
-                break;
+                return Ok((!buf.is_empty()).then_some(buf));
             }
-            self.bytes += n as u64;
-            self.line_no += 1;
-            let mut line = self.buf.as_slice();
-            line = line.strip_suffix(b"\n").unwrap_or(line);
-            line = line.strip_suffix(b"\r").unwrap_or(line);
-            let loc = crate::pipeline::At(&self.path, self.line_no);
-            if d.decode_into(idx, line, false, &loc, scratch).is_ok() {
-                self.pending.extend(scratch.drain(..));
+            if let Some(last) = memchr::memrchr(b'\n', &buf[old..]) {
+                self.carry.extend_from_slice(&buf[old + last + 1..]);
+                buf.truncate(old + last + 1);
+                return Ok(Some(buf));
+            }
+        }
+    }
+
+    /// Keeps up to [`AHEAD`] blocks of a parallel input on the pool.
+    fn dispatch(&mut self, pool: &Pool) -> Result<(), Error> {
+        while self.in_flight.len() < AHEAD {
+            match self.read_block()? {
+                Some(bytes) => self.in_flight.push_back(pool.submit(self.format, bytes)),
+                None => break,
             }
         }
         Ok(())
     }
 
+    /// Decodes blocks until at least one event is pending or the input ends.
+    fn fill(&mut self, idx: usize, d: &mut Decoding, pool: Option<&Pool>) -> Result<(), Error> {
+        while self.next >= self.pending.len() {
+            let decoded = match pool.filter(|_| self.parallel) {
+                Some(pool) => {
+                    self.dispatch(pool)?;
+                    let Some(rx) = self.in_flight.pop_front() else {
+                        return Ok(());
+                    };
+                    let decoded = rx.recv().expect("decoding workers do not panic");
+                    self.dispatch(pool)?;
+                    decoded
+                }
+                None => {
+                    let Some(bytes) = self.read_block()? else {
+                        return Ok(());
+                    };
+                    let mut events = std::mem::take(&mut self.pending);
+                    events.clear();
+                    let outcome = d.decode_block_for(idx, &bytes, &mut events);
+                    Decoded {
+                        events,
+                        outcome,
+                        bytes,
+                    }
+                }
+            };
+            d.account(idx, &decoded.outcome, &self.path, self.line_no);
+            self.line_no += decoded.outcome.lines;
+            self.pending = decoded.events;
+            self.next = 0;
+            self.spare = decoded.bytes;
+        }
+        Ok(())
+    }
+
     fn head_ts(&self) -> Option<Ts> {
-        self.pending.front().map(|e| e.ts)
+        (self.next < self.pending.len()).then(|| self.pending.get(self.next).ts())
+    }
+}
+
+/// Decoded events in order, in runs of one input each.
+#[derive(Debug, Default)]
+pub struct Batch {
+    events: Events,
+    /// `(input, how many)`, covering `events` in order.
+    runs: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Every event with the index of its input, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, EventRef<'_>)> {
+        self.runs
+            .iter()
+            .flat_map(|&(input, n)| std::iter::repeat_n(input, n))
+            .zip(self.events.iter())
+    }
+
+    fn push_from(&mut self, input: usize, from: &mut Events, i: usize) {
+        from.move_to(i, &mut self.events);
+        match self.runs.last_mut() {
+            Some((last, n)) if *last == input => *n += 1,
+            _ => self.runs.push((input, 1)),
+        }
     }
 }
 
 /// Inputs read, decoded and merged in event time: always the earliest
-/// pending event of any input next, each input's own order kept. Shows
-/// progress on a terminal. [`Merge::spawn`] runs it on a thread of its own.
+/// pending event of any input next, each input's own order kept. Inputs whose
+/// lines decode independently are decoded in blocks on a pool of threads,
+/// the others in blocks here. Shows progress on a terminal. [`Merge::spawn`]
+/// runs it on a thread of its own.
 pub struct Merge {
     readers: Vec<Reader>,
     decoding: Decoding,
+    pool: Option<Pool>,
     heap: BinaryHeap<Reverse<(Ts, usize)>>,
-    scratch: Vec<Event>,
     started: bool,
     progress: indicatif::ProgressBar,
-    unreported: u64,
+    reported: u64,
 }
 
 /// Events in event time, in batches, from a [`Merge`] running on its own thread.
 pub struct Merged {
-    rx: std::sync::mpsc::Receiver<Result<Vec<(usize, Event)>, Error>>,
+    rx: mpsc::Receiver<Result<Batch, Error>>,
     thread: std::thread::JoinHandle<DecodeCounts>,
 }
 
 impl Merged {
     /// The next batch (empty at the end).
-    pub fn next_batch(&self) -> Result<Vec<(usize, Event)>, Error> {
+    pub fn next_batch(&self) -> Result<Batch, Error> {
         match self.rx.recv() {
             Ok(batch) => batch,
-            Err(_) => Ok(Vec::new()),
+            Err(_) => Ok(Batch::default()),
         }
     }
 
@@ -160,16 +348,28 @@ impl Merged {
     }
 }
 
-/// Events per batch handed from the decoding thread to the model.
+/// Events per batch handed to the model when inputs are merged (a single
+/// input's decoded blocks are handed over whole).
 const BATCH: usize = 1024;
 
 impl Merge {
     /// Opens every input (`-` is stdin), each decoded as `inputs` says.
     pub fn open(paths: &[PathBuf], inputs: &[Input], metrics: &Metrics) -> Result<Merge, Error> {
+        let decoding = Decoding::new(inputs, metrics);
         let readers = paths
             .iter()
-            .map(|x| Reader::open(x))
+            .zip(inputs)
+            .map(|(x, input)| {
+                Reader::open(x, input.format, input.format.decoder().independent_lines())
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        // One core is the model's; the others decode.
+        let workers =
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
+        let pool = readers
+            .iter()
+            .any(|r| r.parallel)
+            .then(|| Pool::start(workers));
         let total: u64 = paths
             .iter()
             .filter(|p| p.as_path() != Path::new("-"))
@@ -178,37 +378,34 @@ impl Merge {
             .sum();
         Ok(Merge {
             readers,
-            decoding: Decoding::new(inputs, metrics),
+            decoding,
+            pool,
             heap: BinaryHeap::new(),
-            scratch: Vec::new(),
             started: false,
             progress: progress_bar(total),
-            unreported: 0,
+            reported: 0,
         })
     }
 
-    /// Runs on a thread of its own, so that reading and decoding use one core
-    /// while the model uses the other; batches keep the hand-over cheap.
+    /// Runs on a thread of its own, so that reading, decoding and merging
+    /// overlap with the model; batches keep the hand-over cheap.
     pub fn spawn(mut self) -> Merged {
-        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (tx, rx) = mpsc::sync_channel(8);
         let thread = std::thread::Builder::new()
-            .name("reachguard-decode".into())
+            .name("reachguard-merge".into())
             .spawn(move || {
                 loop {
-                    let mut batch = Vec::with_capacity(BATCH);
-                    while batch.len() < BATCH {
-                        match self.next_event() {
-                            Ok(Some(x)) => batch.push(x),
-                            Ok(None) => break,
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
+                    match self.next_batch() {
+                        Ok(batch) => {
+                            let last = batch.is_empty();
+                            if tx.send(Ok(batch)).is_err() || last {
                                 return self.finish();
                             }
                         }
-                    }
-                    let last = batch.len() < BATCH;
-                    if tx.send(Ok(batch)).is_err() || last {
-                        return self.finish();
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return self.finish();
+                        }
                     }
                 }
             })
@@ -216,40 +413,51 @@ impl Merge {
         Merged { rx, thread }
     }
 
-    /// The next event in event time, with the index of its input.
-    pub fn next_event(&mut self) -> Result<Option<(usize, Event)>, Error> {
+    /// The next events in event time (empty at the end).
+    pub fn next_batch(&mut self) -> Result<Batch, Error> {
         if !self.started {
             self.started = true;
             for i in 0..self.readers.len() {
                 self.refill(i)?;
             }
         }
-        let Some(Reverse((_, i))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        let ev = self.readers[i]
-            .pending
-            .pop_front()
-            .expect("heap entries have an event");
-        self.refill(i)?;
-        Ok(Some((i, ev)))
+        let mut batch = Batch::default();
+        // One input: its decoded blocks are already in order, and go whole.
+        if self.readers.len() == 1 {
+            if let Some(Reverse((_, i))) = self.heap.pop() {
+                let r = &mut self.readers[i];
+                debug_assert_eq!(r.next, 0, "a single input's blocks go whole");
+                batch.events = std::mem::take(&mut r.pending);
+                batch.runs.push((i, batch.events.len()));
+                self.refill(i)?;
+            }
+            return Ok(batch);
+        }
+        while batch.len() < BATCH {
+            let Some(Reverse((_, i))) = self.heap.pop() else {
+                break;
+            };
+            let r = &mut self.readers[i];
+            batch.push_from(i, &mut r.pending, r.next);
+            r.next += 1;
+            self.refill(i)?;
+        }
+        Ok(batch)
     }
 
     fn refill(&mut self, i: usize) -> Result<(), Error> {
         let r = &mut self.readers[i];
-        if r.pending.is_empty() {
-            let before = r.bytes;
-            r.fill(i, &mut self.decoding, &mut self.scratch)?;
-            // Even a hidden bar reads the clock on every update: report in steps.
-            self.unreported += r.bytes - before;
-            if self.unreported >= 1 << 20 {
-                self.progress.inc(std::mem::take(&mut self.unreported));
-                let c = self.decoding.counts();
-                self.progress.set_message(format!(
-                    "{} lines, {} decode errors",
-                    c.lines, c.decode_errors
-                ));
-            }
+        r.fill(i, &mut self.decoding, self.pool.as_ref())?;
+        let read: u64 = self.readers.iter().map(|r| r.bytes).sum();
+        // Even a hidden bar reads the clock on every update: report in steps.
+        if read - self.reported >= 1 << 20 {
+            self.progress.inc(read - self.reported);
+            self.reported = read;
+            let c = self.decoding.counts();
+            self.progress.set_message(format!(
+                "{} lines, {} decode errors",
+                c.lines, c.decode_errors
+            ));
         }
         if let Some(ts) = self.readers[i].head_ts() {
             self.heap.push(Reverse((ts, i)));
@@ -356,8 +564,8 @@ pub async fn replay(
         if batch.is_empty() {
             break;
         }
-        for (i, ev) in batch {
-            for r in p.process_event(i, &ev, None) {
+        for (i, ev) in batch.iter() {
+            for r in p.process(i, ev, None) {
                 let finding = match r {
                     Resolved::Final(f) => f,
                     Resolved::Revoke(job) => {
@@ -383,6 +591,113 @@ pub async fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Decoder;
+    use crate::event::Event;
+
+    /// A native log of `n` lines in time order from `t0`, with the awkward
+    /// cases in it: CRLF endings, a line longer than a block, a blank line,
+    /// an undecodable line, and no newline after the last line.
+    fn awkward_log(n: usize, t0: i64, who: &str) -> String {
+        let mut text = String::new();
+        for i in 0..n {
+            let ts = Ts(t0 + (i as i64) * 1000);
+            let line = match i % 500 {
+                7 => format!(
+                    "{{\"ts\":\"{ts}\",\"type\":\"access\",\"principal\":\"{who}\",\"resource\":\"{}\"}}",
+                    "r".repeat(BLOCK + 1000)
+                ),
+                11 => "not json".to_owned(),
+                13 => String::new(),
+                17 => format!(
+                    "{{\"ts\":\"{ts}\",\"type\":\"revoke\",\"grant_id\":\"g{i}\",\"actor\":\"{who}\"}}"
+                ),
+                _ => format!(
+                    "{{\"ts\":\"{ts}\",\"type\":\"access\",\"principal\":\"{who}\",\"resource\":\"res/{i}\"}}"
+                ),
+            };
+            text.push_str(&line);
+            if i + 1 < n {
+                text.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
+            }
+        }
+        text
+    }
+
+    /// Line-by-line decoding of `text`, as events.
+    fn line_by_line(text: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let _ = crate::decode::NativeDecoder.decode(line.as_bytes(), &mut out);
+        }
+        out
+    }
+
+    fn merged(paths: &[PathBuf], parallel: bool) -> (Vec<(usize, Event)>, DecodeCounts) {
+        let inputs: Vec<Input> = paths
+            .iter()
+            .map(|p| Input {
+                name: p.display().to_string(),
+                format: Format::Native,
+                origin: Origin::TRUSTED,
+            })
+            .collect();
+        let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+        let mut m = Merge::open(paths, &inputs, &Metrics::new(&names)).unwrap();
+        for r in &mut m.readers {
+            r.parallel = parallel;
+        }
+        let mut got = Vec::new();
+        loop {
+            let batch = m.next_batch().unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            got.extend(batch.iter().map(|(i, e)| (i, e.to_event())));
+        }
+        (got, m.finish())
+    }
+
+    #[test]
+    fn blocks_decode_every_line_once_and_inputs_merge_in_event_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        let b = dir.path().join("b.jsonl");
+        let (text_a, text_b) = (awkward_log(6000, 0, "ann"), awkward_log(2500, 1500, "bob"));
+        std::fs::write(&a, &text_a).unwrap();
+        std::fs::write(&b, &text_b).unwrap();
+        assert!(text_a.len() > 3 * BLOCK, "several blocks");
+        let (ev_a, ev_b) = (line_by_line(&text_a), line_by_line(&text_b));
+
+        // One input: exactly its events, in order, on the pool or not.
+        for parallel in [true, false] {
+            let (got, counts) = merged(std::slice::from_ref(&a), parallel);
+            let want: Vec<(usize, Event)> = ev_a.iter().cloned().map(|e| (0, e)).collect();
+            assert_eq!(got, want, "parallel {parallel}");
+            assert_eq!(counts.lines, 6000);
+            assert_eq!(counts.decode_errors, 12, "one undecodable line per 500");
+            assert_eq!(counts.skipped, 12, "one blank line per 500");
+        }
+
+        // Two inputs: the earliest head next, the first input on a tie.
+        let mut want = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < ev_a.len() || j < ev_b.len() {
+            let take_a = j == ev_b.len() || (i < ev_a.len() && ev_a[i].ts <= ev_b[j].ts);
+            if take_a {
+                want.push((0, ev_a[i].clone()));
+                i += 1;
+            } else {
+                want.push((1, ev_b[j].clone()));
+                j += 1;
+            }
+        }
+        for parallel in [true, false] {
+            let (got, counts) = merged(&[a.clone(), b.clone()], parallel);
+            assert_eq!(got.len(), want.len());
+            assert!(got == want, "parallel {parallel}: merge order differs");
+            assert_eq!(counts.lines, 8500);
+        }
+    }
 
     #[test]
     fn inputs_take_the_format_and_trust_of_the_source_that_matches_them() {

@@ -134,10 +134,10 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         if batch.is_empty() {
             break;
         }
-        for (i, ev) in batch {
-            from = Some(from.map_or(ev.ts, |f: Ts| f.min(ev.ts)));
+        for (i, ev) in batch.iter() {
+            from = Some(from.map_or(ev.ts(), |f: Ts| f.min(ev.ts())));
             // Learning only: what history would have raised is not news now.
-            drop(p.process_event(i, &ev, None));
+            drop(p.process(i, ev, None));
         }
     }
     p.absorb(merged.finish());

@@ -36,7 +36,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, Events};
 
 pub use cloudtrail::CloudTrailDecoder;
 pub use gcp_audit::GcpAuditDecoder;
@@ -140,6 +140,25 @@ pub trait Decoder: Send {
     /// Appending nothing and returning `Ok` means the line was understood but is of
     /// no use (it is counted as skipped).
     fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError>;
+
+    /// Decodes `line` onto the end of a run of events; on an error the run is
+    /// left as it was. Formats whose lines are mostly plain accesses override
+    /// it to store those without building owned events first.
+    fn decode_to(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
+        let mut events = Vec::new();
+        self.decode(line, &mut events)?;
+        for e in events {
+            out.push(e);
+        }
+        Ok(())
+    }
+
+    /// Whether every line decodes on its own, with nothing carried over from
+    /// earlier lines (no clock, no pending state). Blocks of such a format's
+    /// lines can be decoded on several threads at once.
+    fn independent_lines(&self) -> bool {
+        false
+    }
 }
 
 /// Why a line could not be decoded.

@@ -48,6 +48,10 @@ impl Decoder for WebAccessDecoder {
         }
         access_line(text, out)
     }
+
+    fn independent_lines(&self) -> bool {
+        true
+    }
 }
 
 fn unrecognized(reason: &'static str) -> DecodeError {

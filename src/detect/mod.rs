@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::event::{ActorType, Body, Event, GranteeType, MembershipOp, Ts};
+use crate::event::{AccessRef, ActorType, Body, Event, EventRef, GranteeType, MembershipOp, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
 
@@ -221,26 +221,53 @@ impl Engine {
 
     /// Judges one event, then applies it to the model.
     pub fn observe(&mut self, ev: &Event, origin: Origin) -> Vec<Detection> {
-        self.model.advance(ev.ts);
+        self.observe_ref(EventRef::from(ev), origin)
+    }
+
+    /// [`Engine::observe`] for an event read in place (a plain access from
+    /// a run of events, say).
+    pub fn observe_ref(&mut self, ev: EventRef<'_>, origin: Origin) -> Vec<Detection> {
+        let ts = ev.ts();
+        self.model.advance(ts);
         let mut out = Vec::new();
-        self.expansion.maybe_refit(ev.ts);
-        match &ev.body {
-            Body::Access(a) => {
-                if a.outcome == crate::event::Outcome::Success {
-                    if let Some(f) = self.expansion.on_access(
-                        &a.principal,
-                        &a.resource,
-                        ev.ts,
-                        &self.model,
-                        &self.sensitivity,
-                    ) {
-                        out.push(Detection {
-                            finding: f,
-                            target: None,
-                        });
-                    }
-                }
+        self.expansion.maybe_refit(ts);
+        match ev {
+            EventRef::Access(a) => self.access(a, &mut out),
+            EventRef::Other(ev) => self.other(ev, origin, &mut out),
+        }
+        self.expire();
+        self.enforce_caps();
+        out
+    }
+
+    fn access(&mut self, a: AccessRef<'_>, out: &mut Vec<Detection>) {
+        if a.outcome == crate::event::Outcome::Success {
+            if let Some(f) = self.expansion.on_access(
+                a.principal,
+                a.resource,
+                a.ts,
+                &self.model,
+                &self.sensitivity,
+            ) {
+                out.push(Detection {
+                    finding: f,
+                    target: None,
+                });
             }
+        }
+    }
+
+    fn other(&mut self, ev: &Event, origin: Origin, out: &mut Vec<Detection>) {
+        match &ev.body {
+            Body::Access(a) => self.access(
+                AccessRef {
+                    ts: ev.ts,
+                    principal: &a.principal,
+                    resource: &a.resource,
+                    outcome: a.outcome,
+                },
+                out,
+            ),
             Body::Grant(g) => {
                 if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
                     self.stats.duplicates += 1;
@@ -452,9 +479,6 @@ impl Engine {
                 }
             }
         }
-        self.expire();
-        self.enforce_caps();
-        out
     }
 
     /// Forgets what exceeds the memory caps (amortised: only once a cap is

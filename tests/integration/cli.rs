@@ -97,10 +97,12 @@ fn replay_dry_run_reports_the_incident_revocation_and_counts_malformed_lines() {
     assert_eq!(s["decode_errors"], 2);
     assert_eq!(s["findings"], findings.len() as u64);
     assert_eq!(s["by_type"]["grant"], 2);
-    assert!(
-        stderr.contains(":") && stderr.contains("cannot decode"),
-        "decode errors are logged with file and line"
-    );
+    assert!(stderr.contains("cannot decode"), "{stderr}");
+    // Each is logged with its file and line number (the last two lines).
+    for n in [lines - 1, lines] {
+        let at = format!("{}:{n}", input.display());
+        assert!(stderr.contains(&at), "no {at} in {stderr}");
+    }
 }
 
 #[test]

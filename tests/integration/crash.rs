@@ -37,6 +37,13 @@ fn daemon_config(dir: &std::path::Path, log: &std::path::Path, hook: &Webhook) -
     c
 }
 
+/// The event time of a native line, in seconds.
+fn line_time(line: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let ts = reachguard::event::Ts::parse_rfc3339(v["ts"].as_str().unwrap()).unwrap();
+    ts.as_secs_f64()
+}
+
 fn wait_done(d: &Daemon, end: f64) {
     wait_until(Duration::from_secs(120), "the last line", || {
         d.metric("reachguard_last_event_timestamp_seconds") >= end
@@ -107,9 +114,13 @@ fn crash_loop(seed: u64) {
         if rng.chance(0.6) {
             let wait = rng.below(3);
             let seen = daemon.metric(r#"reachguard_lines_total{source="app"}"#);
+            // The daemon may have read everything written before `seen` was
+            // taken; then there is no more progress to wait for.
+            let written_until = line_time(&lines[written - 1]);
             if wait > 0 {
                 wait_until(Duration::from_secs(30), "some progress", || {
                     daemon.metric(r#"reachguard_lines_total{source="app"}"#) >= seen + wait as f64
+                        || daemon.metric("reachguard_last_event_timestamp_seconds") >= written_until
                 });
             }
             daemon.kill_9();
