@@ -339,7 +339,10 @@ impl Expansion {
             .get(&pid)
             .is_some_and(|b| b.count(rid) > 0);
         // Peers are looked up once per new resource and reused for the
-        // threshold below (placing a newcomer means computing their features).
+        // threshold below.
+        if !known {
+            self.reach.place_newcomer(pid);
+        }
         let info = (!known).then(|| self.peer_info(principal, Some(pid), model));
         let score = match &info {
             None => 0.0,

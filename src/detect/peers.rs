@@ -53,6 +53,12 @@ pub struct PeerModel {
     /// [`Reach::accesses`] at the last fit.
     #[serde(default)]
     pub fitted_accesses: u64,
+    /// Engineers not in `assignment` (new since the fit) placed at their
+    /// nearest centroid, with their access count then. They are placed again
+    /// once that count has doubled ([`Reach::place_newcomer`]): a few times
+    /// per fit, not on every new resource, while their place still settles.
+    #[serde(default, with = "super::reach::id_map")]
+    pub placed: HashMap<u32, (u32, u64)>,
 }
 
 /// The feature vector of one baseline.
@@ -172,6 +178,7 @@ impl PeerModel {
             fitted_at: None,
             fitted_n: reach.baselined(),
             fitted_accesses: reach.accesses,
+            placed: HashMap::default(),
         }
     }
 
@@ -181,11 +188,18 @@ impl PeerModel {
         if let Some(&c) = self.assignment.get(&principal) {
             return Some(c);
         }
-        let b = reach.baselines.get(&principal)?;
+        if let Some(&(c, _)) = self.placed.get(&principal) {
+            return Some(c);
+        }
+        self.nearest(reach.baselines.get(&principal)?, &reach.resources)
+    }
+
+    /// The centroid nearest to a baseline's features.
+    pub fn nearest(&self, b: &Baseline, resources: &Interner) -> Option<u32> {
         if self.clusters.is_empty() || b.resources.is_empty() {
             return None;
         }
-        let f = features(b, &reach.resources);
+        let f = features(b, resources);
         let mut best: Option<(usize, f64)> = None;
         let mut consider = |i: usize, d: f64| {
             if best.is_none_or(|(_, b)| d.total_cmp(&b).is_lt()) {
@@ -280,6 +294,40 @@ mod tests {
         assert_eq!(m.cluster_of(newbie, &r), Some(web0));
         let nobody = r.principals.intern("nobody");
         assert_eq!(m.cluster_of(nobody, &r), None);
+    }
+
+    #[test]
+    fn a_newcomer_is_placed_again_only_once_their_accesses_have_doubled() {
+        let mut r = org();
+        r.peers = PeerModel::fit(&r, 1, 2048);
+        let team = |r: &Reach, name: &str| r.peers.assignment[&r.principals.get(name).unwrap()];
+        let (web, infra) = (team(&r, "web-0"), team(&r, "infra-0"));
+        let newbie = r.principals.intern("new-hire");
+        let (cdn, k8s, tf) = (
+            r.resources.intern("cdn"),
+            r.resources.intern("k8s"),
+            r.resources.intern("tf"),
+        );
+        r.learn(newbie, cdn, Ts(2));
+        r.learn(newbie, cdn, Ts(2));
+        r.place_newcomer(newbie);
+        assert_eq!(r.peers.placed[&newbie], (web, 2));
+        // One more access, of the other team's work: not yet due.
+        r.learn(newbie, k8s, Ts(3));
+        r.place_newcomer(newbie);
+        assert_eq!(r.peers.cluster_of(newbie, &r), Some(web));
+        // Twice the accesses, most of them now infra's: placed again, there.
+        for _ in 0..6 {
+            r.learn(newbie, k8s, Ts(4));
+            r.learn(newbie, tf, Ts(4));
+        }
+        r.place_newcomer(newbie);
+        assert_eq!(r.peers.placed[&newbie], (infra, 15));
+        assert_eq!(r.peers.cluster_of(newbie, &r), Some(infra));
+        // Fitted engineers keep their fitted cluster.
+        let web0 = r.principals.get("web-0").unwrap();
+        r.place_newcomer(web0);
+        assert!(!r.peers.placed.contains_key(&web0));
     }
 
     #[test]

@@ -300,6 +300,25 @@ fn remap(old: &Interner, live: &std::collections::BTreeSet<u32>) -> (Interner, H
 }
 
 impl Reach {
+    /// Places an engineer who joined after the last fit at their nearest
+    /// centroid, if not placed yet or if their accesses have doubled since.
+    pub fn place_newcomer(&mut self, principal: u32) {
+        if self.peers.assignment.contains_key(&principal) {
+            return;
+        }
+        let Some(b) = self.baselines.get(&principal) else {
+            return;
+        };
+        let due = self
+            .peers
+            .placed
+            .get(&principal)
+            .is_none_or(|&(_, at)| b.events >= at.saturating_mul(2));
+        if due && let Some(c) = self.peers.nearest(b, &self.resources) {
+            self.peers.placed.insert(principal, (c, b.events));
+        }
+    }
+
     /// How many principals have a baseline.
     pub fn baselined(&self) -> usize {
         self.baselines.len()
@@ -381,6 +400,7 @@ impl Reach {
             self.recent.remove(&p);
             self.quiet_until.remove(&p);
             self.peers.assignment.remove(&p);
+            self.peers.placed.remove(&p);
         }
         for cl in &mut self.peers.clusters {
             cl.members.retain(|m| self.baselines.contains_key(m));
@@ -450,6 +470,10 @@ impl Reach {
             .map(|(k, v)| (p(&k), v))
             .collect();
         self.peers.assignment = std::mem::take(&mut self.peers.assignment)
+            .into_iter()
+            .map(|(k, v)| (p(&k), v))
+            .collect();
+        self.peers.placed = std::mem::take(&mut self.peers.placed)
             .into_iter()
             .map(|(k, v)| (p(&k), v))
             .collect();
@@ -586,6 +610,8 @@ mod tests {
                 },
                 1_000_000,
             );
+            // A placement remembered for every one (cluster = its number).
+            r.peers.placed.insert(p, (i as u32, 1));
         }
         assert_eq!(r.evict_principals(10), 990);
         assert_eq!(r.baselined(), 10);
@@ -598,6 +624,12 @@ mod tests {
         let res = r.resources.get("res-999").unwrap();
         assert_eq!(r.baselines[&last].resources, vec![(res, 1)]);
         assert_eq!(r.recent[&last][0].resource, res);
+        assert_eq!(r.peers.placed.len(), 10);
+        assert_eq!(
+            r.peers.placed[&last],
+            (999, 1),
+            "placements follow the new ids"
+        );
         assert_eq!(r.users_of[&res], 1);
         assert_eq!(r.evicted.principals, 990);
         assert!(r.principals.get("flood-0").is_none());
