@@ -8,7 +8,9 @@
 //!
 //! - [`source`]: follows log files like `tail -F` (rotation-safe, checkpointed).
 //! - [`decode`]: raw lines to normalised [`event::Event`]s, one decoder per format.
-//! - [`event`]: event schema v1, the one shape every decoder produces.
+//! - [`event`]: event schema v1, the one shape every decoder produces, and
+//!   [`event::Events`], a compact run of decoded events (plain accesses kept
+//!   as offsets into one buffer) that replay hands from decoding to the model.
 //! - [`model`]: who holds what, group memberships, the advice registry, identities
 //!   and the sensitivity catalogue.
 //! - [`detect`]: the pure detection core (`observe(event) -> findings`) and
@@ -22,7 +24,8 @@
 //! - [`state`]: the state directory (checkpoint with the model, versioned).
 //! - [`config`]: the TOML config, its defaults and validation.
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
-//! - [`replay`]: `reachguard replay`, the same pipeline over files in event time.
+//! - [`replay`]: `reachguard replay`, the same pipeline over files in event time;
+//!   blocks of lines are decoded on a pool of threads while the model runs.
 //! - [`train`]: `reachguard train`, baselines learned from history.
 //! - [`explain`]: `reachguard explain`, one engineer's baseline, peers and reach.
 //! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.

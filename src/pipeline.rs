@@ -258,6 +258,9 @@ pub struct Pipeline {
     /// Events by type, in `EventType::ALL` order (the summary's map is made
     /// from it when asked for: a map update per event costs more than a line).
     by_type: [u64; crate::event::EventType::ALL.len()],
+    /// How many of those `events_by_type` shows: it is brought up to date
+    /// with the other model metrics, not with an atomic add per event.
+    by_type_shown: [u64; crate::event::EventType::ALL.len()],
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
     evicted: [u64; 5],
@@ -292,6 +295,7 @@ impl Pipeline {
             absorbed: DecodeCounts::default(),
             events_by_type,
             by_type: [0; crate::event::EventType::ALL.len()],
+            by_type_shown: [0; crate::event::EventType::ALL.len()],
             inputs,
             evicted: evictions(&engine),
             engine,
@@ -393,10 +397,16 @@ impl Pipeline {
         out
     }
 
-    /// Sets the gauges that describe the model (principals, newest event time,
-    /// baselines, peer groups) from the engine: after every event, and once at
-    /// start so a restored checkpoint shows before the first new event.
+    /// Brings the model's metrics up to date (events by type, principals,
+    /// newest event time, baselines, peer groups, evictions): every 256
+    /// events and on every finding, by the daemon whenever it has caught up
+    /// and on its tick, and once at start so a restored checkpoint shows
+    /// before the first new event.
     pub fn update_model_gauges(&mut self) {
+        for (i, counter) in self.events_by_type.iter().enumerate() {
+            counter.inc_by(self.by_type[i] - self.by_type_shown[i]);
+        }
+        self.by_type_shown = self.by_type;
         let model = self.engine.model();
         self.metrics
             .principals_tracked
@@ -446,7 +456,6 @@ impl Pipeline {
         let t = ev.event_type();
         self.summary.events += 1;
         self.by_type[t as usize] += 1;
-        self.events_by_type[t as usize].inc();
         let origin = self.inputs[input].origin;
         let detections = self.engine.observe_ref(ev, origin);
         // The gauges describe the whole model; refreshing them on every event
@@ -595,6 +604,49 @@ mod tests {
 
     fn series(m: &Metrics, s: &str) -> bool {
         m.render().lines().any(|l| l == s)
+    }
+
+    #[test]
+    fn events_by_type_reach_the_summary_at_once_and_the_metric_with_the_model_gauges() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse("").unwrap();
+        let metrics = Metrics::new(&["app".to_owned()]);
+        let mut p = pipeline(&cfg, &dir.path().join("journal"), &metrics);
+        for i in 0..300 {
+            run(
+                &mut p,
+                &format!(
+                    r#"{{"ts":"2026-03-18T09:00:00Z","type":"access","principal":"p{i}","resource":"wiki"}}"#
+                ),
+            );
+        }
+        run(
+            &mut p,
+            r#"{"ts":"2026-03-18T09:00:01Z","type":"revoke","grant_id":"g1","actor":"alice"}"#,
+        );
+        let s = p.summary();
+        assert_eq!(s.by_type.get("access"), Some(&300));
+        assert_eq!(s.by_type.get("revoke"), Some(&1));
+        assert_eq!(s.by_type.len(), 2);
+        // Brought up to date every 256 events: 256 so far.
+        assert!(series(
+            &metrics,
+            r#"reachguard_events_total{type="access"} 256"#
+        ));
+        p.update_model_gauges();
+        assert!(series(
+            &metrics,
+            r#"reachguard_events_total{type="access"} 300"#
+        ));
+        assert!(series(
+            &metrics,
+            r#"reachguard_events_total{type="revoke"} 1"#
+        ));
+        p.update_model_gauges();
+        assert!(
+            series(&metrics, r#"reachguard_events_total{type="access"} 300"#),
+            "not counted twice"
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! as JSON lines; the caller prints the [`Summary`]. Revocations are executed through the configured hooks unless
 //! `--dry-run` is given or no hook is configured (then `status: "dry_run"`).
 //! Replay keeps no state: it neither reads nor writes the state directory.
+//!
+//! Work is spread over the cores: a merge thread reads each input in blocks
+//! of whole lines; blocks of formats whose lines decode independently go to
+//! a pool of decoding threads (one per core but the model's) and come back in
+//! order; the model consumes the merged events on the calling thread.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
