@@ -103,6 +103,22 @@ pub struct Expansion {
     pub reach: Reach,
     cfg: DetectionConfig,
     max_resources: usize,
+    /// Small groups' members as interned ids, looked up by name once rather
+    /// than on every new resource. Forgotten when memberships change or names
+    /// are compacted ([`Expansion::forget_group_ids`]); looked up again when
+    /// names were interned since (a new name may be a member's).
+    group_ids: rustc_hash::FxHashMap<String, GroupIds>,
+}
+
+/// One group's members, for peer shares.
+#[derive(Debug)]
+struct GroupIds {
+    /// How many names were interned when it was looked up.
+    names: usize,
+    /// Members, interned or not.
+    members: usize,
+    /// The interned members' ids.
+    ids: Vec<u32>,
 }
 
 impl Expansion {
@@ -112,6 +128,36 @@ impl Expansion {
             reach,
             cfg,
             max_resources: usize::MAX,
+            group_ids: Default::default(),
+        }
+    }
+
+    /// Forgets the groups' member ids (after a membership change, or after
+    /// principals were evicted and their ids compacted).
+    pub fn forget_group_ids(&mut self) {
+        self.group_ids.clear();
+    }
+
+    /// Looks up the member ids of `groups` that are not known as of now.
+    fn learn_group_ids(&mut self, groups: &[(&str, usize)], model: &Model) {
+        let names = self.reach.principals.len();
+        for (g, _) in groups {
+            if self.group_ids.get(*g).is_some_and(|e| e.names == names) {
+                continue;
+            }
+            let (mut members, mut ids) = (0, Vec::new());
+            for m in model.members_of(g) {
+                members += 1;
+                ids.extend(self.reach.principals.get(m));
+            }
+            self.group_ids.insert(
+                (*g).to_owned(),
+                GroupIds {
+                    names,
+                    members,
+                    ids,
+                },
+            );
         }
     }
 
@@ -211,6 +257,34 @@ impl Expansion {
     /// Share of `principal`'s peers who used `resource`.
     fn peer_use(&self, principal: &str, pid: u32, rid: u32, info: &PeerInfo, model: &Model) -> f64 {
         let reach = &self.reach;
+        let used = |id: u32| reach.baselines.get(&id).is_some_and(|b| b.count(rid) > 0);
+        let names = reach.principals.len();
+        let known = info
+            .groups
+            .iter()
+            .all(|(g, _)| self.group_ids.get(*g).is_some_and(|e| e.names == names));
+        if known {
+            // The same shares as below, from the members' ids: a member who
+            // was never interned has no baseline, so used nothing.
+            let mut best: f64 = 0.0;
+            if let Some(c) = info.cluster {
+                let cl = &reach.peers.clusters[c as usize];
+                let others = cl.members.len() as u32 - u32::from(cl.members.contains(&pid));
+                if others > 0 {
+                    let n = cl.usage.get(&rid).copied().unwrap_or(0);
+                    best = best.max(f64::from(n) / f64::from(others));
+                }
+            }
+            for (g, _) in &info.groups {
+                let e = &self.group_ids[*g];
+                let others = e.members - usize::from(e.ids.contains(&pid));
+                let yes = e.ids.iter().filter(|&&id| id != pid && used(id)).count();
+                if others > 0 {
+                    best = best.max(yes as f64 / others as f64);
+                }
+            }
+            return best;
+        }
         self.peer_share(
             principal,
             info,
@@ -344,6 +418,9 @@ impl Expansion {
             self.reach.place_newcomer(pid);
         }
         let info = (!known).then(|| self.peer_info(principal, Some(pid), model));
+        if let Some(info) = &info {
+            self.learn_group_ids(&info.groups, model);
+        }
         let score = match &info {
             None => 0.0,
             Some(info) => {
@@ -752,6 +829,78 @@ mod tests {
             .iter()
             .flat_map(|ev| e.observe(ev, Origin::TRUSTED))
             .collect()
+    }
+
+    /// The share of `who`'s group peers who used `what`, from member names.
+    fn group_use_by_name(e: &Engine, who: &str, what: &str) -> f64 {
+        let (x, model) = (e.expansion(), e.model());
+        let reach = &x.reach;
+        let rid = reach.resources.get(what).unwrap();
+        let info = x.peer_info(who, reach.principals.get(who), model);
+        x.peer_share(
+            who,
+            &PeerInfo {
+                cluster: None,
+                ..info
+            },
+            model,
+            |_| None,
+            |m| {
+                reach
+                    .principals
+                    .get(m)
+                    .and_then(|id| reach.baselines.get(&id))
+                    .is_some_and(|b| b.count(rid) > 0)
+            },
+        )
+    }
+
+    /// The same share as the detector computes it, member ids cached.
+    fn group_use(e: &mut Engine, who: &str, what: &str) -> f64 {
+        let model = e.model().clone();
+        let x = &mut e.expansion;
+        let pid = x.reach.principals.get(who).unwrap();
+        let rid = x.reach.resources.get(what).unwrap();
+        let info = x.peer_info(who, Some(pid), &model);
+        let info = PeerInfo {
+            cluster: None,
+            ..info
+        };
+        x.learn_group_ids(&info.groups, &model);
+        x.peer_use(who, pid, rid, &info, &model)
+    }
+
+    #[test]
+    fn cached_group_member_ids_give_the_shares_names_give_and_follow_changes() {
+        let mut e = Engine::new(Model::default(), Reach::default(), &settings());
+        feed(
+            &mut e,
+            &[
+                join(0, "team", "ann"),
+                join(0, "team", "bob"),
+                join(0, "team", "cy"),
+            ],
+        );
+        feed(&mut e, &[access(1, "ann", "wiki"), access(1, "bob", "db")]);
+        // cy has no baseline yet: of bob's two peers, ann used wiki.
+        assert_eq!(group_use(&mut e, "bob", "wiki"), 0.5);
+        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 0.5);
+        // cy appears (a name interned since the lookup) and uses wiki too.
+        feed(&mut e, &[access(2, "cy", "wiki")]);
+        assert_eq!(group_use(&mut e, "bob", "wiki"), 1.0);
+        // A membership change is seen at once: dan joins, never used wiki.
+        feed(&mut e, &[join(3, "team", "dan"), access(3, "dan", "ci")]);
+        assert_eq!(group_use(&mut e, "bob", "wiki"), 2.0 / 3.0);
+        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 2.0 / 3.0);
+        // cy leaves: no name is new, so only forgetting on the change helps.
+        let mut leave = join(4, "team", "cy");
+        if let Body::Membership(m) = &mut leave.body {
+            m.op = MembershipOp::Remove;
+        }
+        feed(&mut e, &[leave]);
+        assert!(e.expansion.group_ids.is_empty(), "forgotten on the change");
+        assert_eq!(group_use(&mut e, "bob", "wiki"), 0.5);
+        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 0.5);
     }
 
     #[test]

@@ -443,9 +443,11 @@ impl Engine {
                             &key,
                         ));
                     }
+                    self.expansion.forget_group_ids();
                     self.model.add_member(&m.group, &m.member);
                 }
                 MembershipOp::Remove => {
+                    self.expansion.forget_group_ids();
                     if !self.model.remove_member(&m.group, &m.member) {
                         self.stats.duplicates += 1;
                     }
@@ -494,6 +496,7 @@ impl Engine {
         let reach = &mut self.expansion.reach;
         if reach.baselined() > l.max_principals + l.max_principals / 20 {
             reach.evict_principals(l.max_principals);
+            self.expansion.forget_group_ids();
         }
     }
 

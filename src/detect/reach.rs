@@ -352,7 +352,7 @@ impl Reach {
         self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
         self.accesses += 1;
         let b = self.baselines.entry(principal).or_default();
-        if b.count(resource) == 0 && b.resources.len() >= max_resources.max(1) {
+        if b.resources.len() >= max_resources.max(1) && b.count(resource) == 0 {
             let i = (0..b.resources.len())
                 .min_by_key(|&i| b.resources[i].1)
                 .expect("a full baseline is not empty");
