@@ -25,7 +25,7 @@
 //! - [`config`]: the TOML config, its defaults and validation.
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
 //! - [`replay`]: `reachguard replay`, the same pipeline over files in event time;
-//!   blocks of lines are decoded on a pool of threads while the model runs.
+//!   blocks of lines are decoded on other threads while the model runs.
 //! - [`train`]: `reachguard train`, baselines learned from history.
 //! - [`explain`]: `reachguard explain`, one engineer's baseline, peers and reach.
 //! - [`demo`]: `reachguard demo`, the incident end to end on embedded data.

@@ -8,10 +8,11 @@
 //! `--dry-run` is given or no hook is configured (then `status: "dry_run"`).
 //! Replay keeps no state: it neither reads nor writes the state directory.
 //!
-//! Work is spread over the cores: a merge thread reads each input in blocks
-//! of whole lines; blocks of formats whose lines decode independently go to
-//! a pool of decoding threads (one per core but the model's) and come back in
-//! order; the model consumes the merged events on the calling thread.
+//! Work is spread over the cores: a merge thread reads and decodes each
+//! input in blocks of whole lines while the model consumes the merged events
+//! on the calling thread. With cores to spare (three or more), blocks of
+//! formats whose lines decode independently go to a pool of decoding threads
+//! and come back in order.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -359,7 +360,30 @@ const BATCH: usize = 1024;
 
 impl Merge {
     /// Opens every input (`-` is stdin), each decoded as `inputs` says.
+    ///
+    /// One core is the model's and one the merge thread's. Blocks go to a
+    /// pool only when it can have two threads or more: with one, the merge
+    /// thread decodes them itself at the same pace, with one thread less to
+    /// schedule.
     pub fn open(paths: &[PathBuf], inputs: &[Input], metrics: &Metrics) -> Result<Merge, Error> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.saturating_sub(1);
+        Merge::with_decoding_threads(
+            paths,
+            inputs,
+            metrics,
+            if threads >= 2 { threads } else { 0 },
+        )
+    }
+
+    /// [`Merge::open`] with `threads` decoding threads for the inputs whose
+    /// lines decode independently (0: the merge thread decodes every input).
+    pub fn with_decoding_threads(
+        paths: &[PathBuf],
+        inputs: &[Input],
+        metrics: &Metrics,
+        threads: usize,
+    ) -> Result<Merge, Error> {
         let decoding = Decoding::new(inputs, metrics);
         let readers = paths
             .iter()
@@ -368,13 +392,8 @@ impl Merge {
                 Reader::open(x, input.format, input.format.decoder().independent_lines())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // One core is the model's; the others decode.
-        let workers =
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
-        let pool = readers
-            .iter()
-            .any(|r| r.parallel)
-            .then(|| Pool::start(workers));
+        let pool =
+            (threads > 0 && readers.iter().any(|r| r.parallel)).then(|| Pool::start(threads));
         let total: u64 = paths
             .iter()
             .filter(|p| p.as_path() != Path::new("-"))
@@ -647,10 +666,10 @@ mod tests {
             })
             .collect();
         let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
-        let mut m = Merge::open(paths, &inputs, &Metrics::new(&names)).unwrap();
-        for r in &mut m.readers {
-            r.parallel = parallel;
-        }
+        let threads = if parallel { 2 } else { 0 };
+        let mut m =
+            Merge::with_decoding_threads(paths, &inputs, &Metrics::new(&names), threads).unwrap();
+        assert_eq!(m.pool.is_some(), parallel);
         let mut got = Vec::new();
         loop {
             let batch = m.next_batch().unwrap();
