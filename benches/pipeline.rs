@@ -136,13 +136,25 @@ fn replay(path: &Path) -> (f64, u64) {
 
 /// The decoding stage alone: replay's reader, decoders and event-time merge,
 /// on its own thread as in replay, its batches dropped.
-fn decode_stage(path: &Path) -> (f64, u64) {
+/// What replay sets up for one native input: its config, input and metrics.
+fn replay_setup(
+    path: &Path,
+) -> (
+    reachguard::config::Config,
+    Vec<reachguard::pipeline::Input>,
+    reachguard::metrics::Metrics,
+) {
     let cfg = config_for_synthetic_org();
-    let paths = [path.to_owned()];
-    let inputs = reachguard::replay::inputs(&cfg, &paths, reachguard::decode::Format::Native);
+    let inputs =
+        reachguard::replay::inputs(&cfg, &[path.to_owned()], reachguard::decode::Format::Native);
     let metrics = reachguard::metrics::Metrics::new(&[path.display().to_string()]);
+    (cfg, inputs, metrics)
+}
+
+fn decode_stage(path: &Path) -> (f64, u64) {
+    let (_, inputs, metrics) = replay_setup(path);
     let started = Instant::now();
-    let merged = reachguard::replay::Merge::open(&paths, &inputs, &metrics)
+    let merged = reachguard::replay::Merge::open(&[path.to_owned()], &inputs, &metrics)
         .unwrap()
         .spawn();
     let mut n = 0u64;
@@ -160,11 +172,8 @@ fn decode_stage(path: &Path) -> (f64, u64) {
 /// The model stage alone: every event decoded first (untimed), then the time
 /// the pipeline takes to observe them all.
 fn model_stage(path: &Path) -> (f64, u64) {
-    let cfg = config_for_synthetic_org();
-    let paths = [path.to_owned()];
-    let inputs = reachguard::replay::inputs(&cfg, &paths, reachguard::decode::Format::Native);
-    let metrics = reachguard::metrics::Metrics::new(&[path.display().to_string()]);
-    let mut merge = reachguard::replay::Merge::open(&paths, &inputs, &metrics).unwrap();
+    let (cfg, inputs, metrics) = replay_setup(path);
+    let mut merge = reachguard::replay::Merge::open(&[path.to_owned()], &inputs, &metrics).unwrap();
     let mut batches = Vec::new();
     loop {
         let batch = merge.next_batch().unwrap();

@@ -297,6 +297,18 @@ pub struct Access {
     pub outcome: Outcome,
 }
 
+impl Access {
+    /// This access at `ts`, read in place (its action, if any, left out).
+    pub fn at(&self, ts: Ts) -> AccessRef<'_> {
+        AccessRef {
+            ts,
+            principal: &self.principal,
+            resource: &self.resource,
+            outcome: self.outcome,
+        }
+    }
+}
+
 /// `grant` fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
@@ -599,14 +611,7 @@ impl<'a> From<&'a Event> for EventRef<'a> {
     /// would from an [`Events`] run.
     fn from(e: &'a Event) -> EventRef<'a> {
         match &e.body {
-            Body::Access(a) if e.id.is_none() && a.action.is_none() => {
-                EventRef::Access(AccessRef {
-                    ts: e.ts,
-                    principal: &a.principal,
-                    resource: &a.resource,
-                    outcome: a.outcome,
-                })
-            }
+            Body::Access(a) if e.id.is_none() && a.action.is_none() => EventRef::Access(a.at(e.ts)),
             _ => EventRef::Other(e),
         }
     }

@@ -327,7 +327,8 @@ pub struct Merge {
     heap: BinaryHeap<Reverse<(Ts, usize)>>,
     started: bool,
     progress: indicatif::ProgressBar,
-    reported: u64,
+    /// Bytes read and not yet shown on the progress bar.
+    unreported: u64,
 }
 
 /// Events in event time, in batches, from a [`Merge`] running on its own thread.
@@ -407,7 +408,7 @@ impl Merge {
             heap: BinaryHeap::new(),
             started: false,
             progress: progress_bar(total),
-            reported: 0,
+            unreported: 0,
         })
     }
 
@@ -471,12 +472,12 @@ impl Merge {
 
     fn refill(&mut self, i: usize) -> Result<(), Error> {
         let r = &mut self.readers[i];
+        let before = r.bytes;
         r.fill(i, &mut self.decoding, self.pool.as_ref())?;
-        let read: u64 = self.readers.iter().map(|r| r.bytes).sum();
+        self.unreported += r.bytes - before;
         // Even a hidden bar reads the clock on every update: report in steps.
-        if read - self.reported >= 1 << 20 {
-            self.progress.inc(read - self.reported);
-            self.reported = read;
+        if self.unreported >= 1 << 20 {
+            self.progress.inc(std::mem::take(&mut self.unreported));
             let c = self.decoding.counts();
             self.progress.set_message(format!(
                 "{} lines, {} decode errors",

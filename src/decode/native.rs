@@ -73,13 +73,7 @@ fn own(s: S<'_>) -> Option<String> {
 }
 
 fn need(s: S<'_>, event_type: EventType, field: &'static str) -> Result<String, DecodeError> {
-    match s {
-        Some(v) if !v.is_empty() => Ok(v.into_owned()),
-        _ => Err(DecodeError::MissingField {
-            event_type: event_type.as_str(),
-            field,
-        }),
-    }
+    need_ref(&s, event_type, field).map(str::to_owned)
 }
 
 /// The fields of a plain access line, and nothing else: most lines of a
@@ -116,6 +110,7 @@ impl PlainAccess<'_> {
     }
 }
 
+/// A required string field's value, or which field is missing.
 fn need_ref<'r>(
     s: &'r S<'_>,
     event_type: EventType,

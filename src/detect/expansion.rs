@@ -224,34 +224,43 @@ impl Expansion {
         }
     }
 
-    /// Share of `principal`'s peers (cluster or small groups, best of them) for
-    /// whom `pred(peer name, peer id)` holds.
+    /// Share of `principal`'s peers (cluster or small groups, best of them):
+    /// `cluster_share` of the cluster, `group_share` of each small group.
     fn peer_share(
         &self,
-        principal: &str,
         info: &PeerInfo,
-        model: &Model,
-        cluster_pred: impl Fn(&super::peers::Cluster) -> Option<f64>,
-        pred: impl Fn(&str) -> bool,
+        cluster_share: impl Fn(&super::peers::Cluster) -> Option<f64>,
+        group_share: impl Fn(&str) -> Option<f64>,
     ) -> f64 {
         let mut best: f64 = 0.0;
         if let Some(c) = info.cluster {
             let cl = &self.reach.peers.clusters[c as usize];
-            if let Some(f) = cluster_pred(cl) {
+            if let Some(f) = cluster_share(cl) {
                 best = best.max(f);
             }
         }
         for (g, _) in &info.groups {
-            let (mut others, mut yes) = (0usize, 0usize);
-            for m in model.members_of(g).filter(|m| *m != principal) {
-                others += 1;
-                yes += usize::from(pred(m));
-            }
-            if others > 0 {
-                best = best.max(yes as f64 / others as f64);
+            if let Some(f) = group_share(g) {
+                best = best.max(f);
             }
         }
         best
+    }
+
+    /// Share of `group`'s members other than `principal` for whom
+    /// `pred(member name)` holds (`None` if it has no others).
+    fn group_share_by_name(
+        model: &Model,
+        group: &str,
+        principal: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<f64> {
+        let (mut others, mut yes) = (0usize, 0usize);
+        for m in model.members_of(group).filter(|m| *m != principal) {
+            others += 1;
+            yes += usize::from(pred(m));
+        }
+        (others > 0).then(|| yes as f64 / others as f64)
     }
 
     /// Share of `principal`'s peers who used `resource`.
@@ -259,36 +268,8 @@ impl Expansion {
         let reach = &self.reach;
         let used = |id: u32| reach.baselines.get(&id).is_some_and(|b| b.count(rid) > 0);
         let names = reach.principals.len();
-        let known = info
-            .groups
-            .iter()
-            .all(|(g, _)| self.group_ids.get(*g).is_some_and(|e| e.names == names));
-        if known {
-            // The same shares as below, from the members' ids: a member who
-            // was never interned has no baseline, so used nothing.
-            let mut best: f64 = 0.0;
-            if let Some(c) = info.cluster {
-                let cl = &reach.peers.clusters[c as usize];
-                let others = cl.members.len() as u32 - u32::from(cl.members.contains(&pid));
-                if others > 0 {
-                    let n = cl.usage.get(&rid).copied().unwrap_or(0);
-                    best = best.max(f64::from(n) / f64::from(others));
-                }
-            }
-            for (g, _) in &info.groups {
-                let e = &self.group_ids[*g];
-                let others = e.members - usize::from(e.ids.contains(&pid));
-                let yes = e.ids.iter().filter(|&&id| id != pid && used(id)).count();
-                if others > 0 {
-                    best = best.max(yes as f64 / others as f64);
-                }
-            }
-            return best;
-        }
         self.peer_share(
-            principal,
             info,
-            model,
             |cl| {
                 let me = u32::from(cl.members.contains(&pid));
                 let others = cl.members.len() as u32 - me;
@@ -296,12 +277,17 @@ impl Expansion {
                     f64::from(cl.usage.get(&rid).copied().unwrap_or(0)) / f64::from(others)
                 })
             },
-            |m| {
-                reach
-                    .principals
-                    .get(m)
-                    .and_then(|id| reach.baselines.get(&id))
-                    .is_some_and(|b| b.count(rid) > 0)
+            |g| match self.group_ids.get(g).filter(|e| e.names == names) {
+                // From the members' ids: a member who was never interned has
+                // no baseline, so used nothing.
+                Some(e) => {
+                    let others = e.members - usize::from(e.ids.contains(&pid));
+                    let yes = e.ids.iter().filter(|&&id| id != pid && used(id)).count();
+                    (others > 0).then(|| yes as f64 / others as f64)
+                }
+                None => Self::group_share_by_name(model, g, principal, |m| {
+                    reach.principals.get(m).is_some_and(used)
+                }),
             },
         )
     }
@@ -316,9 +302,7 @@ impl Expansion {
     ) -> f64 {
         let reach = &self.reach;
         self.peer_share(
-            principal,
             info,
-            model,
             |cl| {
                 let sample = cl
                     .members
@@ -333,7 +317,7 @@ impl Expansion {
                 }
                 (n > 0).then(|| yes as f64 / n as f64)
             },
-            |m| holders.held_by(m),
+            |g| Self::group_share_by_name(model, g, principal, |m| holders.held_by(m)),
         )
     }
 
@@ -838,19 +822,19 @@ mod tests {
         let rid = reach.resources.get(what).unwrap();
         let info = x.peer_info(who, reach.principals.get(who), model);
         x.peer_share(
-            who,
             &PeerInfo {
                 cluster: None,
                 ..info
             },
-            model,
             |_| None,
-            |m| {
-                reach
-                    .principals
-                    .get(m)
-                    .and_then(|id| reach.baselines.get(&id))
-                    .is_some_and(|b| b.count(rid) > 0)
+            |g| {
+                Expansion::group_share_by_name(model, g, who, |m| {
+                    reach
+                        .principals
+                        .get(m)
+                        .and_then(|id| reach.baselines.get(&id))
+                        .is_some_and(|b| b.count(rid) > 0)
+                })
             },
         )
     }

@@ -259,15 +259,7 @@ impl Engine {
 
     fn other(&mut self, ev: &Event, origin: Origin, out: &mut Vec<Detection>) {
         match &ev.body {
-            Body::Access(a) => self.access(
-                AccessRef {
-                    ts: ev.ts,
-                    principal: &a.principal,
-                    resource: &a.resource,
-                    outcome: a.outcome,
-                },
-                out,
-            ),
+            Body::Access(a) => self.access(a.at(ev.ts), out),
             Body::Grant(g) => {
                 if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
                     self.stats.duplicates += 1;
