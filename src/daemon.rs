@@ -175,21 +175,13 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     };
     metrics.journal_pending.set(pending.len() as i64);
 
-    let listener = server::bind(cfg.listen)
+    let (listener, addr) = server::bind(cfg.listen)
         .await
         .map_err(|source| Error::Bind {
             addr: cfg.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: cfg.listen,
-        source,
-    })?;
-    // The bound address, for tools and tests when the port was 0.
-    crate::state::write_atomic(
-        &state.path().join("http.addr"),
-        format!("{addr}\n").as_bytes(),
-    )?;
+    state.record_http_addr(addr)?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = AppState {
@@ -199,15 +191,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
     };
-    let mut server_stop = stop_rx.clone();
-    let server_task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = server::serve(listener, app, stopped).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let server_task = server::spawn(listener, app, stop_rx.clone());
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
 
     let specs = cfg

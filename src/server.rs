@@ -114,9 +114,28 @@ async fn findings(
     }
 }
 
-/// Binds `addr`; the caller serves with [`serve`].
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// Binds `addr`; returns the listener and the address it got (the port
+/// chosen when `addr` asked for port 0). Serve it with [`serve`] or [`spawn`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// Serves on a task of its own until `stop` turns true; a failure is logged.
+pub fn spawn(
+    listener: TcpListener,
+    state: AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = serve(listener, state, stopped).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
 }
 
 /// Serves until `shutdown` resolves.
@@ -159,8 +178,7 @@ mod tests {
             protect_metrics: false,
         };
         let ready = Arc::clone(&state.ready);
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, state, async {
             let _ = stopped.await;

@@ -159,6 +159,12 @@ impl StateDir {
         self.dir.join("actions.jsonl")
     }
 
+    /// Records the address the HTTP server bound in `http.addr`, for tools
+    /// and tests when the port was 0.
+    pub fn record_http_addr(&self, addr: std::net::SocketAddr) -> Result<(), StateError> {
+        write_atomic(&self.dir.join("http.addr"), format!("{addr}\n").as_bytes())
+    }
+
     fn checkpoint_path(&self) -> PathBuf {
         self.dir.join("checkpoint.json")
     }

@@ -182,16 +182,12 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let jet = nats::Jet::open(&cluster).await?;
     tracing::info!(url = %cluster.url, instance = %cluster.instance, partitions = cluster.partitions, "connected to NATS JetStream");
 
-    let listener = server::bind(cfg.listen)
+    let (listener, addr) = server::bind(cfg.listen)
         .await
         .map_err(|source| Error::Bind {
             addr: cfg.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: cfg.listen,
-        source,
-    })?;
     let ready = Arc::new(AtomicBool::new(false));
     let app = AppState {
         metrics: metrics.clone(),
@@ -225,19 +221,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map_err(Error::Cluster)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut server_stop = stop_rx.clone();
-    let server_task = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = server::serve(listener, app, stopped).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-    crate::state::write_atomic(
-        &state.path().join("http.addr"),
-        format!("{addr}\n").as_bytes(),
-    )?;
+    let server_task = server::spawn(listener, app, stop_rx.clone());
+    state.record_http_addr(addr)?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
 
     // Two pullers, so one decodes and publishes while the other waits on
