@@ -96,6 +96,19 @@ struct PeerInfo<'m> {
     groups: Vec<(&'m str, usize)>,
 }
 
+/// Cluster members a grant's peer share is judged on.
+const CLUSTER_SAMPLE: usize = 200;
+
+/// How many of each peer group hold one resource, as `(members, holding)`:
+/// counted once per grant judgement, not once per engineer it affects.
+#[derive(Debug, Default)]
+struct HoldCounts<'m> {
+    /// By cluster, over its first [`CLUSTER_SAMPLE`] members.
+    clusters: rustc_hash::FxHashMap<u32, (usize, usize)>,
+    /// By small group.
+    groups: rustc_hash::FxHashMap<&'m str, (usize, usize)>,
+}
+
 /// The expansion detector: baselines, peers, rules.
 #[derive(Debug)]
 pub struct Expansion {
@@ -226,16 +239,16 @@ impl Expansion {
 
     /// Share of `principal`'s peers (cluster or small groups, best of them):
     /// `cluster_share` of the cluster, `group_share` of each small group.
-    fn peer_share(
+    fn peer_share<'m>(
         &self,
-        info: &PeerInfo,
-        cluster_share: impl Fn(&super::peers::Cluster) -> Option<f64>,
-        group_share: impl Fn(&str) -> Option<f64>,
+        info: &PeerInfo<'m>,
+        mut cluster_share: impl FnMut(u32, &super::peers::Cluster) -> Option<f64>,
+        mut group_share: impl FnMut(&'m str) -> Option<f64>,
     ) -> f64 {
         let mut best: f64 = 0.0;
         if let Some(c) = info.cluster {
             let cl = &self.reach.peers.clusters[c as usize];
-            if let Some(f) = cluster_share(cl) {
+            if let Some(f) = cluster_share(c, cl) {
                 best = best.max(f);
             }
         }
@@ -270,7 +283,7 @@ impl Expansion {
         let names = reach.principals.len();
         self.peer_share(
             info,
-            |cl| {
+            |_, cl| {
                 let me = u32::from(cl.members.contains(&pid));
                 let others = cl.members.len() as u32 - me;
                 (others > 0).then(|| {
@@ -292,32 +305,48 @@ impl Expansion {
         )
     }
 
-    /// Share of `principal`'s peers who hold the resource `holders` describes.
-    fn peer_hold(
+    /// Share of the peers of `principal` (interned as `pid`), who does not
+    /// hold the resource `holders` describes, that hold it. `counts` memoises
+    /// each peer group's count for this resource.
+    fn peer_hold<'m>(
         &self,
-        principal: &str,
+        pid: Option<u32>,
         holders: Holders<'_>,
-        info: &PeerInfo,
+        info: &PeerInfo<'m>,
+        counts: &mut HoldCounts<'m>,
         model: &Model,
     ) -> f64 {
         let reach = &self.reach;
+        let HoldCounts { clusters, groups } = counts;
         self.peer_share(
             info,
-            |cl| {
-                let sample = cl
-                    .members
-                    .iter()
-                    .take(200)
-                    .map(|&p| reach.principals.name(p))
-                    .filter(|n| *n != principal);
-                let (mut n, mut yes) = (0usize, 0usize);
-                for m in sample {
-                    n += 1;
-                    yes += usize::from(holders.held_by(m));
-                }
+            |c, cl| {
+                let sample = &cl.members[..cl.members.len().min(CLUSTER_SAMPLE)];
+                let (n, yes) = *clusters.entry(c).or_insert_with(|| {
+                    let yes = sample
+                        .iter()
+                        .filter(|&&p| holders.held_by(reach.principals.name(p)))
+                        .count();
+                    (sample.len(), yes)
+                });
+                // They hold nothing here, so only the count of others changes.
+                let n = n - usize::from(pid.is_some_and(|p| sample.contains(&p)));
                 (n > 0).then(|| yes as f64 / n as f64)
             },
-            |g| Self::group_share_by_name(model, g, principal, |m| holders.held_by(m)),
+            |g| {
+                let (n, yes) = *groups.entry(g).or_insert_with(|| {
+                    let mut n = 0;
+                    let yes = model
+                        .members_of(g)
+                        .inspect(|_| n += 1)
+                        .filter(|m| holders.held_by(m))
+                        .count();
+                    (n, yes)
+                });
+                // `info.groups` are groups they are in, holding nothing here.
+                let others = n - 1;
+                (others > 0).then(|| yes as f64 / others as f64)
+            },
         )
     }
 
@@ -391,11 +420,8 @@ impl Expansion {
     ) -> Option<Finding> {
         let pid = self.reach.principals.intern(principal);
         let rid = self.reach.resources.intern(resource);
-        let known = self
-            .reach
-            .baselines
-            .get(&pid)
-            .is_some_and(|b| b.count(rid) > 0);
+        let slot = self.reach.baselines.get(&pid).map(|b| b.slot(rid));
+        let known = matches!(slot, Some(Ok(_)));
         // Peers are looked up once per new resource and reused for the
         // threshold below.
         if !known {
@@ -421,13 +447,15 @@ impl Expansion {
                     * held
             }
         };
-        self.reach.learn_capped(pid, rid, ts, self.max_resources);
         let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
+        self.reach.count_access(ts);
         let warmed_up = self.warmed_up(ts);
+        let (_, b) = self
+            .reach
+            .learn_slotted(pid, rid, ts, self.max_resources, slot);
         // While the model is cold every access is new; those windows say
         // nothing about what is normal for this engineer and are not counted.
         if warmed_up {
-            let b = self.reach.baselines.get_mut(&pid).expect("just learned");
             for (scale, len) in lens.iter().enumerate() {
                 b.windows[scale].observe(ts, score, *len);
             }
@@ -597,27 +625,27 @@ impl Expansion {
             .map(|r| (r.to_string(), sensitivity.tier_of(r), 0, 0.0))
             .collect();
         let holders: Vec<Holders<'_>> = resources.iter().map(|r| model.holders(r)).collect();
+        let rids: Vec<Option<u32>> = resources
+            .iter()
+            .map(|r| self.reach.resources.get(r))
+            .collect();
+        let mut counts: Vec<HoldCounts> = resources.iter().map(|_| Default::default()).collect();
         for a in &sample {
             let pid = self.reach.principals.get(a);
             let info = self.peer_info(a, pid, model);
+            let baseline = pid.and_then(|p| self.reach.baselines.get(&p));
             let mut gained = false;
-            for (pr, holders) in per_resource.iter_mut().zip(&holders) {
-                let r = pr.0.as_str();
-                if holders.held_by(a) {
+            for (i, pr) in per_resource.iter_mut().enumerate() {
+                if holders[i].held_by(a) {
                     continue;
                 }
-                let used = pid
-                    .zip(self.reach.resources.get(r))
-                    .is_some_and(|(p, rid)| {
-                        self.reach
-                            .baselines
-                            .get(&p)
-                            .is_some_and(|b| b.count(rid) > 0)
-                    });
+                let used = baseline
+                    .zip(rids[i])
+                    .is_some_and(|(b, rid)| b.count(rid) > 0);
                 if used {
                     continue;
                 }
-                let share = self.peer_hold(a, *holders, &info, model);
+                let share = self.peer_hold(pid, holders[i], &info, &mut counts[i], model);
                 let gain = pr.1.weight() * (1.0 - share);
                 if gain > 0.0 {
                     gained = true;
@@ -826,7 +854,7 @@ mod tests {
                 cluster: None,
                 ..info
             },
-            |_| None,
+            |_, _| None,
             |g| {
                 Expansion::group_share_by_name(model, g, who, |m| {
                     reach
@@ -1019,6 +1047,78 @@ mod tests {
         assert_eq!(f.score, 180.0, "six engineers x critical weight 30");
         assert_eq!(f.severity, Severity::High);
         assert_eq!(f.principals.len(), 6);
+    }
+
+    /// A grant's blast radius over `affected`, each engineer's peer share
+    /// counted from member names on its own (what [`HoldCounts`] memoises).
+    fn blast_radius_by_name(e: &Engine, affected: &[String], what: &str) -> f64 {
+        let (x, model) = (e.expansion(), e.model());
+        let reach = &x.reach;
+        let holders = model.holders(what);
+        let weight = e.sensitivity.tier_of(what).weight();
+        let mut total = 0.0;
+        for a in affected {
+            if holders.held_by(a) {
+                continue;
+            }
+            let info = x.peer_info(a, reach.principals.get(a), model);
+            let share = x.peer_share(
+                &info,
+                |_, cl| {
+                    let others: Vec<&str> = cl
+                        .members
+                        .iter()
+                        .take(CLUSTER_SAMPLE)
+                        .map(|&p| reach.principals.name(p))
+                        .filter(|n| n != a)
+                        .collect();
+                    let yes = others.iter().filter(|m| holders.held_by(m)).count();
+                    (!others.is_empty()).then(|| yes as f64 / others.len() as f64)
+                },
+                |g| Expansion::group_share_by_name(model, g, a, |m| holders.held_by(m)),
+            );
+            total += weight * (1.0 - share);
+        }
+        total
+    }
+
+    #[test]
+    fn peer_counts_shared_across_a_grant_give_each_engineer_their_own_share() {
+        let (mut e, t0) = org();
+        // Some of team b hold vault/payroll already: b0 directly, b2 and b3
+        // (with a1) through on-call; b4 pairs with a1. Two new hires join
+        // team b, so its group share differs from its cluster's.
+        let mut evs = vec![grant(t0, "g-b0", "x", "b0", false, "vault/payroll")];
+        for who in ["b2", "b3", "a1"] {
+            evs.push(join(t0, "oncall", who));
+        }
+        evs.push(grant(t0, "g-oc", "x", "oncall", true, "vault/payroll"));
+        evs.extend([join(t0, "pair", "b4"), join(t0, "pair", "a1")]);
+        evs.extend([join(t0, "team-b", "c0"), join(t0, "team-b", "c1")]);
+        feed(&mut e, &evs);
+        // Fitted now, team b is a cluster of its own.
+        e.expansion.refit(Ts(t0));
+        let b1 = e.reach().principals.get("b1").unwrap();
+        let c = e.reach().peers.assignment[&b1] as usize;
+        assert_eq!(e.reach().peers.clusters[c].members.len(), 6);
+        let team: Vec<String> = e.model().members_of("team-b").map(String::from).collect();
+        assert_eq!(team.len(), 8);
+        let sens = e.sensitivity.clone();
+        let (_, total) = e.expansion().on_grant(
+            "g-wide",
+            "a0",
+            "vault/payroll to team-b",
+            &team,
+            &["vault/payroll"],
+            Ts(t0 + 1),
+            e.model(),
+            &sens,
+        );
+        let expected = blast_radius_by_name(&e, &team, "vault/payroll");
+        assert_eq!(total, expected);
+        // Five gain it, and their peers' holdings lower the score: b4's only
+        // other pair member holds it, so b4 adds nothing.
+        assert!(total > 0.0 && total < 4.0 * 30.0, "{total}");
     }
 
     #[test]

@@ -231,12 +231,20 @@ impl Engine {
         self.model.advance(ts);
         let mut out = Vec::new();
         self.expansion.maybe_refit(ts);
-        match ev {
-            EventRef::Access(a) => self.access(a, &mut out),
-            EventRef::Other(ev) => self.other(ev, origin, &mut out),
-        }
+        // An access only adds to the baselines; other events may add advice,
+        // grants and sightings too.
+        let model_grew = match ev {
+            EventRef::Access(a) => {
+                self.access(a, &mut out);
+                false
+            }
+            EventRef::Other(ev) => {
+                self.other(ev, origin, &mut out);
+                true
+            }
+        };
         self.expire();
-        self.enforce_caps();
+        self.enforce_caps(model_grew);
         out
     }
 
@@ -476,15 +484,18 @@ impl Engine {
     }
 
     /// Forgets what exceeds the memory caps (amortised: only once a cap is
-    /// exceeded by a twentieth).
-    fn enforce_caps(&mut self) {
+    /// exceeded by a twentieth): the baselines' cap always, the model's if
+    /// `model_grew`.
+    fn enforce_caps(&mut self, model_grew: bool) {
         let l = self.limits;
-        let e = self
-            .model
-            .enforce_caps(l.max_advice, l.max_grants, l.max_principals);
-        self.stats.evicted.advice += e.advice;
-        self.stats.evicted.grants += e.grants;
-        self.stats.evicted.sightings += e.sightings;
+        if model_grew {
+            let e = self
+                .model
+                .enforce_caps(l.max_advice, l.max_grants, l.max_principals);
+            self.stats.evicted.advice += e.advice;
+            self.stats.evicted.grants += e.grants;
+            self.stats.evicted.sightings += e.sightings;
+        }
         let reach = &mut self.expansion.reach;
         if reach.baselined() > l.max_principals + l.max_principals / 20 {
             reach.evict_principals(l.max_principals);

@@ -201,8 +201,20 @@ impl Baseline {
             .map_or(0, |i| self.resources[i].1)
     }
 
+    /// Where `resource` is in [`Baseline::resources`]: `Ok(index)` if used,
+    /// `Err(index to insert it at)` if not.
+    pub fn slot(&self, resource: u32) -> Result<usize, usize> {
+        self.resources.binary_search_by_key(&resource, |&(r, _)| r)
+    }
+
     /// Records one access; returns true if the resource was new to this baseline.
     pub fn record(&mut self, resource: u32, ts: Ts) -> bool {
+        self.record_at(resource, self.slot(resource), ts)
+    }
+
+    /// [`Baseline::record`] with the resource's [`Baseline::slot`] known.
+    fn record_at(&mut self, resource: u32, slot: Result<usize, usize>, ts: Ts) -> bool {
+        debug_assert_eq!(slot, self.slot(resource));
         self.events += 1;
         if self.first == Ts(0) || ts < self.first {
             self.first = ts;
@@ -214,7 +226,7 @@ impl Baseline {
             self.days += 1;
             self.last_day = day;
         }
-        match self.resources.binary_search_by_key(&resource, |&(r, _)| r) {
+        match slot {
             Ok(i) => {
                 self.resources[i].1 = self.resources[i].1.saturating_add(1);
                 false
@@ -349,22 +361,45 @@ impl Reach {
         ts: Ts,
         max_resources: usize,
     ) -> bool {
+        self.count_access(ts);
+        self.learn_slotted(principal, resource, ts, max_resources, None)
+            .0
+    }
+
+    /// Counts an access at `ts` (the start of warm-up, the refit pace).
+    pub(super) fn count_access(&mut self, ts: Ts) {
         self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
         self.accesses += 1;
+    }
+
+    /// [`Reach::learn_capped`], for a caller that counted the access already
+    /// ([`Reach::count_access`]) and looked the resource up in the principal's
+    /// baseline (`slot`: [`Baseline::slot`], `None` if it has no baseline
+    /// yet). Returns the baseline too.
+    pub(super) fn learn_slotted(
+        &mut self,
+        principal: u32,
+        resource: u32,
+        ts: Ts,
+        max_resources: usize,
+        slot: Option<Result<usize, usize>>,
+    ) -> (bool, &mut Baseline) {
         let b = self.baselines.entry(principal).or_default();
-        if b.resources.len() >= max_resources.max(1) && b.count(resource) == 0 {
+        let mut slot = slot.unwrap_or_else(|| b.slot(resource));
+        if b.resources.len() >= max_resources.max(1) && slot.is_err() {
             let i = (0..b.resources.len())
                 .min_by_key(|&i| b.resources[i].1)
                 .expect("a full baseline is not empty");
             let (dropped, _) = b.resources.remove(i);
             self.evicted.resources += 1;
             release(&mut self.users_of, dropped);
+            slot = b.slot(resource);
         }
-        let new = b.record(resource, ts);
+        let new = b.record_at(resource, slot, ts);
         if new {
             *self.users_of.entry(resource).or_default() += 1;
         }
-        new
+        (new, b)
     }
 
     /// Keeps the `keep` principals with the most recent activity (history
