@@ -66,6 +66,11 @@ const BLOCK: usize = 256 * 1024;
 /// Blocks of a parallel input being decoded ahead of the merge.
 const AHEAD: usize = 4;
 
+/// Batches the merge thread may have ready ahead of the model (at most 8 MiB
+/// of input, decoded), so decoding goes on while the model stops to refit
+/// its peer groups (milliseconds at a time) instead of waiting for it.
+const BATCHES_AHEAD: usize = 32;
+
 /// A decoded block of lines.
 struct Decoded {
     events: Events,
@@ -415,7 +420,7 @@ impl Merge {
     /// Runs on a thread of its own, so that reading, decoding and merging
     /// overlap with the model; batches keep the hand-over cheap.
     pub fn spawn(mut self) -> Merged {
-        let (tx, rx) = mpsc::sync_channel(8);
+        let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
         let thread = std::thread::Builder::new()
             .name("reachguard-merge".into())
             .spawn(move || {

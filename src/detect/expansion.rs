@@ -92,8 +92,9 @@ fn ms(d: Duration) -> i64 {
 struct PeerInfo<'m> {
     cluster: Option<u32>,
     cluster_size: usize,
-    /// The small groups used as peers, with their sizes.
-    groups: Vec<(&'m str, usize)>,
+    /// The small groups used as peers, with their sizes (an engineer is in
+    /// a few; kept inline, since peers are looked up on every new resource).
+    groups: smallvec::SmallVec<[(&'m str, usize); 4]>,
 }
 
 /// Cluster members a grant's peer share is judged on.
