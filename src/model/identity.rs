@@ -9,24 +9,57 @@ use crate::event::ActorType;
 /// A glob pattern (`*`, `?`, `[...]`) over principal, group or resource names.
 /// `*` also matches `/`, so `prod/*` covers `prod/db/main`.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Pattern(glob::Pattern);
+pub struct Pattern {
+    glob: glob::Pattern,
+    /// The same match without the glob machinery, for the common shapes.
+    shape: Shape,
+}
+
+/// How a pattern is matched: most are a name or a prefix and a final `*`,
+/// matched on every new resource and every actor.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Shape {
+    /// No wildcard: the name itself.
+    Literal(Box<str>),
+    /// Text then one final `*`: any name starting with the text.
+    Prefix(Box<str>),
+    /// Anything else.
+    Glob,
+}
+
+impl Shape {
+    fn of(s: &str) -> Shape {
+        let plain = |t: &str| !t.contains(['*', '?', '[', ']']);
+        match s.strip_suffix('*') {
+            Some(prefix) if plain(prefix) => Shape::Prefix(prefix.into()),
+            None if plain(s) => Shape::Literal(s.into()),
+            _ => Shape::Glob,
+        }
+    }
+}
 
 impl Pattern {
     /// Compiles a pattern.
     pub fn new(s: &str) -> Result<Pattern, String> {
-        glob::Pattern::new(s)
-            .map(Pattern)
-            .map_err(|e| format!("invalid pattern {s:?}: {e}"))
+        let glob = glob::Pattern::new(s).map_err(|e| format!("invalid pattern {s:?}: {e}"))?;
+        Ok(Pattern {
+            glob,
+            shape: Shape::of(s),
+        })
     }
 
     /// Whether `name` matches.
     pub fn matches(&self, name: &str) -> bool {
-        self.0.matches(name)
+        match &self.shape {
+            Shape::Literal(l) => name == &**l,
+            Shape::Prefix(p) => name.starts_with(&**p),
+            Shape::Glob => self.glob.matches(name),
+        }
     }
 
     /// The pattern text.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.glob.as_str()
     }
 }
 
@@ -95,6 +128,40 @@ impl Identities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Names and prefixes are matched without glob, with glob's answers.
+        #[test]
+        fn shapes_match_as_glob_does(
+            pattern in "[ab/.*?\\[\\]!-]{0,6}",
+            name in "[ab/.*?\\[\\]!-]{0,8}",
+        ) {
+            if let Ok(glob) = glob::Pattern::new(&pattern) {
+                let p = Pattern::new(&pattern).unwrap();
+                // A random name, and one starting with the pattern's text.
+                let near = format!("{}{name}", pattern.trim_end_matches('*'));
+                for n in [&name, &near] {
+                    proptest::prop_assert_eq!(p.matches(n), glob.matches(n), "{:?} on {:?}", pattern, n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn common_patterns_take_the_short_way() {
+        for (p, shape) in [
+            ("prod/*", Shape::Prefix("prod/".into())),
+            ("*", Shape::Prefix("".into())),
+            ("hr-system", Shape::Literal("hr-system".into())),
+            ("agent:*-bot", Shape::Glob),
+            ("vault/[ab]*", Shape::Glob),
+            ("team/?/x*", Shape::Glob),
+        ] {
+            assert!(Pattern::new(p).unwrap().shape == shape, "{p}");
+        }
+        let p = Pattern::new("prod/*").unwrap();
+        assert!(p.matches("prod/db/main") && p.matches("prod/") && !p.matches("prod"));
+    }
 
     #[test]
     fn declared_type_wins_over_patterns() {
