@@ -48,13 +48,26 @@ pub mod id_map {
 }
 
 /// Strings to dense ids and back. Serialised as the list of names.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Each name is stored once; the table holds only ids, found by the name's
+/// hash and then compared.
+#[derive(Debug, Clone, Default)]
 pub struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    /// Ids by [`fx`] hash of their name.
+    table: hashbrown::HashTable<u32>,
+    /// Names by id.
     names: Vec<Box<str>>,
     /// [`stable_hash`] of each name (derived), so that what buckets names by
     /// hash (peer features) does not hash them again on every use.
     hashes: Vec<u64>,
+}
+
+/// The table's hash of a name. Fx: fast for the short keys of the hot path;
+/// the caps in `[limits]` bound what anyone can insert, so hash flooding buys
+/// an attacker nothing.
+fn fx(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
 }
 
 /// FNV-1a: a hash of a name that is the same in every process and version,
@@ -71,14 +84,22 @@ pub fn stable_hash(s: &str) -> u64 {
 impl Interner {
     /// The id of `name`, creating it.
     pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+        let hash = fx(name);
+        if let Some(&id) = self.find(hash, name) {
             return id;
         }
         let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.into());
         self.hashes.push(stable_hash(name));
-        self.ids.insert(name.into(), id);
+        let names = &self.names;
+        self.table
+            .insert_unique(hash, id, |&id| fx(&names[id as usize]));
         id
+    }
+
+    fn find(&self, hash: u64, name: &str) -> Option<&u32> {
+        self.table
+            .find(hash, |&id| &*self.names[id as usize] == name)
     }
 
     /// The [`stable_hash`] of an id's name.
@@ -88,7 +109,7 @@ impl Interner {
 
     /// The id of `name`, if known.
     pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        self.find(fx(name), name).copied()
     }
 
     /// The name of an id.
@@ -107,6 +128,13 @@ impl Interner {
     }
 }
 
+impl PartialEq for Interner {
+    /// The same names with the same ids (the table follows from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
 impl Serialize for Interner {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.names.serialize(s)
@@ -116,13 +144,17 @@ impl Serialize for Interner {
 impl<'de> Deserialize<'de> for Interner {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let names = Vec::<Box<str>>::deserialize(d)?;
-        let ids = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
-            .collect();
-        let hashes = names.iter().map(|n| stable_hash(n)).collect();
-        Ok(Interner { ids, names, hashes })
+        let mut out = Interner::default();
+        for n in &names {
+            let before = out.len();
+            out.intern(n);
+            if out.len() == before {
+                return Err(serde::de::Error::custom(format!(
+                    "name {n:?} is listed twice"
+                )));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -580,6 +612,34 @@ mod tests {
         assert_eq!(back, i);
         assert_eq!(back.get("b"), Some(1));
         assert_eq!(back.name(1), "b");
+    }
+
+    proptest::proptest! {
+        /// Ids are dense, stable and found again by name, through the
+        /// table's growth, for names that are prefixes of one another too.
+        #[test]
+        fn interned_names_keep_their_ids(names in proptest::collection::vec("[ab/]{0,4}", 0..300)) {
+            let mut i = Interner::default();
+            let mut want = std::collections::HashMap::new();
+            for n in &names {
+                let next = want.len() as u32;
+                let id = *want.entry(n.clone()).or_insert(next);
+                proptest::prop_assert_eq!(i.intern(n), id);
+            }
+            proptest::prop_assert_eq!(i.len(), want.len());
+            for (n, &id) in &want {
+                proptest::prop_assert_eq!(i.get(n), Some(id));
+                proptest::prop_assert_eq!(i.name(id), n.as_str());
+                proptest::prop_assert_eq!(i.hash(id), stable_hash(n));
+            }
+            proptest::prop_assert_eq!(i.get("not interned"), None);
+        }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_refused() {
+        let e = serde_json::from_str::<Interner>(r#"["a","b","a"]"#).unwrap_err();
+        assert!(e.to_string().contains("\"a\" is listed twice"), "{e}");
     }
 
     #[test]
