@@ -345,7 +345,7 @@ impl Expansion {
                     (n, yes)
                 });
                 // `info.groups` are groups they are in, holding nothing here.
-                let others = n - 1;
+                let others = n.saturating_sub(1);
                 (others > 0).then(|| yes as f64 / others as f64)
             },
         )
