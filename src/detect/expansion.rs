@@ -117,22 +117,21 @@ pub struct Expansion {
     pub reach: Reach,
     cfg: DetectionConfig,
     max_resources: usize,
-    /// Small groups' members as interned ids, looked up by name once rather
-    /// than on every new resource. Forgotten when memberships change or names
-    /// are compacted ([`Expansion::forget_group_ids`]); looked up again when
-    /// names were interned since (a new name may be a member's).
-    group_ids: rustc_hash::FxHashMap<String, GroupIds>,
+    /// Small groups' sizes and how many of their members used each resource,
+    /// counted once rather than member by member on every new resource.
+    /// Kept in step by [`Expansion::on_access`] as members learn or drop
+    /// resources; a group is forgotten when its membership changes, and all
+    /// of them when principals are evicted ([`Expansion::forget_group_usage`]).
+    group_usage: rustc_hash::FxHashMap<String, GroupUsage>,
 }
 
-/// One group's members, for peer shares.
+/// One small group's use of resources, for peer shares.
 #[derive(Debug)]
-struct GroupIds {
-    /// How many names were interned when it was looked up.
-    names: usize,
-    /// Members, interned or not.
+struct GroupUsage {
+    /// Members, with a baseline or not.
     members: usize,
-    /// The interned members' ids.
-    ids: Vec<u32>,
+    /// Resource id -> members whose baseline has it.
+    usage: rustc_hash::FxHashMap<u32, u32>,
 }
 
 impl Expansion {
@@ -142,36 +141,69 @@ impl Expansion {
             reach,
             cfg,
             max_resources: usize::MAX,
-            group_ids: Default::default(),
+            group_usage: Default::default(),
         }
     }
 
-    /// Forgets the groups' member ids (after a membership change, or after
-    /// principals were evicted and their ids compacted).
-    pub fn forget_group_ids(&mut self) {
-        self.group_ids.clear();
+    /// Forgets every group's use of resources (after principals were
+    /// evicted, or anything else changed baselines behind the detector).
+    pub fn forget_group_usage(&mut self) {
+        self.group_usage.clear();
     }
 
-    /// Looks up the member ids of `groups` that are not known as of now.
-    fn learn_group_ids(&mut self, groups: &[(&str, usize)], model: &Model) {
-        let names = self.reach.principals.len();
+    /// Forgets `group`'s use of resources (its membership changed).
+    pub fn forget_group(&mut self, group: &str) {
+        self.group_usage.remove(group);
+    }
+
+    /// Counts the use of resources of those of `groups` not counted yet.
+    fn learn_group_usage(&mut self, groups: &[(&str, usize)], model: &Model) {
         for (g, _) in groups {
-            if self.group_ids.get(*g).is_some_and(|e| e.names == names) {
+            if self.group_usage.contains_key(*g) {
                 continue;
             }
-            let (mut members, mut ids) = (0, Vec::new());
+            let mut e = GroupUsage {
+                members: 0,
+                usage: Default::default(),
+            };
             for m in model.members_of(g) {
-                members += 1;
-                ids.extend(self.reach.principals.get(m));
+                e.members += 1;
+                let b = self
+                    .reach
+                    .principals
+                    .get(m)
+                    .and_then(|id| self.reach.baselines.get(&id));
+                for &(r, _) in b.map_or(&[][..], |b| &b.resources) {
+                    *e.usage.entry(r).or_default() += 1;
+                }
             }
-            self.group_ids.insert(
-                (*g).to_owned(),
-                GroupIds {
-                    names,
-                    members,
-                    ids,
-                },
-            );
+            self.group_usage.insert((*g).to_owned(), e);
+        }
+    }
+
+    /// Keeps the counted groups of a member in step with their baseline:
+    /// `learned` was added to it, `dropped` removed.
+    fn count_group_usage(
+        &mut self,
+        groups: &[(&str, usize)],
+        learned: Option<u32>,
+        dropped: Option<u32>,
+    ) {
+        for (g, _) in groups {
+            let Some(e) = self.group_usage.get_mut(*g) else {
+                continue;
+            };
+            if let Some(r) = learned {
+                *e.usage.entry(r).or_default() += 1;
+            }
+            if let Some(r) = dropped
+                && let Some(n) = e.usage.get_mut(&r)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    e.usage.remove(&r);
+                }
+            }
         }
     }
 
@@ -281,7 +313,6 @@ impl Expansion {
     fn peer_use(&self, principal: &str, pid: u32, rid: u32, info: &PeerInfo, model: &Model) -> f64 {
         let reach = &self.reach;
         let used = |id: u32| reach.baselines.get(&id).is_some_and(|b| b.count(rid) > 0);
-        let names = reach.principals.len();
         self.peer_share(
             info,
             |_, cl| {
@@ -291,13 +322,14 @@ impl Expansion {
                     f64::from(cl.usage.get(&rid).copied().unwrap_or(0)) / f64::from(others)
                 })
             },
-            |g| match self.group_ids.get(g).filter(|e| e.names == names) {
-                // From the members' ids: a member who was never interned has
-                // no baseline, so used nothing.
+            |g| match self.group_usage.get(g) {
+                // From the group's counts, less the engineer (`info.groups`
+                // are groups they are in).
                 Some(e) => {
-                    let others = e.members - usize::from(e.ids.contains(&pid));
-                    let yes = e.ids.iter().filter(|&&id| id != pid && used(id)).count();
-                    (others > 0).then(|| yes as f64 / others as f64)
+                    let others = e.members.saturating_sub(1);
+                    let all = e.usage.get(&rid).copied().unwrap_or(0);
+                    let yes = all.saturating_sub(u32::from(used(pid)));
+                    (others > 0).then(|| f64::from(yes) / others as f64)
                 }
                 None => Self::group_share_by_name(model, g, principal, |m| {
                     reach.principals.get(m).is_some_and(used)
@@ -430,7 +462,7 @@ impl Expansion {
         }
         let info = (!known).then(|| self.peer_info(principal, Some(pid), model));
         if let Some(info) = &info {
-            self.learn_group_ids(&info.groups, model);
+            self.learn_group_usage(&info.groups, model);
         }
         let score = match &info {
             None => 0.0,
@@ -451,7 +483,7 @@ impl Expansion {
         let lens = [ms(self.cfg.short_window), ms(self.cfg.long_window)];
         self.reach.count_access(ts);
         let warmed_up = self.warmed_up(ts);
-        let (_, b) = self
+        let (learned, b) = self
             .reach
             .learn_slotted(pid, rid, ts, self.max_resources, slot);
         // While the model is cold every access is new; those windows say
@@ -460,6 +492,11 @@ impl Expansion {
             for (scale, len) in lens.iter().enumerate() {
                 b.windows[scale].observe(ts, score, *len);
             }
+        }
+        // A baseline only gains or drops a resource new to them, and then
+        // `info` has their groups.
+        if let Some(info) = &info {
+            self.count_group_usage(&info.groups, learned.new.then_some(rid), learned.dropped);
         }
         if score <= 0.0 {
             return None;
@@ -868,7 +905,7 @@ mod tests {
         )
     }
 
-    /// The same share as the detector computes it, member ids cached.
+    /// The same share as the detector computes it, from the group's counts.
     fn group_use(e: &mut Engine, who: &str, what: &str) -> f64 {
         let model = e.model().clone();
         let x = &mut e.expansion;
@@ -879,13 +916,26 @@ mod tests {
             cluster: None,
             ..info
         };
-        x.learn_group_ids(&info.groups, &model);
+        x.learn_group_usage(&info.groups, &model);
         x.peer_use(who, pid, rid, &info, &model)
     }
 
+    /// Both ways of counting, which must agree.
+    fn shares(e: &mut Engine, who: &str, what: &str) -> (f64, f64) {
+        (group_use(e, who, what), group_use_by_name(e, who, what))
+    }
+
     #[test]
-    fn cached_group_member_ids_give_the_shares_names_give_and_follow_changes() {
-        let mut e = Engine::new(Model::default(), Reach::default(), &settings());
+    fn counted_group_usage_gives_the_shares_names_give_and_follows_changes() {
+        let limits = crate::detect::Limits {
+            max_resources_per_principal: 3,
+            ..crate::detect::Limits::default()
+        };
+        let cfg = EngineConfig {
+            limits,
+            ..settings()
+        };
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
         feed(
             &mut e,
             &[
@@ -896,24 +946,37 @@ mod tests {
         );
         feed(&mut e, &[access(1, "ann", "wiki"), access(1, "bob", "db")]);
         // cy has no baseline yet: of bob's two peers, ann used wiki.
-        assert_eq!(group_use(&mut e, "bob", "wiki"), 0.5);
-        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 0.5);
-        // cy appears (a name interned since the lookup) and uses wiki too.
+        assert_eq!(shares(&mut e, "bob", "wiki"), (0.5, 0.5));
+        // cy appears (counted as she learns) and uses wiki too.
         feed(&mut e, &[access(2, "cy", "wiki")]);
-        assert_eq!(group_use(&mut e, "bob", "wiki"), 1.0);
+        assert_eq!(shares(&mut e, "bob", "wiki"), (1.0, 1.0));
+        // Bob's own use is not his peers'.
+        feed(&mut e, &[access(2, "bob", "wiki")]);
+        assert_eq!(shares(&mut e, "bob", "wiki"), (1.0, 1.0));
+        assert_eq!(shares(&mut e, "ann", "wiki"), (1.0, 1.0));
         // A membership change is seen at once: dan joins, never used wiki.
         feed(&mut e, &[join(3, "team", "dan"), access(3, "dan", "ci")]);
-        assert_eq!(group_use(&mut e, "bob", "wiki"), 2.0 / 3.0);
-        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 2.0 / 3.0);
-        // cy leaves: no name is new, so only forgetting on the change helps.
-        let mut leave = join(4, "team", "cy");
+        assert_eq!(shares(&mut e, "bob", "wiki"), (2.0 / 3.0, 2.0 / 3.0));
+        // Ann's baseline is full (three resources): wiki, used least, makes
+        // room for two more, and is no longer hers.
+        feed(&mut e, &[access(4, "ann", "ci"), access(4, "ann", "ci")]);
+        feed(&mut e, &[access(4, "ann", "db"), access(4, "ann", "db")]);
+        feed(&mut e, &[access(5, "ann", "repo")]);
+        assert_eq!(e.reach().baselines[&0].count(0), 0, "wiki dropped");
+        assert_eq!(shares(&mut e, "bob", "wiki"), (1.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(shares(&mut e, "bob", "ci"), (2.0 / 3.0, 2.0 / 3.0));
+        // cy leaves: the group is forgotten and counted again.
+        let mut leave = join(6, "team", "cy");
         if let Body::Membership(m) = &mut leave.body {
             m.op = MembershipOp::Remove;
         }
         feed(&mut e, &[leave]);
-        assert!(e.expansion.group_ids.is_empty(), "forgotten on the change");
-        assert_eq!(group_use(&mut e, "bob", "wiki"), 0.5);
-        assert_eq!(group_use_by_name(&e, "bob", "wiki"), 0.5);
+        assert!(
+            !e.expansion.group_usage.contains_key("team"),
+            "forgotten on the change"
+        );
+        assert_eq!(shares(&mut e, "bob", "wiki"), (0.0, 0.0));
+        assert_eq!(shares(&mut e, "bob", "ci"), (1.0, 1.0));
     }
 
     #[test]

@@ -443,11 +443,11 @@ impl Engine {
                             &key,
                         ));
                     }
-                    self.expansion.forget_group_ids();
+                    self.expansion.forget_group(&m.group);
                     self.model.add_member(&m.group, &m.member);
                 }
                 MembershipOp::Remove => {
-                    self.expansion.forget_group_ids();
+                    self.expansion.forget_group(&m.group);
                     if !self.model.remove_member(&m.group, &m.member) {
                         self.stats.duplicates += 1;
                     }
@@ -499,7 +499,7 @@ impl Engine {
         let reach = &mut self.expansion.reach;
         if reach.baselined() > l.max_principals + l.max_principals / 20 {
             reach.evict_principals(l.max_principals);
-            self.expansion.forget_group_ids();
+            self.expansion.forget_group_usage();
         }
     }
 

@@ -306,6 +306,15 @@ impl Baseline {
     }
 }
 
+/// What learning one access changed in a baseline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// The resource was new to it.
+    pub new: bool,
+    /// The resource dropped to make room for it (the baseline was full).
+    pub dropped: Option<u32>,
+}
+
 /// A novel access waiting in the sliding window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Novel {
@@ -431,6 +440,7 @@ impl Reach {
         self.count_access(ts);
         self.learn_slotted(principal, resource, ts, max_resources, None)
             .0
+            .new
     }
 
     /// Counts an access at `ts` (the start of warm-up, the refit pace).
@@ -450,9 +460,10 @@ impl Reach {
         ts: Ts,
         max_resources: usize,
         slot: Option<Result<usize, usize>>,
-    ) -> (bool, &mut Baseline) {
+    ) -> (Learned, &mut Baseline) {
         let b = self.baselines.entry(principal).or_default();
         let mut slot = slot.unwrap_or_else(|| b.slot(resource));
+        let mut out = Learned::default();
         if b.resources.len() >= max_resources.max(1) && slot.is_err() {
             let i = (0..b.resources.len())
                 .min_by_key(|&i| b.resources[i].1)
@@ -460,13 +471,14 @@ impl Reach {
             let (dropped, _) = b.resources.remove(i);
             self.evicted.resources += 1;
             release(&mut self.users_of, dropped);
+            out.dropped = Some(dropped);
             slot = b.slot(resource);
         }
-        let new = b.record_at(resource, slot, ts);
-        if new {
+        out.new = b.record_at(resource, slot, ts);
+        if out.new {
             *self.users_of.entry(resource).or_default() += 1;
         }
-        (new, b)
+        (out, b)
     }
 
     /// Keeps the `keep` principals with the most recent activity (history
