@@ -111,7 +111,7 @@ struct HoldCounts<'m> {
 }
 
 /// The expansion detector: baselines, peers, rules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Expansion {
     /// Baselines, windows and peer groups (persisted).
     pub reach: Reach,
@@ -126,7 +126,7 @@ pub struct Expansion {
 }
 
 /// One small group's use of resources, for peer shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct GroupUsage {
     /// Members, with a baseline or not.
     members: usize,

@@ -163,7 +163,7 @@ pub struct EngineStats {
 }
 
 /// The detection engine: the model plus the rules.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     model: Model,
     expansion: Expansion,
