@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use reachguard::detect::{Engine, EngineConfig, Origin};
-use reachguard::event::{Access, Body, Event, Outcome, Ts};
+use reachguard::event::{Body, Event, Ts};
 use reachguard::synth::{OrgSpec, generate};
 
 const ENGINEERS: usize = 1500;
@@ -30,19 +30,6 @@ fn config() -> reachguard::config::Config {
          [detection]\nprovisioners = [\"hr-system\"]\n",
     )
     .expect("the bench's config is valid")
-}
-
-fn access(ts: i64, principal: &str, resource: &str) -> Event {
-    Event {
-        ts: Ts(ts),
-        id: None,
-        body: Body::Access(Access {
-            principal: principal.into(),
-            resource: resource.into(),
-            action: None,
-            outcome: Outcome::Success,
-        }),
-    }
 }
 
 fn main() {
@@ -89,7 +76,7 @@ fn main() {
     // (so that most are judged without a finding's quiet period). The model
     // is restored after each round of the organisation, so that engineers do
     // not pile up new resources over millions of iterations.
-    let mut ev = access(0, "", "");
+    let mut ev = Event::access(Ts(0), "", "");
     c.bench_function("detect/new_resource", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::event::{
-    Access, Advice, AdviceVerified, AdviceViewed, Body, Event, Grant, GranteeType, Membership,
+    Advice, AdviceVerified, AdviceViewed, Body, Event, Grant, GranteeType, Membership,
     MembershipOp, Recommendation, Ts,
 };
 use crate::finding::Finding;
@@ -86,15 +86,7 @@ fn grant(
 }
 
 fn access(ts: Ts, who: &str, what: &str) -> Event {
-    ev(
-        ts,
-        Body::Access(Access {
-            principal: who.into(),
-            resource: what.into(),
-            action: None,
-            outcome: Default::default(),
-        }),
-    )
+    Event::access(ts, who, what)
 }
 
 /// A week of ordinary life: teams and groups set up by HR, team grants, daily

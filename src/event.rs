@@ -465,6 +465,21 @@ struct NativeOut<'a> {
 }
 
 impl Event {
+    /// A successful access by `principal` to `resource` at `ts`, with no id
+    /// or action.
+    pub fn access(ts: Ts, principal: &str, resource: &str) -> Event {
+        Event {
+            ts,
+            id: None,
+            body: Body::Access(Access {
+                principal: principal.into(),
+                resource: resource.into(),
+                action: None,
+                outcome: Outcome::Success,
+            }),
+        }
+    }
+
     /// Writes the event as one native (schema v1) JSON line, without the newline.
     pub fn to_native_json(&self) -> String {
         let mut o = NativeOut {

@@ -760,9 +760,7 @@ fn round2(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::detect::{Detection, Engine, EngineConfig, Origin};
-    use crate::event::{
-        Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome,
-    };
+    use crate::event::{Body, Event, Grant, GranteeType, Membership, MembershipOp};
     use crate::model::Identities;
 
     const DAY: i64 = 86_400_000;
@@ -785,16 +783,7 @@ mod tests {
     }
 
     fn access(ts: i64, who: &str, what: &str) -> Event {
-        Event {
-            ts: Ts(ts),
-            id: None,
-            body: Body::Access(Access {
-                principal: who.into(),
-                resource: what.into(),
-                action: None,
-                outcome: Outcome::Success,
-            }),
-        }
+        Event::access(Ts(ts), who, what)
     }
 
     fn grant(ts: i64, id: &str, actor: &str, grantee: &str, group: bool, what: &str) -> Event {

@@ -19,8 +19,8 @@ pub mod eval;
 use std::collections::BTreeSet;
 
 use crate::event::{
-    Access, Advice, AdviceVerified, AdviceViewed, Body, Event, Grant, GranteeType, Membership,
-    MembershipOp, Outcome, Recommendation, Ts,
+    Advice, AdviceVerified, AdviceViewed, Body, Event, Grant, GranteeType, Membership,
+    MembershipOp, Recommendation, Ts,
 };
 use crate::model::{Pattern, Tier};
 
@@ -151,16 +151,7 @@ const MIN: i64 = 60_000;
 const EPOCH: i64 = 1_767_571_200_000;
 
 fn access(ts: i64, who: &str, what: &str) -> Event {
-    Event {
-        ts: Ts(ts),
-        id: None,
-        body: Body::Access(Access {
-            principal: who.into(),
-            resource: what.into(),
-            action: None,
-            outcome: Outcome::Success,
-        }),
-    }
+    Event::access(Ts(ts), who, what)
 }
 
 fn membership(ts: i64, group: &str, member: &str, op: MembershipOp) -> Event {
