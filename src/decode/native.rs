@@ -72,8 +72,15 @@ fn own(s: S<'_>) -> Option<String> {
     s.map(Cow::into_owned)
 }
 
+/// A required string field's value, or which field is missing.
 fn need(s: S<'_>, event_type: EventType, field: &'static str) -> Result<String, DecodeError> {
-    need_ref(&s, event_type, field).map(str::to_owned)
+    match s {
+        Some(v) if !v.is_empty() => Ok(v.into_owned()),
+        _ => Err(DecodeError::MissingField {
+            event_type: event_type.as_str(),
+            field,
+        }),
+    }
 }
 
 /// The fields of a plain access line, and nothing else: most lines of a
@@ -110,37 +117,22 @@ impl PlainAccess<'_> {
     }
 }
 
-/// A required string field's value, or which field is missing.
-fn need_ref<'r>(
-    s: &'r S<'_>,
-    event_type: EventType,
-    field: &'static str,
-) -> Result<&'r str, DecodeError> {
-    match s {
-        Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(DecodeError::MissingField {
-            event_type: event_type.as_str(),
-            field,
-        }),
-    }
-}
-
 /// The line's text, or `None` for a blank line.
 fn text(line: &[u8]) -> Result<Option<&str>, DecodeError> {
     let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
     Ok((!text.trim().is_empty()).then_some(text))
 }
 
-fn parse(text: &str) -> Result<Raw<'_>, DecodeError> {
-    serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))
+/// The event a (non-blank) line holds.
+fn parse(text: &str) -> Result<Event, DecodeError> {
+    let raw: Raw<'_> = serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))?;
+    build(raw)
 }
 
 impl Decoder for NativeDecoder {
     fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
         if let Some(text) = text(line)? {
-            let raw = parse(text)?;
-            let (t, ts) = type_and_time(&raw)?;
-            out.push(build(raw, t, ts)?);
+            out.push(parse(text)?);
         }
         Ok(())
     }
@@ -157,20 +149,9 @@ impl Decoder for NativeDecoder {
             out.push_access(a);
             return Ok(());
         }
-        // Parsed in place and only borrowed from here: the struct is large,
-        // and moving it costs more than some of the parsing.
-        let raw = parse(text)?;
-        let (t, ts) = type_and_time(&raw)?;
-        if t == EventType::Access && raw.id.is_none() && raw.action.is_none() {
-            out.push_access(AccessRef {
-                ts,
-                principal: need_ref(&raw.principal, t, "principal")?,
-                resource: need_ref(&raw.resource, t, "resource")?,
-                outcome: raw.outcome.unwrap_or_default(),
-            });
-        } else {
-            out.push(build(raw, t, ts)?);
-        }
+        // Anything else, a plain access with escapes included: the run keeps
+        // plain accesses in place whichever way they come.
+        out.push(parse(text)?);
         Ok(())
     }
 
@@ -179,7 +160,7 @@ impl Decoder for NativeDecoder {
     }
 }
 
-fn type_and_time(raw: &Raw<'_>) -> Result<(EventType, Ts), DecodeError> {
+fn build(raw: Raw<'_>) -> Result<Event, DecodeError> {
     let kind = raw.kind.as_deref().ok_or(DecodeError::MissingField {
         event_type: "event",
         field: "type",
@@ -191,10 +172,6 @@ fn type_and_time(raw: &Raw<'_>) -> Result<(EventType, Ts), DecodeError> {
     })?;
     let ts = Ts::parse_rfc3339(ts_text)
         .ok_or_else(|| DecodeError::InvalidTimestamp(ts_text.to_owned()))?;
-    Ok((t, ts))
-}
-
-fn build(raw: Raw<'_>, t: EventType, ts: Ts) -> Result<Event, DecodeError> {
     let body = match t {
         EventType::Access => Body::Access(Access {
             principal: need(raw.principal, t, "principal")?,
