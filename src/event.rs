@@ -468,16 +468,13 @@ impl Event {
     /// A successful access by `principal` to `resource` at `ts`, with no id
     /// or action.
     pub fn access(ts: Ts, principal: &str, resource: &str) -> Event {
-        Event {
+        AccessRef {
             ts,
-            id: None,
-            body: Body::Access(Access {
-                principal: principal.into(),
-                resource: resource.into(),
-                action: None,
-                outcome: Outcome::Success,
-            }),
+            principal,
+            resource,
+            outcome: Outcome::Success,
         }
+        .to_event()
     }
 
     /// Writes the event as one native (schema v1) JSON line, without the newline.
@@ -576,6 +573,22 @@ pub struct AccessRef<'a> {
     pub outcome: Outcome,
 }
 
+impl AccessRef<'_> {
+    /// The owned event (no id, no action).
+    pub fn to_event(&self) -> Event {
+        Event {
+            ts: self.ts,
+            id: None,
+            body: Body::Access(Access {
+                principal: self.principal.to_owned(),
+                resource: self.resource.to_owned(),
+                action: None,
+                outcome: self.outcome,
+            }),
+        }
+    }
+}
+
 /// An event read from an [`Events`] run: a plain access in place, or any
 /// other event.
 #[derive(Debug, Clone, Copy)]
@@ -606,16 +619,7 @@ impl EventRef<'_> {
     /// An owned copy.
     pub fn to_event(&self) -> Event {
         match self {
-            EventRef::Access(a) => Event {
-                ts: a.ts,
-                id: None,
-                body: Body::Access(Access {
-                    principal: a.principal.to_owned(),
-                    resource: a.resource.to_owned(),
-                    action: None,
-                    outcome: a.outcome,
-                }),
-            },
+            EventRef::Access(a) => a.to_event(),
             EventRef::Other(e) => (*e).clone(),
         }
     }
