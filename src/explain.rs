@@ -92,7 +92,7 @@ pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
     let (model, reach, exp) = (engine.model(), engine.reach(), engine.expansion());
     let tier = |r: &str| cfg.sensitivity.tier_of(r).as_str();
     let pid = reach.principals.get(principal);
-    let b = pid.and_then(|p| reach.baselines.get(&p));
+    let b = pid.and_then(|p| reach.baselines.get(p));
     let (cluster, mut peers, groups) = exp.peers_of(principal, model);
     let peer_group_size = peers.len() + usize::from(cluster.is_some());
     peers.truncate(20);
@@ -122,7 +122,7 @@ pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
             },
         })
         .collect();
-    let mut exercised: Vec<(u32, u32)> = b.map(|b| b.resources.clone()).unwrap_or_default();
+    let mut exercised: Vec<(u32, u32)> = b.map(|b| b.resources.sorted()).unwrap_or_default();
     exercised.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let exercised = exercised
         .iter()

@@ -172,8 +172,8 @@ impl Expansion {
                     .reach
                     .principals
                     .get(m)
-                    .and_then(|id| self.reach.baselines.get(&id));
-                for &(r, _) in b.map_or(&[][..], |b| &b.resources) {
+                    .and_then(|id| self.reach.baselines.get(id));
+                for (r, _) in b.iter().flat_map(|b| b.resources.iter()) {
                     *e.usage.entry(r).or_default() += 1;
                 }
             }
@@ -312,7 +312,7 @@ impl Expansion {
     /// Share of `principal`'s peers who used `resource`.
     fn peer_use(&self, principal: &str, pid: u32, rid: u32, info: &PeerInfo, model: &Model) -> f64 {
         let reach = &self.reach;
-        let used = |id: u32| reach.baselines.get(&id).is_some_and(|b| b.count(rid) > 0);
+        let used = |id: u32| reach.baselines.get(id).is_some_and(|b| b.count(rid) > 0);
         self.peer_share(
             info,
             |_, cl| {
@@ -430,7 +430,7 @@ impl Expansion {
         cluster: Option<u32>,
     ) -> (f64, f64, f64, &'static str) {
         let floor = [self.cfg.short_floor, self.cfg.long_floor][scale];
-        let own = self.reach.baselines.get(&pid).map(|b| b.windows[scale]);
+        let own = self.reach.baselines.get(pid).map(|b| b.windows[scale]);
         let (mean, std, from) = match (own, cluster) {
             (Some(w), _) if w.n >= self.cfg.min_windows => (w.mean, w.std(), "own history"),
             (_, Some(c)) => {
@@ -453,7 +453,7 @@ impl Expansion {
     ) -> Option<Finding> {
         let pid = self.reach.principals.intern(principal);
         let rid = self.reach.resources.intern(resource);
-        let slot = self.reach.baselines.get(&pid).map(|b| b.slot(rid));
+        let slot = self.reach.baselines.get(pid).map(|b| b.slot(rid));
         let known = matches!(slot, Some(Ok(_)));
         // Peers are looked up once per new resource and reused for the
         // threshold below.
@@ -579,7 +579,7 @@ impl Expansion {
             .collect::<Vec<_>>()
             .join(", ");
         let span_min = (ts.0 - window.first().map_or(ts.0, |n| n.ts.0)) as f64 / 60_000.0;
-        let b = &self.reach.baselines[&pid];
+        let b = &self.reach.baselines[pid];
         // A finding is raised at the first crossing, so the ratio rarely grows
         // large; what the new reach touched says more about how bad it is.
         let ratio = sum / threshold;
@@ -671,7 +671,7 @@ impl Expansion {
         for a in &sample {
             let pid = self.reach.principals.get(a);
             let info = self.peer_info(a, pid, model);
-            let baseline = pid.and_then(|p| self.reach.baselines.get(&p));
+            let baseline = pid.and_then(|p| self.reach.baselines.get(p));
             let mut gained = false;
             for (i, pr) in per_resource.iter_mut().enumerate() {
                 if holders[i].held_by(a) {
@@ -887,7 +887,7 @@ mod tests {
                     reach
                         .principals
                         .get(m)
-                        .and_then(|id| reach.baselines.get(&id))
+                        .and_then(|id| reach.baselines.get(id))
                         .is_some_and(|b| b.count(rid) > 0)
                 })
             },
@@ -951,7 +951,7 @@ mod tests {
         feed(&mut e, &[access(4, "ann", "ci"), access(4, "ann", "ci")]);
         feed(&mut e, &[access(4, "ann", "db"), access(4, "ann", "db")]);
         feed(&mut e, &[access(5, "ann", "repo")]);
-        assert_eq!(e.reach().baselines[&0].count(0), 0, "wiki dropped");
+        assert_eq!(e.reach().baselines[0].count(0), 0, "wiki dropped");
         assert_eq!(shares(&mut e, "bob", "wiki"), (1.0 / 3.0, 1.0 / 3.0));
         assert_eq!(shares(&mut e, "bob", "ci"), (2.0 / 3.0, 2.0 / 3.0));
         // cy leaves: the group is forgotten and counted again.

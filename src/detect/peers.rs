@@ -64,7 +64,9 @@ pub struct PeerModel {
 /// The feature vector of one baseline.
 pub fn features(b: &Baseline, resources: &Interner) -> [f64; DIMS] {
     let mut v = [0.0; DIMS];
-    for &(r, n) in &b.resources {
+    // In resource order: a bucket's sum is then the same however the
+    // baseline's table is laid out (live, or loaded from a checkpoint).
+    for (r, n) in b.resources.sorted() {
         v[(resources.hash(r) % DIMS as u64) as usize] += (1.0 + f64::from(n)).ln();
     }
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -92,20 +94,19 @@ impl PeerModel {
     /// them, then every one of them placed at the nearest centroid.
     /// Deterministic for a given input (seeded).
     pub fn fit(reach: &Reach, min_events: u64, sample: usize) -> PeerModel {
-        let mut ids: Vec<u32> = reach
+        let ids: Vec<u32> = reach
             .baselines
             .iter()
             .filter(|(_, b)| b.events >= min_events)
-            .map(|(&p, _)| p)
+            .map(|(p, _)| p)
             .collect();
-        ids.sort_unstable();
         let n = ids.len();
         if n == 0 {
             return PeerModel::default();
         }
         let mut data = Array2::<f64>::zeros((n, DIMS));
         for (i, p) in ids.iter().enumerate() {
-            let f = features(&reach.baselines[p], &reach.resources);
+            let f = features(&reach.baselines[*p], &reach.resources);
             data.row_mut(i).assign(&Array1::from(f.to_vec()));
         }
         let k = cluster_count(n);
@@ -152,7 +153,7 @@ impl PeerModel {
             assignment.insert(*p, c as u32);
             let cl = &mut clusters[c];
             cl.members.push(*p);
-            for &(r, _) in &reach.baselines[p].resources {
+            for (r, _) in reach.baselines[*p].resources.iter() {
                 *cl.usage.entry(r).or_default() += 1;
             }
         }
@@ -161,7 +162,7 @@ impl PeerModel {
                 let stats: Vec<(f64, f64)> = cl
                     .members
                     .iter()
-                    .map(|p| &reach.baselines[p].windows[scale])
+                    .map(|&p| &reach.baselines[p].windows[scale])
                     .filter(|w| w.n >= 2)
                     .map(|w| (w.mean, w.std()))
                     .collect();
@@ -191,7 +192,7 @@ impl PeerModel {
         if let Some(&(c, _)) = self.placed.get(&principal) {
             return Some(c);
         }
-        self.nearest(reach.baselines.get(&principal)?, &reach.resources)
+        self.nearest(reach.baselines.get(principal)?, &reach.resources)
     }
 
     /// The centroid nearest to a baseline's features.

@@ -249,8 +249,8 @@ impl WindowStats {
 /// What one engineer normally reaches.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
-    /// `(resource id, accesses)`, sorted by resource id.
-    pub resources: Vec<(u32, u32)>,
+    /// Resource id -> accesses.
+    pub resources: Uses,
     /// Accesses seen.
     pub events: u64,
     /// First access.
@@ -268,15 +268,12 @@ pub struct Baseline {
 impl Baseline {
     /// How often the engineer used `resource` (0 if never).
     pub fn count(&self, resource: u32) -> u32 {
-        self.resources
-            .binary_search_by_key(&resource, |&(r, _)| r)
-            .map_or(0, |i| self.resources[i].1)
+        self.resources.count(resource)
     }
 
-    /// Where `resource` is in [`Baseline::resources`]: `Ok(index)` if used,
-    /// `Err(index to insert it at)` if not.
+    /// Where `resource` is in [`Baseline::resources`] ([`Uses::slot`]).
     pub fn slot(&self, resource: u32) -> Result<usize, usize> {
-        self.resources.binary_search_by_key(&resource, |&(r, _)| r)
+        self.resources.slot(resource)
     }
 
     /// Records one access; returns true if the resource was new to this baseline.
@@ -298,16 +295,211 @@ impl Baseline {
             self.days += 1;
             self.last_day = day;
         }
+        self.resources.add_at(resource, slot)
+    }
+}
+
+/// The resources of one baseline and how often each was used.
+///
+/// An open-addressing table keyed by resource id (linear probing, at most
+/// three quarters full): finding a resource reads one cache line or two. A
+/// sorted list read one per step of its binary search, and with thousands of
+/// engineers those were cache misses on nearly every access. Iteration is in
+/// table order, which depends on the order resources came in;
+/// [`Uses::sorted`] gives resource order, for sums and the checkpoint
+/// (a list of `[resource, count]` pairs sorted by resource).
+#[derive(Clone, Default)]
+pub struct Uses {
+    /// `(resource, count)`, a power of two long (or empty); a count of 0
+    /// marks a free slot (every stored resource was used at least once).
+    slots: Vec<(u32, u32)>,
+    /// Resources stored.
+    len: usize,
+}
+
+impl Uses {
+    /// Where `resource` would first be looked for.
+    fn home(&self, resource: u32) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        // Fibonacci hashing: ids are dense and sequential, the top bits of
+        // their product with 2^64 / phi are spread over the table.
+        (u64::from(resource).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    /// `Ok(slot)` of `resource` if stored, else `Err(free slot)` where it
+    /// would be added (`Err(0)` while the table is empty).
+    pub fn slot(&self, resource: u32) -> Result<usize, usize> {
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(resource);
+        loop {
+            let (r, n) = self.slots[i];
+            if n == 0 {
+                return Err(i);
+            }
+            if r == resource {
+                return Ok(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// How often `resource` was used (0 if never).
+    pub fn count(&self, resource: u32) -> u32 {
+        self.slot(resource).map_or(0, |i| self.slots[i].1)
+    }
+
+    /// Counts one use of `resource`, whose [`Uses::slot`] is `slot`; returns
+    /// whether it was new.
+    fn add_at(&mut self, resource: u32, slot: Result<usize, usize>) -> bool {
         match slot {
             Ok(i) => {
-                self.resources[i].1 = self.resources[i].1.saturating_add(1);
+                self.slots[i].1 = self.slots[i].1.saturating_add(1);
                 false
             }
             Err(i) => {
-                self.resources.insert(i, (resource, 1));
+                self.put(resource, 1, Some(i));
                 true
             }
         }
+    }
+
+    /// Stores `resource`, which is not stored yet, with `count` (at least
+    /// 1) uses, at `free` (its free slot) unless the table must grow first.
+    fn put(&mut self, resource: u32, count: u32, free: Option<usize>) {
+        debug_assert!(count > 0);
+        let free = if (self.len + 1) * 4 > self.slots.len() * 3 {
+            let old = std::mem::take(&mut self.slots);
+            self.slots = vec![(0, 0); (old.len() * 2).max(8)];
+            for (r, n) in old.into_iter().filter(|e| e.1 > 0) {
+                let i = self.slot(r).expect_err("stored once");
+                self.slots[i] = (r, n);
+            }
+            None
+        } else {
+            free
+        };
+        let i = free.unwrap_or_else(|| self.slot(resource).expect_err("not stored yet"));
+        self.slots[i] = (resource, count);
+        self.len += 1;
+    }
+
+    /// Forgets `resource`; returns its count if it was stored.
+    pub fn remove(&mut self, resource: u32) -> Option<u32> {
+        let mut hole = self.slot(resource).ok()?;
+        let count = self.slots[hole].1;
+        let mask = self.slots.len() - 1;
+        // Backward-shift deletion: every later entry of the same run that
+        // may live in the hole moves back into it, so no search stops early.
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let (r, n) = self.slots[j];
+            if n == 0 {
+                break;
+            }
+            // The hole is between r's home and j (cyclically, home included).
+            if j.wrapping_sub(self.home(r)) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = self.slots[j];
+                hole = j;
+            }
+        }
+        self.slots[hole] = (0, 0);
+        self.len -= 1;
+        Some(count)
+    }
+
+    /// How many resources.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `(resource, count)` in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.slots.iter().copied().filter(|e| e.1 > 0)
+    }
+
+    /// `(resource, count)` sorted by resource.
+    pub fn sorted(&self) -> Vec<(u32, u32)> {
+        let mut v: Vec<(u32, u32)> = self.iter().collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v
+    }
+
+    /// The least used resource, the lowest id among equals.
+    pub fn least_used(&self) -> Option<u32> {
+        self.iter().min_by_key(|&(r, n)| (n, r)).map(|(r, _)| r)
+    }
+
+    /// Renames every resource (`map` is one-to-one on the stored ones).
+    fn remap(&mut self, map: impl Fn(u32) -> u32) {
+        let old = std::mem::take(self);
+        for (r, n) in old.iter() {
+            self.put(map(r), n, None);
+        }
+    }
+}
+
+impl FromIterator<(u32, u32)> for Uses {
+    /// Adds each `(resource, count)`: a resource listed again adds to its count.
+    fn from_iter<I: IntoIterator<Item = (u32, u32)>>(iter: I) -> Uses {
+        let mut out = Uses::default();
+        for (r, n) in iter.into_iter().filter(|e| e.1 > 0) {
+            match out.slot(r) {
+                Ok(i) => out.slots[i].1 = out.slots[i].1.saturating_add(n),
+                Err(i) => out.put(r, n, Some(i)),
+            }
+        }
+        out
+    }
+}
+
+impl PartialEq for Uses {
+    /// The same resources with the same counts, in whatever table order.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().all(|(r, n)| other.count(r) == n)
+    }
+}
+
+impl std::fmt::Debug for Uses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.sorted()).finish()
+    }
+}
+
+impl Serialize for Uses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.sorted().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Uses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(u32, u32)>::deserialize(d)?;
+        let mut out = Uses::default();
+        for (r, n) in pairs {
+            match out.slot(r) {
+                _ if n == 0 => {
+                    return Err(serde::de::Error::custom(format!(
+                        "resource {r} is listed with no uses"
+                    )));
+                }
+                Ok(_) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "resource {r} is listed twice"
+                    )));
+                }
+                Err(i) => out.put(r, n, Some(i)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -331,16 +523,122 @@ pub struct Novel {
     pub score: f64,
 }
 
+/// Baselines by principal id, in a vector indexed by the id.
+///
+/// Principal ids are dense (interned), so an access finds its engineer's
+/// baseline in one read rather than a hash probe. Serialised as `[id,
+/// baseline]` pairs sorted by id, the form a map of them had.
+#[derive(Debug, Clone, Default)]
+pub struct Baselines {
+    by_id: Vec<Option<Baseline>>,
+    len: usize,
+}
+
+impl Baselines {
+    /// The baseline of `principal`, if any.
+    pub fn get(&self, principal: u32) -> Option<&Baseline> {
+        self.by_id.get(principal as usize)?.as_ref()
+    }
+
+    /// The baseline of `principal`, created empty if it has none.
+    pub fn get_or_default(&mut self, principal: u32) -> &mut Baseline {
+        let i = principal as usize;
+        if i >= self.by_id.len() {
+            self.by_id.resize_with(i + 1, || None);
+        }
+        let slot = &mut self.by_id[i];
+        if slot.is_none() {
+            self.len += 1;
+        }
+        slot.get_or_insert_with(Baseline::default)
+    }
+
+    /// Forgets the baseline of `principal`, returning it.
+    pub fn remove(&mut self, principal: u32) -> Option<Baseline> {
+        let b = self.by_id.get_mut(principal as usize)?.take();
+        self.len -= usize::from(b.is_some());
+        b
+    }
+
+    /// Whether `principal` has a baseline.
+    pub fn contains(&self, principal: u32) -> bool {
+        self.get(principal).is_some()
+    }
+
+    /// How many principals have a baseline.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none has.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `(principal, baseline)` in principal id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Baseline)> {
+        (0u32..)
+            .zip(&self.by_id)
+            .filter_map(|(p, b)| Some((p, b.as_ref()?)))
+    }
+
+    /// Principals with a baseline, in id order.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.iter().map(|(p, _)| p)
+    }
+
+    /// Every baseline, in principal id order.
+    pub fn values(&self) -> impl Iterator<Item = &Baseline> {
+        self.by_id.iter().flatten()
+    }
+}
+
+impl std::ops::Index<u32> for Baselines {
+    type Output = Baseline;
+
+    fn index(&self, principal: u32) -> &Baseline {
+        self.get(principal)
+            .unwrap_or_else(|| panic!("principal {principal} has no baseline"))
+    }
+}
+
+impl FromIterator<(u32, Baseline)> for Baselines {
+    fn from_iter<I: IntoIterator<Item = (u32, Baseline)>>(iter: I) -> Baselines {
+        let mut out = Baselines::default();
+        for (p, b) in iter {
+            *out.get_or_default(p) = b;
+        }
+        out
+    }
+}
+
+impl PartialEq for Baselines {
+    /// The same principals with the same baselines (however long the vector).
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Serialize for Baselines {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
 /// Every engineer's baseline and recent novel reach.
+///
+/// A checkpoint is read through [`ReachFile`], which refuses ids beyond the
+/// names it lists: they would index past them later, and a baseline id
+/// sizes the vector of baselines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ReachFile")]
 pub struct Reach {
     /// Principal names.
     pub principals: Interner,
     /// Resource names.
     pub resources: Interner,
     /// Baselines by principal id.
-    #[serde(with = "id_map")]
-    pub baselines: HashMap<u32, Baseline>,
+    pub baselines: Baselines,
     /// Resource id -> how many principals have it in their baseline.
     #[serde(with = "id_map")]
     pub users_of: HashMap<u32, u32>,
@@ -373,6 +671,104 @@ pub struct Evicted {
     pub resources: u64,
 }
 
+/// [`Reach`] as a checkpoint holds it, before its ids are checked.
+#[derive(Deserialize)]
+struct ReachFile {
+    principals: Interner,
+    resources: Interner,
+    baselines: Vec<(u32, Baseline)>,
+    #[serde(with = "id_map")]
+    users_of: HashMap<u32, u32>,
+    #[serde(with = "id_map")]
+    recent: HashMap<u32, VecDeque<Novel>>,
+    #[serde(with = "id_map")]
+    quiet_until: HashMap<u32, Ts>,
+    first_seen: Option<Ts>,
+    trained_until: Option<Ts>,
+    peers: super::peers::PeerModel,
+    #[serde(default)]
+    evicted: Evicted,
+    #[serde(default)]
+    accesses: u64,
+}
+
+impl TryFrom<ReachFile> for Reach {
+    type Error = String;
+
+    fn try_from(f: ReachFile) -> Result<Reach, String> {
+        let (np, nr) = (f.principals.len(), f.resources.len());
+        let principal = |what: &str, id: u32| {
+            if (id as usize) < np {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} names principal id {id}, but only {np} principals are listed"
+                ))
+            }
+        };
+        let resource = |what: &str, id: u32| {
+            if (id as usize) < nr {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} names resource id {id}, but only {nr} resources are listed"
+                ))
+            }
+        };
+        let mut baselines = Baselines::default();
+        for (p, b) in f.baselines {
+            principal("a baseline", p)?;
+            b.resources
+                .iter()
+                .try_for_each(|(r, _)| resource("a baseline", r))?;
+            if baselines.contains(p) {
+                return Err(format!("principal id {p} has two baselines"));
+            }
+            *baselines.get_or_default(p) = b;
+        }
+        f.users_of
+            .keys()
+            .try_for_each(|&r| resource("users_of", r))?;
+        for (&p, q) in &f.recent {
+            principal("recent", p)?;
+            q.iter().try_for_each(|n| resource("recent", n.resource))?;
+        }
+        f.quiet_until
+            .keys()
+            .try_for_each(|&p| principal("quiet_until", p))?;
+        let peers = &f.peers;
+        peers
+            .assignment
+            .keys()
+            .try_for_each(|&p| principal("a peer assignment", p))?;
+        peers
+            .placed
+            .keys()
+            .try_for_each(|&p| principal("a peer placement", p))?;
+        for c in &peers.clusters {
+            c.members
+                .iter()
+                .try_for_each(|&p| principal("a peer group", p))?;
+            c.usage
+                .keys()
+                .try_for_each(|&r| resource("a peer group", r))?;
+        }
+        Ok(Reach {
+            principals: f.principals,
+            resources: f.resources,
+            baselines,
+            users_of: f.users_of,
+            recent: f.recent,
+            quiet_until: f.quiet_until,
+            first_seen: f.first_seen,
+            trained_until: f.trained_until,
+            peers: f.peers,
+            evicted: f.evicted,
+            accesses: f.accesses,
+        })
+    }
+}
+
 fn release(users_of: &mut HashMap<u32, u32>, resource: u32) {
     if let Some(n) = users_of.get_mut(&resource) {
         *n -= 1;
@@ -399,7 +795,7 @@ impl Reach {
         if self.peers.assignment.contains_key(&principal) {
             return;
         }
-        let Some(b) = self.baselines.get(&principal) else {
+        let Some(b) = self.baselines.get(principal) else {
             return;
         };
         let due = self
@@ -466,14 +862,15 @@ impl Reach {
         max_resources: usize,
         slot: Option<Result<usize, usize>>,
     ) -> (Learned, &mut Baseline) {
-        let b = self.baselines.entry(principal).or_default();
+        let b = self.baselines.get_or_default(principal);
         let mut slot = slot.unwrap_or_else(|| b.slot(resource));
         let mut out = Learned::default();
         if b.resources.len() >= max_resources.max(1) && slot.is_err() {
-            let i = (0..b.resources.len())
-                .min_by_key(|&i| b.resources[i].1)
+            let dropped = b
+                .resources
+                .least_used()
                 .expect("a full baseline is not empty");
-            let (dropped, _) = b.resources.remove(i);
+            b.resources.remove(dropped);
             self.evicted.resources += 1;
             release(&mut self.users_of, dropped);
             out.dropped = Some(dropped);
@@ -504,15 +901,15 @@ impl Reach {
                     b.last
                         .0
                         .saturating_add(b.events.min(1000) as i64 * 3_600_000),
-                    *p,
+                    p,
                 )
             })
             .collect();
         by_age.sort_unstable();
         let n = by_age.len() - keep;
         for &(_, p) in &by_age[..n] {
-            if let Some(b) = self.baselines.remove(&p) {
-                for (r, _) in b.resources {
+            if let Some(b) = self.baselines.remove(p) {
+                for (r, _) in b.resources.iter() {
                     release(&mut self.users_of, r);
                 }
             }
@@ -522,7 +919,7 @@ impl Reach {
             self.peers.placed.remove(&p);
         }
         for cl in &mut self.peers.clusters {
-            cl.members.retain(|m| self.baselines.contains_key(m));
+            cl.members.retain(|&m| self.baselines.contains(m));
         }
         self.evicted.principals += n as u64;
         self.compact();
@@ -535,12 +932,16 @@ impl Reach {
     pub fn compact(&mut self) {
         let live_p: std::collections::BTreeSet<u32> = self
             .baselines
-            .keys()
-            .chain(self.recent.keys())
-            .chain(self.quiet_until.keys())
-            .chain(self.peers.assignment.keys())
-            .chain(self.peers.clusters.iter().flat_map(|c| c.members.iter()))
-            .copied()
+            .ids()
+            .chain(self.recent.keys().copied())
+            .chain(self.quiet_until.keys().copied())
+            .chain(self.peers.assignment.keys().copied())
+            .chain(
+                self.peers
+                    .clusters
+                    .iter()
+                    .flat_map(|c| c.members.iter().copied()),
+            )
             .collect();
         let live_r: std::collections::BTreeSet<u32> = self
             .users_of
@@ -562,12 +963,12 @@ impl Reach {
         let p = |id: &u32| pmap[id];
         let r = |id: &u32| rmap[id];
         self.baselines = std::mem::take(&mut self.baselines)
+            .by_id
             .into_iter()
+            .zip(0u32..)
+            .filter_map(|(b, k)| Some((k, b?)))
             .map(|(k, mut b)| {
-                for e in &mut b.resources {
-                    e.0 = r(&e.0);
-                }
-                b.resources.sort_unstable_by_key(|e| e.0);
+                b.resources.remap(|id| r(&id));
                 (p(&k), b)
             })
             .collect();
@@ -666,6 +1067,71 @@ mod tests {
         assert_eq!(back.name(1), "b");
     }
 
+    /// A reach with baselines for principals 0 and 2 (1 was forgotten).
+    fn reach_with_a_hole() -> Reach {
+        let mut r = Reach::default();
+        let ids: Vec<u32> = ["a", "b", "c"].map(|n| r.principals.intern(n)).into();
+        let wiki = r.resources.intern("wiki");
+        let db = r.resources.intern("db");
+        for &p in &ids {
+            r.learn(p, wiki, Ts(1));
+        }
+        r.learn(ids[2], db, Ts(2));
+        r.baselines.remove(ids[1]).unwrap();
+        r
+    }
+
+    #[test]
+    fn baselines_are_checkpointed_as_sorted_pairs_and_read_back() {
+        let r = reach_with_a_hole();
+        assert_eq!(r.baselines.len(), 2);
+        assert_eq!(r.baselines.ids().collect::<Vec<_>>(), vec![0, 2]);
+        let json = serde_json::to_value(&r).unwrap();
+        let pairs = json["baselines"].as_array().unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(
+            (pairs[0][0].as_u64(), pairs[1][0].as_u64()),
+            (Some(0), Some(2))
+        );
+        assert_eq!(
+            pairs[1][1]["resources"],
+            serde_json::json!([[0, 1], [1, 1]])
+        );
+        let back: Reach = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        assert!(back.baselines.get(1).is_none());
+        assert_eq!(back.baselines[2].count(1), 1);
+    }
+
+    #[test]
+    fn a_checkpoint_naming_ids_beyond_its_names_is_refused() {
+        let json = serde_json::to_value(reach_with_a_hole()).unwrap();
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut j = json.clone();
+            edit(&mut j);
+            serde_json::from_value::<Reach>(j).unwrap_err().to_string()
+        };
+        // Would size the vector of baselines at four billion entries.
+        let e = refused(&|j| j["baselines"][1][0] = 4_000_000_000u32.into());
+        assert!(
+            e.contains(
+                "a baseline names principal id 4000000000, but only 3 principals are listed"
+            ),
+            "{e}"
+        );
+        let e = refused(&|j| j["baselines"][1][1]["resources"][1][0] = 7.into());
+        assert!(
+            e.contains("a baseline names resource id 7, but only 2"),
+            "{e}"
+        );
+        let e = refused(&|j| j["baselines"][1][0] = 0.into());
+        assert!(e.contains("principal id 0 has two baselines"), "{e}");
+        let e = refused(&|j| j["quiet_until"] = serde_json::json!([[3, "2026-01-01T00:00:00Z"]]));
+        assert!(e.contains("quiet_until names principal id 3"), "{e}");
+        let e = refused(&|j| j["users_of"] = serde_json::json!([[2, 1]]));
+        assert!(e.contains("users_of names resource id 2"), "{e}");
+    }
+
     proptest::proptest! {
         /// Ids are dense, stable and found again by name, through the
         /// table's growth, for names that are prefixes of one another too,
@@ -697,6 +1163,82 @@ mod tests {
         }
     }
 
+    /// One step on a baseline's resources.
+    #[derive(Debug, Clone)]
+    enum UsesOp {
+        Add(u32),
+        Remove(u32),
+        DropLeastUsed,
+        Remap(u32),
+    }
+
+    fn uses_op() -> impl proptest::strategy::Strategy<Value = UsesOp> {
+        use proptest::prelude::*;
+        // Few distinct ids, so that adds repeat and removes find something;
+        // sometimes far apart ones, so that homes spread over the table.
+        let id = prop_oneof![0u32..40, any::<u32>()];
+        prop_oneof![
+            6 => id.clone().prop_map(UsesOp::Add),
+            2 => id.prop_map(UsesOp::Remove),
+            1 => Just(UsesOp::DropLeastUsed),
+            1 => (1u32..1000).prop_map(UsesOp::Remap),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The table answers as a sorted map would, through growth, removal
+        /// (shifting later entries back), eviction of the least used, and
+        /// renaming; and its checkpoint form is the sorted map's.
+        #[test]
+        fn uses_answer_as_a_sorted_map(ops in proptest::collection::vec(uses_op(), 0..400)) {
+            use proptest::prop_assert_eq;
+            let mut u = Uses::default();
+            let mut want = std::collections::BTreeMap::<u32, u32>::new();
+            for op in ops {
+                match op {
+                    UsesOp::Add(r) => {
+                        let new = u.add_at(r, u.slot(r));
+                        prop_assert_eq!(new, !want.contains_key(&r));
+                        *want.entry(r).or_default() += 1;
+                    }
+                    UsesOp::Remove(r) => prop_assert_eq!(u.remove(r), want.remove(&r)),
+                    UsesOp::DropLeastUsed => {
+                        let least = want.iter().min_by_key(|&(r, n)| (*n, *r)).map(|(r, _)| *r);
+                        prop_assert_eq!(u.least_used(), least);
+                        if let Some(r) = least {
+                            prop_assert_eq!(u.remove(r), want.remove(&r));
+                        }
+                    }
+                    UsesOp::Remap(k) => {
+                        let f = |r: u32| r.rotate_left(1) ^ k;
+                        u.remap(f);
+                        want = want.into_iter().map(|(r, n)| (f(r), n)).collect();
+                    }
+                }
+                prop_assert_eq!(u.len(), want.len());
+                for (&r, &n) in &want {
+                    prop_assert_eq!(u.count(r), n);
+                }
+            }
+            let sorted: Vec<(u32, u32)> = want.into_iter().collect();
+            prop_assert_eq!(u.sorted(), sorted.clone());
+            let json = serde_json::to_string(&u).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&sorted).unwrap());
+            prop_assert_eq!(serde_json::from_str::<Uses>(&json).unwrap(), u);
+        }
+    }
+
+    #[test]
+    fn resources_listed_twice_or_unused_are_refused() {
+        let e = serde_json::from_str::<Uses>("[[1,2],[5,1],[1,3]]").unwrap_err();
+        assert!(e.to_string().contains("resource 1 is listed twice"), "{e}");
+        let e = serde_json::from_str::<Uses>("[[1,2],[5,0]]").unwrap_err();
+        assert!(
+            e.to_string().contains("resource 5 is listed with no uses"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_name_listed_twice_is_refused() {
         let e = serde_json::from_str::<Interner>(r#"["a","b","a"]"#).unwrap_err();
@@ -713,7 +1255,7 @@ mod tests {
         assert_eq!(b.count(7), 2);
         assert_eq!(b.count(3), 1);
         assert_eq!(b.count(9), 0);
-        assert_eq!(b.resources, vec![(3, 1), (7, 2)]);
+        assert_eq!(b.resources.sorted(), vec![(3, 1), (7, 2)]);
         assert_eq!((b.events, b.days), (3, 2));
         assert_eq!((b.first, b.last), (Ts(10 * day), Ts(11 * day)));
     }
@@ -745,7 +1287,7 @@ mod tests {
         r.learn_capped(p, a, Ts(2), 2);
         r.learn_capped(p, b, Ts(3), 2);
         r.learn_capped(p, c, Ts(4), 2);
-        assert_eq!(r.baselines[&p].resources, vec![(a, 2), (c, 1)]);
+        assert_eq!(r.baselines[p].resources.sorted(), vec![(a, 2), (c, 1)]);
         assert_eq!(r.users_of.get(&b), None);
         assert_eq!(r.evicted.resources, 1);
     }
@@ -778,7 +1320,7 @@ mod tests {
             .get("flood-999")
             .expect("the most recent stays");
         let res = r.resources.get("res-999").unwrap();
-        assert_eq!(r.baselines[&last].resources, vec![(res, 1)]);
+        assert_eq!(r.baselines[last].resources.sorted(), vec![(res, 1)]);
         assert_eq!(r.recent[&last][0].resource, res);
         assert_eq!(r.peers.placed.len(), 10);
         assert_eq!(
