@@ -447,20 +447,6 @@ impl Uses {
     }
 }
 
-impl FromIterator<(u32, u32)> for Uses {
-    /// Adds each `(resource, count)`: a resource listed again adds to its count.
-    fn from_iter<I: IntoIterator<Item = (u32, u32)>>(iter: I) -> Uses {
-        let mut out = Uses::default();
-        for (r, n) in iter.into_iter().filter(|e| e.1 > 0) {
-            match out.slot(r) {
-                Ok(i) => out.slots[i].1 = out.slots[i].1.saturating_add(n),
-                Err(i) => out.put(r, n, Some(i)),
-            }
-        }
-        out
-    }
-}
-
 impl PartialEq for Uses {
     /// The same resources with the same counts, in whatever table order.
     fn eq(&self, other: &Self) -> bool {
@@ -692,29 +678,25 @@ struct ReachFile {
     accesses: u64,
 }
 
+/// `Ok` if `id` is one of the `n` listed names of `kind`; else says that
+/// `what` names it.
+fn listed(what: &str, kind: &str, id: u32, n: usize) -> Result<(), String> {
+    if (id as usize) < n {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} names {kind} id {id}, but only {n} {kind}s are listed"
+        ))
+    }
+}
+
 impl TryFrom<ReachFile> for Reach {
     type Error = String;
 
     fn try_from(f: ReachFile) -> Result<Reach, String> {
         let (np, nr) = (f.principals.len(), f.resources.len());
-        let principal = |what: &str, id: u32| {
-            if (id as usize) < np {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{what} names principal id {id}, but only {np} principals are listed"
-                ))
-            }
-        };
-        let resource = |what: &str, id: u32| {
-            if (id as usize) < nr {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{what} names resource id {id}, but only {nr} resources are listed"
-                ))
-            }
-        };
+        let principal = |what: &str, id: u32| listed(what, "principal", id, np);
+        let resource = |what: &str, id: u32| listed(what, "resource", id, nr);
         let mut baselines = Baselines::default();
         for (p, b) in f.baselines {
             principal("a baseline", p)?;
