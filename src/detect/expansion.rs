@@ -430,7 +430,7 @@ impl Expansion {
         cluster: Option<u32>,
     ) -> (f64, f64, f64, &'static str) {
         let floor = [self.cfg.short_floor, self.cfg.long_floor][scale];
-        let own = self.reach.baselines.get(pid).map(|b| b.windows[scale]);
+        let own = self.reach.baselines.get(pid).map(|b| b.windows.get(scale));
         let (mean, std, from) = match (own, cluster) {
             (Some(w), _) if w.n >= self.cfg.min_windows => (w.mean, w.std(), "own history"),
             (_, Some(c)) => {
@@ -490,7 +490,7 @@ impl Expansion {
         // nothing about what is normal for this engineer and are not counted.
         if warmed_up {
             for (scale, len) in lens.iter().enumerate() {
-                b.windows[scale].observe(ts, score, *len);
+                b.windows.observe(scale, ts, score, *len);
             }
         }
         // A baseline only gains or drops a resource new to them, and then

@@ -162,7 +162,7 @@ impl PeerModel {
                 let stats: Vec<(f64, f64)> = cl
                     .members
                     .iter()
-                    .map(|&p| &reach.baselines[p].windows[scale])
+                    .map(|&p| reach.baselines[p].windows.get(scale))
                     .filter(|w| w.n >= 2)
                     .map(|w| (w.mean, w.std()))
                     .collect();
