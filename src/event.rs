@@ -10,6 +10,9 @@ use std::fmt;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Event time: milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ts(pub i64);
@@ -37,6 +40,11 @@ impl Ts {
     /// Adds a (possibly negative) number of milliseconds, saturating.
     pub fn add_millis(self, ms: i64) -> Ts {
         Ts(self.0.saturating_add(ms))
+    }
+
+    /// The UTC day it falls on, counted from the epoch (negative before it).
+    pub fn day(self) -> i64 {
+        self.0.div_euclid(DAY_MS)
     }
 }
 
@@ -772,6 +780,22 @@ mod tests {
         DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| Ts(t.timestamp_millis()))
+    }
+
+    #[test]
+    fn a_timestamp_falls_on_its_utc_day_before_the_epoch_too() {
+        let day = |s| Ts::parse_rfc3339(s).unwrap().day();
+        assert_eq!(day("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(day("1970-01-01T23:59:59.999Z"), 0);
+        assert_eq!(day("1969-12-31T23:59:59.999Z"), -1);
+        assert_eq!(
+            day("2026-03-18T00:30:00+01:00"),
+            day("2026-03-17T12:00:00Z")
+        );
+        assert_eq!(
+            day("2026-03-18T00:00:00Z") - day("1970-01-01T00:00:00Z"),
+            20_530
+        );
     }
 
     #[test]

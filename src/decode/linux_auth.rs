@@ -41,7 +41,7 @@ use chrono::{Datelike, TimeZone, Utc};
 
 use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Membership, MembershipOp, Outcome, Ts};
+use crate::event::{Access, Body, DAY_MS, Event, Membership, MembershipOp, Outcome, Ts};
 
 /// Decoder for Linux authentication logs.
 #[derive(Debug, Default)]
@@ -62,7 +62,6 @@ struct Pending {
 }
 
 const NAME: &str = "syslog";
-const DAY_MS: i64 = 24 * 3600 * 1000;
 /// How long after a sudo command its usermod / gpasswd line is taken as the same change.
 const CONFIRM_WINDOW_MS: i64 = 10 * 60 * 1000;
 const PENDING_MAX: usize = 256;

@@ -298,9 +298,6 @@ impl From<Windows> for [WindowStats; 2] {
     }
 }
 
-/// Milliseconds in a day.
-const DAY_MS: i64 = 86_400_000;
-
 /// What one engineer normally reaches.
 ///
 /// Every access reads or writes nearly all of it, so it is laid out to fill
@@ -348,7 +345,7 @@ impl Baseline {
             self.first = ts;
         }
         // Events a little out of order never count a past day twice.
-        if self.days == 0 || ts.0.div_euclid(DAY_MS) > self.last.0.div_euclid(DAY_MS) {
+        if self.days == 0 || ts.day() > self.last.day() {
             self.days += 1;
         }
         self.last = self.last.max(ts);
