@@ -10,10 +10,12 @@
 //!   baselines, peer groups, detection, policy), findings discarded;
 //! - each of replay's two stages alone, per event: decoding (read, decode and
 //!   merge in event time, on its own thread as in replay) and the model
-//!   (observing events decoded beforehand);
+//!   (observing events decoded beforehand), the model once with the events as
+//!   decoded and once keyed (their names resolved by the decoding thread, as
+//!   replay does when the model falls behind);
 //!
 //! and prints events/s, MB/s, cost per event, the ratio to the floor, peak RSS
-//! and the two stage costs (replay runs them on two cores at once, so its cost
+//! and the stage costs (replay runs them on two cores at once, so its cost
 //! per event approaches the larger of them).
 //!
 //! `cargo bench --bench pipeline -- --memory 1000,10000,100000` measures the
@@ -169,9 +171,9 @@ fn decode_stage(path: &Path) -> (f64, u64) {
     (started.elapsed().as_secs_f64(), n)
 }
 
-/// The model stage alone: every event decoded first (untimed), then the time
-/// the pipeline takes to observe them all.
-fn model_stage(path: &Path) -> (f64, u64) {
+/// The model stage alone: every event decoded (and `keyed`) first, untimed,
+/// then the time the pipeline takes to observe them all.
+fn model_stage(path: &Path, keyed: bool) -> (f64, u64) {
     let (cfg, inputs, metrics) = replay_setup(path);
     let mut merge = reachguard::replay::Merge::open(&[path.to_owned()], &inputs, &metrics).unwrap();
     let mut batches = Vec::new();
@@ -181,6 +183,9 @@ fn model_stage(path: &Path) -> (f64, u64) {
             break;
         }
         batches.push(batch);
+    }
+    if keyed {
+        batches.iter_mut().for_each(|b| merge.key(b));
     }
     drop(merge);
     let mut p = reachguard::pipeline::Pipeline::new(
@@ -193,7 +198,8 @@ fn model_stage(path: &Path) -> (f64, u64) {
     );
     let started = Instant::now();
     for batch in &batches {
-        for (i, ev) in batch.iter() {
+        for (n, (i, ev)) in batch.iter().enumerate() {
+            batch.warm(&p, n);
             std::hint::black_box(p.process(i, ev, None));
         }
     }
@@ -256,8 +262,8 @@ fn main() {
             let (secs, n) = decode_stage(Path::new(&args[1]));
             return println!("{secs} {n} {}", peak_rss_mib());
         }
-        Some("--model-stage") => {
-            let (secs, n) = model_stage(Path::new(&args[1]));
+        Some(mode @ ("--model-stage" | "--model-stage-keyed")) => {
+            let (secs, n) = model_stage(Path::new(&args[1]), mode == "--model-stage-keyed");
             return println!("{secs} {n} {}", peak_rss_mib());
         }
         Some("--replay") => {
@@ -285,7 +291,7 @@ fn main() {
             .collect()
     };
     println!(
-        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9}",
+        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "engineers",
         "events",
         "MB",
@@ -297,7 +303,8 @@ fn main() {
         "RSS MiB",
         "floor RSS",
         "decode ns",
-        "model ns"
+        "model ns",
+        "keyed ns"
     );
     for size in sizes {
         let path: PathBuf = dir.path().join(format!("org-{size}.jsonl"));
@@ -307,7 +314,13 @@ fn main() {
         // Best of five rounds, each running every mode once in turn, so the
         // other load on a shared machine stays out of the figures and falls
         // on floor and replay alike.
-        let modes = ["--floor", "--replay", "--decode-stage", "--model-stage"];
+        let modes = [
+            "--floor",
+            "--replay",
+            "--decode-stage",
+            "--model-stage",
+            "--model-stage-keyed",
+        ];
         let mut best: Vec<Option<Vec<f64>>> = vec![None; modes.len()];
         for _ in 0..5 {
             for (mode, best) in modes.iter().zip(&mut best) {
@@ -317,12 +330,12 @@ fn main() {
                 }
             }
         }
-        let [f, r, d, m] =
-            <[Vec<f64>; 4]>::try_from(best.into_iter().map(Option::unwrap).collect::<Vec<_>>())
+        let [f, r, d, m, k] =
+            <[Vec<f64>; 5]>::try_from(best.into_iter().map(Option::unwrap).collect::<Vec<_>>())
                 .unwrap();
         let events = r[1];
         println!(
-            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0} {:>10.0} {:>9.0}",
+            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0} {:>10.0} {:>9.0} {:>9.0}",
             size,
             events,
             mb,
@@ -334,7 +347,8 @@ fn main() {
             r[2],
             f[2],
             d[0] * 1e9 / d[1],
-            m[0] * 1e9 / m[1]
+            m[0] * 1e9 / m[1],
+            k[0] * 1e9 / k[1]
         );
     }
 }

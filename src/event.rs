@@ -313,6 +313,7 @@ impl Access {
             principal: &self.principal,
             resource: &self.resource,
             outcome: self.outcome,
+            key: None,
         }
     }
 }
@@ -481,6 +482,7 @@ impl Event {
             principal,
             resource,
             outcome: Outcome::Success,
+            key: None,
         }
         .to_event()
     }
@@ -579,6 +581,23 @@ pub struct AccessRef<'a> {
     pub resource: &'a str,
     /// Success or denied.
     pub outcome: Outcome,
+    /// The ids a decoding thread gave its names, if it did.
+    pub key: Option<Key>,
+}
+
+/// The ids a [`Keyer`](crate::detect::reach::Keyer) on a decoding thread
+/// gave an access event's names, so that the model can find its own ids for
+/// them without hashing the names again (and without the cache misses of a
+/// name table as large as the organisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// Which of the keyer's tables the ids are from (it starts a new one
+    /// when one is full).
+    pub table: u32,
+    /// The principal's id in that table.
+    pub principal: u32,
+    /// The resource's id in that table.
+    pub resource: u32,
 }
 
 impl AccessRef<'_> {
@@ -653,6 +672,8 @@ impl<'a> From<&'a Event> for EventRef<'a> {
 pub struct Events {
     text: String,
     items: Vec<Item>,
+    /// Keys of the plain accesses by index, once [`Events::key`] gave them.
+    keys: Vec<Option<Key>>,
 }
 
 #[derive(Debug)]
@@ -676,6 +697,7 @@ impl Events {
         Events {
             text: String::with_capacity(text),
             items: Vec::with_capacity(events),
+            keys: Vec::new(),
         }
     }
 
@@ -693,6 +715,19 @@ impl Events {
     pub fn clear(&mut self) {
         self.text.clear();
         self.items.clear();
+        self.keys.clear();
+    }
+
+    /// Gives every plain access the key `f` makes of its principal and
+    /// resource (events appended afterwards have none).
+    pub fn key(&mut self, mut f: impl FnMut(&str, &str) -> Key) {
+        self.keys.clear();
+        self.keys.extend(self.items.iter().map(|item| match item {
+            Item::Access {
+                start, mid, end, ..
+            } => Some(f(&self.text[*start..*mid], &self.text[*mid..*end])),
+            _ => None,
+        }));
     }
 
     /// Appends a plain access event, copying its names.
@@ -736,10 +771,17 @@ impl Events {
                 principal: &self.text[*start..*mid],
                 resource: &self.text[*mid..*end],
                 outcome: *outcome,
+                key: self.keys.get(i).copied().flatten(),
             }),
             Item::Other(e) => EventRef::Other(e),
             Item::Moved => panic!("event {i} was moved out"),
         }
+    }
+
+    /// The keys of the keyed accesses among events `from..to` (those there are).
+    pub fn keys(&self, from: usize, to: usize) -> impl Iterator<Item = Key> + '_ {
+        let to = to.min(self.keys.len());
+        self.keys[from.min(to)..to].iter().flatten().copied()
     }
 
     /// Every event, in order.
@@ -766,6 +808,39 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_go_to_plain_accesses_until_the_events_are_cleared() {
+        let mut events = Events::default();
+        events.push(Event::access(Ts(1), "alice", "db/a"));
+        let mut grant = Event::access(Ts(2), "bob", "db/b");
+        grant.id = Some("g".into());
+        events.push(grant);
+        events.push(Event::access(Ts(3), "carol", "db/c"));
+        let mut seen = Vec::new();
+        events.key(|p, r| {
+            seen.push(format!("{p} {r}"));
+            Key {
+                table: 7,
+                principal: seen.len() as u32,
+                resource: 0,
+            }
+        });
+        assert_eq!(seen, ["alice db/a", "carol db/c"]);
+        let keys: Vec<Option<u32>> = events
+            .iter()
+            .map(|e| match e {
+                EventRef::Access(a) => a.key.map(|k| k.principal),
+                EventRef::Other(_) => None,
+            })
+            .collect();
+        assert_eq!(keys, [Some(1), None, Some(2)]);
+        events.push(Event::access(Ts(4), "dave", "db/d"));
+        assert!(matches!(events.get(3), EventRef::Access(a) if a.key.is_none()));
+        events.clear();
+        events.push(Event::access(Ts(5), "erin", "db/e"));
+        assert!(matches!(events.get(0), EventRef::Access(a) if a.key.is_none()));
+    }
 
     #[test]
     fn timestamps_parse_with_offsets_and_print_in_utc() {

@@ -338,6 +338,13 @@ impl Pipeline {
         &self.engine
     }
 
+    /// Reads ahead what the model will read first for accesses with these
+    /// keys ([`Reach::warm`](crate::detect::Reach::warm)).
+    pub fn warm(&self, keys: impl Iterator<Item = crate::event::Key>) {
+        let reach = self.engine.reach();
+        std::hint::black_box(keys.fold(0u32, |acc, k| acc ^ reach.warm(k)));
+    }
+
     /// The detection engine, to finish training.
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine

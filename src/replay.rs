@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use crate::config::{Config, SourceConfig};
 use crate::decode::Format;
 use crate::detect::Origin;
+use crate::detect::reach::Keyer;
 use crate::event::{EventRef, Events, Ts};
 use crate::metrics::Metrics;
 use crate::pipeline::{
@@ -303,6 +304,14 @@ impl Batch {
         self.events.is_empty()
     }
 
+    /// Before event `n`, every [`WARM`] events, has the model read ahead
+    /// for the keyed accesses among the next [`WARM`] after those.
+    pub fn warm(&self, p: &Pipeline, n: usize) {
+        if n % WARM == 0 {
+            p.warm(self.events.keys(n + WARM, n + 2 * WARM));
+        }
+    }
+
     /// Every event with the index of its input, in order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, EventRef<'_>)> {
         self.runs
@@ -334,6 +343,7 @@ pub struct Merge {
     progress: indicatif::ProgressBar,
     /// Bytes read and not yet shown on the progress bar.
     unreported: u64,
+    keyer: Keyer,
 }
 
 /// Events in event time, in batches, from a [`Merge`] running on its own thread.
@@ -359,6 +369,9 @@ impl Merged {
             .expect("the decoding thread does not panic")
     }
 }
+
+/// Events the model reads ahead of ([`Batch::warm`]).
+const WARM: usize = 32;
 
 /// Events per batch handed to the model when inputs are merged (a single
 /// input's decoded blocks are handed over whole).
@@ -414,33 +427,48 @@ impl Merge {
             started: false,
             progress: progress_bar(total),
             unreported: 0,
+            keyer: Keyer::default(),
         })
     }
 
     /// Runs on a thread of its own, so that reading, decoding and merging
     /// overlap with the model; batches keep the hand-over cheap.
+    ///
+    /// When the model is behind (its queue is full), the thread spends the
+    /// wait keying the batch ([`Merge::key`]), which takes the name lookups
+    /// off the model; when the model keeps up, it does not, and decoding
+    /// stays as fast as it can be.
     pub fn spawn(mut self) -> Merged {
         let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
         let thread = std::thread::Builder::new()
             .name("reachguard-merge".into())
             .spawn(move || {
                 loop {
-                    match self.next_batch() {
-                        Ok(batch) => {
-                            let last = batch.is_empty();
-                            if tx.send(Ok(batch)).is_err() || last {
-                                return self.finish();
+                    let next = self.next_batch();
+                    let last = next.as_ref().is_ok_and(Batch::is_empty) || next.is_err();
+                    let sent = match tx.try_send(next) {
+                        Ok(()) => true,
+                        Err(mpsc::TrySendError::Full(mut next)) => {
+                            if let Ok(batch) = &mut next {
+                                self.key(batch);
                             }
+                            tx.send(next).is_ok()
                         }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return self.finish();
-                        }
+                        Err(mpsc::TrySendError::Disconnected(_)) => false,
+                    };
+                    if !sent || last {
+                        return self.finish();
                     }
                 }
             })
             .expect("a thread can be started");
         Merged { rx, thread }
+    }
+
+    /// Gives the batch's accesses their [`Key`](crate::event::Key)s.
+    pub fn key(&mut self, batch: &mut Batch) {
+        let keyer = &mut self.keyer;
+        batch.events.key(|p, r| keyer.key(p, r));
     }
 
     /// The next events in event time (empty at the end).
@@ -594,7 +622,8 @@ pub async fn replay(
         if batch.is_empty() {
             break;
         }
-        for (i, ev) in batch.iter() {
+        for (n, (i, ev)) in batch.iter().enumerate() {
+            batch.warm(&p, n);
             for r in p.process(i, ev, None) {
                 let finding = match r {
                     Resolved::Final(f) => f,
@@ -685,6 +714,80 @@ mod tests {
             got.extend(batch.iter().map(|(i, e)| (i, e.to_event())));
         }
         (got, m.finish())
+    }
+
+    /// Findings (as JSON) and the model's reach after feeding `path` to a
+    /// pipeline batch by batch, every batch keyed or none.
+    fn observed(
+        cfg: &Config,
+        path: &Path,
+        keyed: bool,
+    ) -> (Vec<String>, crate::detect::Reach, usize) {
+        let inputs = inputs(cfg, &[path.to_owned()], Format::Native);
+        let mut p = Pipeline::new(
+            cfg,
+            inputs,
+            Default::default(),
+            Default::default(),
+            Metrics::new(&[path.display().to_string()]),
+            false,
+        );
+        let mut m =
+            Merge::with_decoding_threads(&[path.to_owned()], p.inputs(), p.metrics(), 0).unwrap();
+        let (mut findings, mut with_keys) = (Vec::new(), 0);
+        loop {
+            let mut batch = m.next_batch().unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            if keyed {
+                m.key(&mut batch);
+            }
+            for (n, (i, ev)) in batch.iter().enumerate() {
+                batch.warm(&p, n);
+                with_keys += usize::from(matches!(ev, EventRef::Access(a) if a.key.is_some()));
+                for r in p.process(i, ev, None) {
+                    if let Resolved::Final(f) = r {
+                        findings.push(serde_json::to_string(&f).unwrap());
+                    }
+                }
+            }
+        }
+        (findings, p.engine().reach().clone(), with_keys)
+    }
+
+    #[test]
+    fn keyed_batches_give_the_findings_and_model_unkeyed_ones_do() {
+        let org = crate::synth::generate(crate::synth::OrgSpec {
+            engineers: 80,
+            history_days: 4,
+            eval_days: 3,
+            seed: 11,
+            inject: true,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("org.jsonl");
+        let text: Vec<String> = org.events.iter().map(Event::to_native_json).collect();
+        std::fs::write(&path, text.join("\n")).unwrap();
+        // Fewer principals kept than there are engineers: the model forgets
+        // some and renumbers the rest while keyed accesses keep coming.
+        let cfg = Config::parse(
+            "[sensitivity]\n\"internal/*\" = \"critical\"\n\"vault/*\" = \"critical\"\n\
+             \"prod/*\" = \"high\"\n[detection]\nprovisioners = [\"hr-system\"]\n\
+             [limits]\nmax_principals = 40\n",
+        )
+        .unwrap();
+        let (plain, plain_reach, none) = observed(&cfg, &path, false);
+        let (keyed, keyed_reach, some) = observed(&cfg, &path, true);
+        assert_eq!(none, 0);
+        assert!(some > 5_000, "{some} accesses keyed");
+        assert!(
+            plain_reach.evicted.principals > 0,
+            "principals were forgotten"
+        );
+        assert!(!plain.is_empty(), "the injected cases are found");
+        assert_eq!(keyed, plain);
+        assert_eq!(keyed_reach, plain_reach);
     }
 
     #[test]

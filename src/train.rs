@@ -134,7 +134,8 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
         if batch.is_empty() {
             break;
         }
-        for (i, ev) in batch.iter() {
+        for (n, (i, ev)) in batch.iter().enumerate() {
+            batch.warm(&p, n);
             from = Some(from.map_or(ev.ts(), |f: Ts| f.min(ev.ts())));
             // Learning only: what history would have raised is not news now.
             drop(p.process(i, ev, None));

@@ -113,6 +113,7 @@ impl PlainAccess<'_> {
             principal: &self.principal,
             resource: &self.resource,
             outcome: self.outcome.unwrap_or_default(),
+            key: None,
         })
     }
 }

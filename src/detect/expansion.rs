@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::peers::PeerModel;
 use super::reach::{Novel, Reach};
-use crate::event::Ts;
+use crate::event::{Key, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::{Holders, Model, Pattern, Sensitivity, Tier};
 
@@ -447,12 +447,12 @@ impl Expansion {
         &mut self,
         principal: &str,
         resource: &str,
+        key: Option<Key>,
         ts: Ts,
         model: &Model,
         sensitivity: &Sensitivity,
     ) -> Option<Finding> {
-        let pid = self.reach.principals.intern(principal);
-        let rid = self.reach.resources.intern(resource);
+        let (pid, rid) = self.reach.ids(principal, resource, key);
         let slot = self.reach.baselines.get(pid).map(|b| b.slot(rid));
         let known = matches!(slot, Some(Ok(_)));
         // Peers are looked up once per new resource and reused for the

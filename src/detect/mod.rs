@@ -248,11 +248,13 @@ impl Engine {
         out
     }
 
+    #[inline]
     fn access(&mut self, a: AccessRef<'_>, out: &mut Vec<Detection>) {
         if a.outcome == crate::event::Outcome::Success {
             if let Some(f) = self.expansion.on_access(
                 a.principal,
                 a.resource,
+                a.key,
                 a.ts,
                 &self.model,
                 &self.sensitivity,

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Ts;
+use crate::event::{Key, Ts};
 
 /// Serde for maps keyed by interned ids: a list of `[id, value]` pairs sorted
 /// by id, so the checkpoint is deterministic and needs no string map keys.
@@ -400,6 +400,15 @@ impl Uses {
         }
     }
 
+    /// The resource in the slot `resource` is first looked for in (0 when
+    /// the table is empty).
+    fn peek(&self, resource: u32) -> u32 {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        self.slots[self.home(resource)].0
+    }
+
     /// How often `resource` was used (0 if never).
     pub fn count(&self, resource: u32) -> u32 {
         self.slot(resource).map_or(0, |i| self.slots[i].1)
@@ -700,6 +709,87 @@ pub struct Reach {
     /// Accesses learned in all (paces peer-group refits).
     #[serde(default)]
     pub accesses: u64,
+    /// The ids of names a [`Keyer`] has keyed.
+    #[serde(skip)]
+    keys: Keys,
+}
+
+/// Names resolved to ids ahead of the model, on the thread that decodes the
+/// events: each access gets a [`Key`], and the model finds its own ids for
+/// a key's in a small dense table ([`Reach::ids`]) instead of hashing both
+/// names and probing its name tables, which outgrow the cache in a large
+/// organisation. The decoding thread has time to spare where the model has
+/// least: in a large organisation.
+///
+/// A keyer holds every name it has keyed, up to [`KEYER_NAMES`] of each
+/// kind; then it starts an empty table, so a flood of unique names cannot
+/// grow it without bound (the model then misses its cache once per name,
+/// as it would without a keyer).
+#[derive(Debug, Default)]
+pub struct Keyer {
+    principals: Interner,
+    resources: Interner,
+    /// 0 until the first key.
+    table: u32,
+}
+
+/// Names of each kind a [`Keyer`] table holds before it starts another.
+pub const KEYER_NAMES: usize = 1 << 19;
+
+/// Table numbers, unique in the process, so that a model fed by two keyers
+/// in turn never takes one's ids for the other's (0: no table).
+static TABLES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+impl Keyer {
+    /// The key of an access by `principal` to `resource`.
+    pub fn key(&mut self, principal: &str, resource: &str) -> Key {
+        if self.table == 0
+            || self.principals.len() >= KEYER_NAMES
+            || self.resources.len() >= KEYER_NAMES
+        {
+            self.principals = Interner::default();
+            self.resources = Interner::default();
+            self.table = TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Key {
+            table: self.table,
+            principal: self.principals.intern(principal),
+            resource: self.resources.intern(resource),
+        }
+    }
+}
+
+/// The model's ids for one [`Keyer`] table's, [`UNKNOWN`] where not looked
+/// up yet. A cache of the interners: emptied whenever their ids change.
+#[derive(Debug, Clone, Default)]
+struct Keys {
+    table: u32,
+    principals: Vec<u32>,
+    resources: Vec<u32>,
+}
+
+const UNKNOWN: u32 = u32::MAX;
+
+impl PartialEq for Keys {
+    /// Always: what is cached follows from the names.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `ids[at]`, from `id` the first time.
+fn cached(ids: &mut Vec<u32>, at: u32, id: impl FnOnce() -> u32) -> u32 {
+    let at = at as usize;
+    match ids.get(at) {
+        Some(&known) if known != UNKNOWN => known,
+        _ => {
+            if ids.len() <= at {
+                ids.resize(at + 1, UNKNOWN);
+            }
+            ids[at] = id();
+            ids[at]
+        }
+    }
 }
 
 /// Counts of what the memory caps made the model forget.
@@ -801,6 +891,7 @@ impl TryFrom<ReachFile> for Reach {
             peers: f.peers,
             evicted: f.evicted,
             accesses: f.accesses,
+            keys: Keys::default(),
         })
     }
 }
@@ -1044,6 +1135,56 @@ impl Reach {
         }
         self.principals = principals;
         self.resources = resources;
+        self.keys = Keys::default();
+    }
+
+    /// The ids of an access's principal and resource, interning them; by
+    /// its key when it has one.
+    #[inline]
+    pub fn ids(&mut self, principal: &str, resource: &str, key: Option<Key>) -> (u32, u32) {
+        let Some(k) = key else {
+            return (
+                self.principals.intern(principal),
+                self.resources.intern(resource),
+            );
+        };
+        if k.table != self.keys.table {
+            self.keys = Keys {
+                table: k.table,
+                ..Keys::default()
+            };
+        }
+        let p = cached(&mut self.keys.principals, k.principal, || {
+            self.principals.intern(principal)
+        });
+        let r = cached(&mut self.keys.resources, k.resource, || {
+            self.resources.intern(resource)
+        });
+        debug_assert_eq!(self.principals.name(p), principal);
+        debug_assert_eq!(self.resources.name(r), resource);
+        (p, r)
+    }
+
+    /// Reads what an access with `key` reads first, its baseline and where
+    /// its resource sits in it, and returns what it read (to be discarded).
+    /// Called on accesses a few events ahead of the model, so that their
+    /// cache misses overlap instead of following one another; nothing for
+    /// a name not looked up yet.
+    pub fn warm(&self, key: Key) -> u32 {
+        if key.table != self.keys.table {
+            return 0;
+        }
+        let known =
+            |ids: &[u32], at: u32| ids.get(at as usize).copied().filter(|&id| id != UNKNOWN);
+        let Some(b) =
+            known(&self.keys.principals, key.principal).and_then(|p| self.baselines.get(p))
+        else {
+            return 0;
+        };
+        match known(&self.keys.resources, key.resource) {
+            Some(r) => b.resources.peek(r),
+            None => b.events as u32,
+        }
     }
 
     /// Adds a novel access to the sliding window and drops what fell out of it.
@@ -1197,6 +1338,82 @@ mod tests {
             }
             proptest::prop_assert_eq!(i.get("not interned"), None);
         }
+    }
+
+    proptest::proptest! {
+        /// Keyed accesses get the ids the names have, through the model
+        /// forgetting principals and renumbering the rest, a keyer starting
+        /// a new table, and unkeyed accesses in between.
+        #[test]
+        fn keyed_names_resolve_to_their_ids(
+            steps in proptest::collection::vec((0..40u32, 0..30u32, 0..4u8), 0..400)
+        ) {
+            let mut r = Reach::default();
+            let mut keyer = Keyer::default();
+            for (i, &(p, res, how)) in steps.iter().enumerate() {
+                let (p, res) = (format!("eng-{p}"), format!("res/{res}"));
+                let key = match how {
+                    0 => None,
+                    1 => Some(Keyer::default().key(&p, &res)),
+                    _ => Some(keyer.key(&p, &res)),
+                };
+                let (pid, rid) = r.ids(&p, &res, key);
+                proptest::prop_assert_eq!(r.principals.name(pid), &p[..]);
+                proptest::prop_assert_eq!(r.resources.name(rid), &res[..]);
+                r.learn(pid, rid, Ts(i as i64));
+                if i % 50 == 49 {
+                    // Keeps few enough that the names are compacted.
+                    r.evict_principals(5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn warming_reads_the_keyed_baseline_where_the_resource_sits() {
+        let mut r = Reach::default();
+        let mut keyer = Keyer::default();
+        let key = keyer.key("alice", "db/a");
+        let (alice, a) = r.ids("alice", "db/a", Some(key));
+        assert_eq!(r.warm(key), 0, "no baseline yet");
+        r.learn(alice, a, Ts(1));
+        // The id is its own, so reading 0 would mean reading nothing.
+        let (_, b) = r.ids("bob", "db/b", Some(keyer.key("bob", "db/b")));
+        r.learn(alice, b, Ts(2));
+        assert_eq!(r.warm(keyer.key("alice", "db/b")), b);
+        assert_eq!(r.warm(key), a);
+        assert_eq!(
+            r.warm(Keyer::default().key("alice", "db/a")),
+            0,
+            "a table the model has not seen"
+        );
+        assert_eq!(
+            r.warm(keyer.key("carol", "db/a")),
+            0,
+            "a principal the model has not looked up"
+        );
+    }
+
+    #[test]
+    fn a_full_keyer_starts_a_new_table() {
+        let mut keyer = Keyer::default();
+        let first = keyer.key("eng-0", "res");
+        assert_eq!(
+            keyer.key("eng-0", "res"),
+            first,
+            "the same names, the same key"
+        );
+        for i in 1..KEYER_NAMES {
+            assert_eq!(keyer.key(&format!("eng-{i}"), "res").table, first.table);
+        }
+        let next = keyer.key("eng-0", "res");
+        assert_ne!(next.table, first.table);
+        assert_eq!((next.principal, next.resource), (0, 0));
+        assert_ne!(
+            Keyer::default().key("eng-0", "res").table,
+            next.table,
+            "every keyer's tables are its own"
+        );
     }
 
     /// One step on a baseline's resources.
