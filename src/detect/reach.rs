@@ -777,19 +777,21 @@ impl PartialEq for Keys {
     }
 }
 
+/// `ids[at]`, if looked up.
+fn known(ids: &[u32], at: u32) -> Option<u32> {
+    ids.get(at as usize).copied().filter(|&id| id != UNKNOWN)
+}
+
 /// `ids[at]`, from `id` the first time.
 fn cached(ids: &mut Vec<u32>, at: u32, id: impl FnOnce() -> u32) -> u32 {
-    let at = at as usize;
-    match ids.get(at) {
-        Some(&known) if known != UNKNOWN => known,
-        _ => {
-            if ids.len() <= at {
-                ids.resize(at + 1, UNKNOWN);
-            }
-            ids[at] = id();
-            ids[at]
+    known(ids, at).unwrap_or_else(|| {
+        let at = at as usize;
+        if ids.len() <= at {
+            ids.resize(at + 1, UNKNOWN);
         }
-    }
+        ids[at] = id();
+        ids[at]
+    })
 }
 
 /// Counts of what the memory caps made the model forget.
@@ -1174,8 +1176,6 @@ impl Reach {
         if key.table != self.keys.table {
             return 0;
         }
-        let known =
-            |ids: &[u32], at: u32| ids.get(at as usize).copied().filter(|&id| id != UNKNOWN);
         let Some(b) =
             known(&self.keys.principals, key.principal).and_then(|p| self.baselines.get(p))
         else {
