@@ -196,10 +196,11 @@ fn model_stage(path: &Path, keyed: bool) -> (f64, u64) {
         metrics,
         false,
     );
+    let mut ahead = reachguard::replay::Ahead::default();
     let started = Instant::now();
     for batch in &batches {
         for (n, (i, ev)) in batch.iter().enumerate() {
-            batch.warm(&p, n);
+            let ev = ahead.next(&p, batch, n, ev);
             std::hint::black_box(p.process(i, ev, None));
         }
     }

@@ -778,12 +778,6 @@ impl Events {
         }
     }
 
-    /// The keys of the keyed accesses among events `from..to` (those there are).
-    pub fn keys(&self, from: usize, to: usize) -> impl Iterator<Item = Key> + '_ {
-        let to = to.min(self.keys.len());
-        self.keys[from.min(to)..to].iter().flatten().copied()
-    }
-
     /// Every event, in order.
     pub fn iter(&self) -> impl Iterator<Item = EventRef<'_>> {
         (0..self.items.len()).map(|i| self.get(i))

@@ -338,11 +338,19 @@ impl Pipeline {
         &self.engine
     }
 
+    /// Looks an access up ahead of the model: the key it is to be processed
+    /// with ([`Reach::resolve`](crate::detect::Reach::resolve)).
+    #[inline]
+    pub fn resolve(&self, a: &crate::event::AccessRef<'_>) -> Option<crate::event::Key> {
+        self.engine.reach().resolve(a.principal, a.resource, a.key)
+    }
+
     /// Reads ahead what the model will read first for accesses with these
     /// keys ([`Reach::warm`](crate::detect::Reach::warm)).
-    pub fn warm(&self, keys: impl Iterator<Item = crate::event::Key>) {
+    #[inline]
+    pub fn warm<'a>(&self, keys: impl Iterator<Item = &'a Option<crate::event::Key>>) {
         let reach = self.engine.reach();
-        std::hint::black_box(keys.fold(0u32, |acc, k| acc ^ reach.warm(k)));
+        std::hint::black_box(keys.flatten().fold(0u32, |acc, &k| acc ^ reach.warm(k)));
     }
 
     /// The detection engine, to finish training.

@@ -129,13 +129,14 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
     );
     let merged = Merge::open(paths, p.inputs(), p.metrics())?.spawn();
     let mut from = None;
+    let mut ahead = replay::Ahead::default();
     loop {
         let batch = merged.next_batch()?;
         if batch.is_empty() {
             break;
         }
         for (n, (i, ev)) in batch.iter().enumerate() {
-            batch.warm(&p, n);
+            let ev = ahead.next(&p, &batch, n, ev);
             from = Some(from.map_or(ev.ts(), |f: Ts| f.min(ev.ts())));
             // Learning only: what history would have raised is not news now.
             drop(p.process(i, ev, None));

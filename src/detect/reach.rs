@@ -760,12 +760,34 @@ impl Keyer {
 }
 
 /// The model's ids for one [`Keyer`] table's, [`UNKNOWN`] where not looked
-/// up yet. A cache of the interners: emptied whenever their ids change.
-#[derive(Debug, Clone, Default)]
+/// up yet: a cache of the interners, emptied whenever their ids change. And
+/// the table number under which the model hands out its own ids as keys
+/// ([`Reach::ahead`]), a new one whenever they change.
+#[derive(Debug)]
 struct Keys {
+    own: u32,
     table: u32,
     principals: Vec<u32>,
     resources: Vec<u32>,
+}
+
+impl Default for Keys {
+    fn default() -> Keys {
+        Keys {
+            own: TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            table: 0,
+            principals: Vec::new(),
+            resources: Vec::new(),
+        }
+    }
+}
+
+impl Clone for Keys {
+    /// An empty cache with a table of its own: a copy of the model goes its
+    /// own way, and must not take the original's ids for its own.
+    fn clone(&self) -> Keys {
+        Keys::default()
+    }
 }
 
 const UNKNOWN: u32 = u32::MAX;
@@ -1150,11 +1172,15 @@ impl Reach {
                 self.resources.intern(resource),
             );
         };
+        if k.table == self.keys.own {
+            debug_assert_eq!(self.principals.name(k.principal), principal);
+            debug_assert_eq!(self.resources.name(k.resource), resource);
+            return (k.principal, k.resource);
+        }
         if k.table != self.keys.table {
-            self.keys = Keys {
-                table: k.table,
-                ..Keys::default()
-            };
+            self.keys.table = k.table;
+            self.keys.principals.clear();
+            self.keys.resources.clear();
         }
         let p = cached(&mut self.keys.principals, k.principal, || {
             self.principals.intern(principal)
@@ -1167,24 +1193,45 @@ impl Reach {
         (p, r)
     }
 
-    /// Reads what an access with `key` reads first, its baseline and where
-    /// its resource sits in it, and returns what it read (to be discarded).
-    /// Called on accesses a few events ahead of the model, so that their
-    /// cache misses overlap instead of following one another; nothing for
-    /// a name not looked up yet.
-    pub fn warm(&self, key: Key) -> u32 {
-        if key.table != self.keys.table {
-            return 0;
-        }
-        let Some(b) =
-            known(&self.keys.principals, key.principal).and_then(|p| self.baselines.get(p))
-        else {
-            return 0;
+    /// Looks an access up ahead of the model: its key made of the model's
+    /// own ids for both names when it knows them (by `key` or by name), so
+    /// that [`Reach::ids`] takes them as they are; else `key`.
+    ///
+    /// Called a few events ahead of the model, so that the cache misses of
+    /// the lookups overlap instead of following one another. The ids stay
+    /// good until the model renumbers its names ([`Reach::compact`]), which
+    /// retires the keys made before.
+    #[inline]
+    pub fn resolve(&self, principal: &str, resource: &str, key: Option<Key>) -> Option<Key> {
+        let (p, r) = match key {
+            Some(k) if k.table == self.keys.own => return key,
+            Some(k) if k.table == self.keys.table => (
+                known(&self.keys.principals, k.principal),
+                known(&self.keys.resources, k.resource),
+            ),
+            Some(_) => (None, None),
+            None => (self.principals.get(principal), self.resources.get(resource)),
         };
-        match known(&self.keys.resources, key.resource) {
-            Some(r) => b.resources.peek(r),
-            None => b.events as u32,
+        let own = p.zip(r).map(|(principal, resource)| Key {
+            table: self.keys.own,
+            principal,
+            resource,
+        });
+        own.or(key)
+    }
+
+    /// Reads what the model reads first for an access with a key from
+    /// [`Reach::resolve`], its baseline and where its resource sits there,
+    /// and returns what it read (to be discarded); nothing for another key.
+    /// Called ahead of the model, like `resolve`.
+    #[inline]
+    pub fn warm(&self, key: Key) -> u32 {
+        if key.table != self.keys.own {
+            return 0;
         }
+        self.baselines
+            .get(key.principal)
+            .map_or(0, |b| b.resources.peek(key.resource))
     }
 
     /// Adds a novel access to the sliding window and drops what fell out of it.
@@ -1343,21 +1390,38 @@ mod tests {
     proptest::proptest! {
         /// Keyed accesses get the ids the names have, through the model
         /// forgetting principals and renumbering the rest, a keyer starting
-        /// a new table, and unkeyed accesses in between.
+        /// a new table, and unkeyed accesses in between; and so do accesses
+        /// looked up a few steps ahead of the model, by name or by key.
         #[test]
         fn keyed_names_resolve_to_their_ids(
-            steps in proptest::collection::vec((0..40u32, 0..30u32, 0..4u8), 0..400)
+            steps in proptest::collection::vec((0..40u32, 0..30u32, 0..6u8), 0..400)
         ) {
+            const LAG: usize = 3;
             let mut r = Reach::default();
             let mut keyer = Keyer::default();
-            for (i, &(p, res, how)) in steps.iter().enumerate() {
-                let (p, res) = (format!("eng-{p}"), format!("res/{res}"));
-                let key = match how {
+            let names: Vec<(String, String)> = steps
+                .iter()
+                .map(|&(p, res, _)| (format!("eng-{p}"), format!("res/{res}")))
+                .collect();
+            let mut keys: Vec<Option<Key>> = steps
+                .iter()
+                .zip(&names)
+                .map(|(&(_, _, how), (p, res))| match how % 3 {
                     0 => None,
-                    1 => Some(Keyer::default().key(&p, &res)),
-                    _ => Some(keyer.key(&p, &res)),
-                };
-                let (pid, rid) = r.ids(&p, &res, key);
+                    1 => Some(Keyer::default().key(p, res)),
+                    _ => Some(keyer.key(p, res)),
+                })
+                .collect();
+            let ahead = |i: usize| steps[i].2 >= 3;
+            for i in (0..LAG.min(steps.len())).filter(|&i| ahead(i)) {
+                keys[i] = r.resolve(&names[i].0, &names[i].1, keys[i]);
+            }
+            for (i, (p, res)) in names.iter().enumerate() {
+                if i + LAG < steps.len() && ahead(i + LAG) {
+                    let (p, res) = &names[i + LAG];
+                    keys[i + LAG] = r.resolve(p, res, keys[i + LAG]);
+                }
+                let (pid, rid) = r.ids(p, res, keys[i]);
                 proptest::prop_assert_eq!(r.principals.name(pid), &p[..]);
                 proptest::prop_assert_eq!(r.resources.name(rid), &res[..]);
                 r.learn(pid, rid, Ts(i as i64));
@@ -1370,28 +1434,62 @@ mod tests {
     }
 
     #[test]
-    fn warming_reads_the_keyed_baseline_where_the_resource_sits() {
+    fn looking_ahead_resolves_known_names_and_reads_where_the_resource_sits() {
         let mut r = Reach::default();
         let mut keyer = Keyer::default();
         let key = keyer.key("alice", "db/a");
+        assert_eq!(r.resolve("alice", "db/a", None), None, "unknown names");
+        assert_eq!(
+            r.resolve("alice", "db/a", Some(key)),
+            Some(key),
+            "a key the model has not looked up stays as it is"
+        );
+        assert_eq!(r.warm(key), 0, "not the model's own ids");
         let (alice, a) = r.ids("alice", "db/a", Some(key));
-        assert_eq!(r.warm(key), 0, "no baseline yet");
+        let own = r.resolve("alice", "db/a", Some(key)).unwrap();
+        assert_ne!(own.table, key.table, "the model's own ids");
+        assert_eq!((own.principal, own.resource), (alice, a));
+        assert_eq!(r.resolve("alice", "db/a", None), Some(own), "by name");
+        assert_eq!(r.resolve("alice", "db/a", Some(own)), Some(own));
+        assert_eq!(r.ids("alice", "db/a", Some(own)), (alice, a));
+        assert_eq!(r.warm(own), 0, "no baseline yet");
         r.learn(alice, a, Ts(1));
         // The id is its own, so reading 0 would mean reading nothing.
         let (_, b) = r.ids("bob", "db/b", Some(keyer.key("bob", "db/b")));
         r.learn(alice, b, Ts(2));
-        assert_eq!(r.warm(keyer.key("alice", "db/b")), b);
-        assert_eq!(r.warm(key), a);
+        let by_key = r.resolve("alice", "db/b", Some(keyer.key("alice", "db/b")));
+        assert_eq!(by_key.map(|k| r.warm(k)), Some(b));
+        assert_eq!(r.resolve("alice", "db/b", None), by_key);
+        assert_eq!(r.warm(own), a);
+        let elsewhere = Keyer::default().key("alice", "db/a");
         assert_eq!(
-            r.warm(Keyer::default().key("alice", "db/a")),
-            0,
+            r.resolve("alice", "db/a", Some(elsewhere)),
+            Some(elsewhere),
             "a table the model has not seen"
         );
+        let carol = keyer.key("carol", "db/a");
         assert_eq!(
-            r.warm(keyer.key("carol", "db/a")),
-            0,
+            r.resolve("carol", "db/a", Some(carol)),
+            Some(carol),
             "a principal the model has not looked up"
         );
+    }
+
+    #[test]
+    fn a_model_takes_no_other_models_ids_for_its_own() {
+        let mut r = Reach::default();
+        r.ids("alice", "db/a", None);
+        let (bob, b) = r.ids("bob", "db/b", None);
+        let mut copy = r.clone();
+        let mut other = Reach::default();
+        other.ids("bob", "db/b", None);
+        let own = r.resolve("bob", "db/b", None);
+        assert_eq!(r.ids("bob", "db/b", own), (bob, b));
+        // In `other`, bob's ids are (0, 0), so the key's (1, 1) would be wrong.
+        assert_eq!(other.ids("bob", "db/b", own), (0, 0));
+        assert_eq!(copy.ids("bob", "db/b", own), (bob, b));
+        let copy_own = copy.resolve("bob", "db/b", None);
+        assert_ne!(copy_own.map(|k| k.table), own.map(|k| k.table));
     }
 
     #[test]
