@@ -1229,9 +1229,10 @@ impl Reach {
         if key.table != self.keys.own {
             return 0;
         }
-        self.baselines
-            .get(key.principal)
-            .map_or(0, |b| b.resources.peek(key.resource))
+        self.baselines.get(key.principal).map_or(0, |b| {
+            // Both of the baseline's cache lines: the windows are in the second.
+            b.resources.peek(key.resource) ^ b.windows.n[1]
+        })
     }
 
     /// Adds a novel access to the sliding window and drops what fell out of it.
