@@ -315,8 +315,10 @@ impl Expansion {
         let used = |id: u32| reach.baselines.get(id).is_some_and(|b| b.count(rid) > 0);
         self.peer_share(
             info,
-            |_, cl| {
-                let me = u32::from(cl.members.contains(&pid));
+            |c, cl| {
+                // A cluster's members are the engineers assigned to it, so
+                // this needs no walk over them (hundreds in a large org).
+                let me = u32::from(reach.peers.assignment.get(&pid) == Some(&c));
                 let others = cl.members.len() as u32 - me;
                 (others > 0).then(|| {
                     f64::from(cl.usage.get(&rid).copied().unwrap_or(0)) / f64::from(others)
@@ -1100,6 +1102,39 @@ mod tests {
         assert_eq!(f.score, 180.0, "six engineers x critical weight 30");
         assert_eq!(f.severity, Severity::High);
         assert_eq!(f.principals.len(), 6);
+    }
+
+    #[test]
+    fn a_cluster_share_is_of_the_engineers_other_members() {
+        let (mut e, t0) = org();
+        feed(
+            &mut e,
+            &[
+                access(t0 + MIN, "b0", "b/new"),
+                access(t0 + 2 * MIN, "b2", "b/new"),
+            ],
+        );
+        // Clusters count their members' resources when fitted.
+        e.expansion.refit(Ts(t0 + 3 * MIN));
+        let x = e.expansion();
+        let reach = &x.reach;
+        let rid = reach.resources.get("b/new").unwrap();
+        let (a0, b1) = (
+            reach.principals.get("a0").unwrap(),
+            reach.principals.get("b1").unwrap(),
+        );
+        let c = reach.peers.assignment[&b1];
+        assert_eq!(reach.peers.clusters[c as usize].members.len(), 6);
+        assert_ne!(reach.peers.assignment[&a0], c);
+        let team_b = PeerInfo {
+            cluster: Some(c),
+            cluster_size: 6,
+            groups: Default::default(),
+        };
+        // Two of b1's five fellow members use it; all six of the cluster
+        // are others to a0, who is not in it.
+        assert_eq!(x.peer_use("b1", b1, rid, &team_b, e.model()), 2.0 / 5.0);
+        assert_eq!(x.peer_use("a0", a0, rid, &team_b, e.model()), 2.0 / 6.0);
     }
 
     /// A grant's blast radius over `affected`, each engineer's peer share
