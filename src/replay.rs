@@ -405,11 +405,10 @@ impl Ahead {
                     EventRef::Other(_) => None,
                 };
             }
-            // Apart, so that many reads are under way at once.
-            if from < to {
-                let (at, end) = (from % (2 * WARM), (to - 1) % (2 * WARM) + 1);
-                p.warm(self.keys[at..end.max(at)].iter());
-            }
+            // Apart, so that many reads are under way at once. `from..to`
+            // is all of the ring or one half of it, so its slots are in a row.
+            let at = from % (2 * WARM);
+            p.warm(self.keys[at..at + to.saturating_sub(from)].iter());
         }
         match ev {
             EventRef::Access(a) => EventRef::Access(AccessRef {

@@ -762,7 +762,7 @@ impl Keyer {
 /// The model's ids for one [`Keyer`] table's, [`UNKNOWN`] where not looked
 /// up yet: a cache of the interners, emptied whenever their ids change. And
 /// the table number under which the model hands out its own ids as keys
-/// ([`Reach::ahead`]), a new one whenever they change.
+/// ([`Reach::resolve`]), a new one whenever they change.
 #[derive(Debug)]
 struct Keys {
     own: u32,
