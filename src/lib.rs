@@ -34,7 +34,7 @@
 //!   shared ingestion, partitions by principal with leases and snapshots,
 //!   one revocation per grant across instances.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cluster;
@@ -49,7 +49,6 @@ pub mod finding;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
-mod prefetch;
 pub mod replay;
 pub mod respond;
 pub mod server;

@@ -345,32 +345,12 @@ impl Pipeline {
         self.engine.reach().resolve(a.principal, a.resource, a.key)
     }
 
-    /// Ahead of the model, starts loading the baselines of accesses with
-    /// these keys ([`Reach::fetch_baseline`](crate::detect::Reach::fetch_baseline)).
+    /// Reads ahead what the model will read first for accesses with these
+    /// keys ([`Reach::warm`](crate::detect::Reach::warm)).
     #[inline]
-    pub fn fetch_baselines(&self, keys: &[Option<crate::event::Key>]) {
+    pub fn warm<'a>(&self, keys: impl Iterator<Item = &'a Option<crate::event::Key>>) {
         let reach = self.engine.reach();
-        keys.iter().flatten().for_each(|&k| reach.fetch_baseline(k));
-    }
-
-    /// Then where their resources sit in them
-    /// ([`Reach::fetch_uses`](crate::detect::Reach::fetch_uses)).
-    #[inline]
-    pub fn fetch_uses(&self, keys: &[Option<crate::event::Key>]) {
-        let reach = self.engine.reach();
-        keys.iter().flatten().for_each(|&k| reach.fetch_uses(k));
-    }
-
-    /// Then, for those whose resource is new to the engineer, what judging
-    /// it reads ([`Reach::fetch_novel`](crate::detect::Reach::fetch_novel));
-    /// returns how many are.
-    #[inline]
-    pub fn fetch_novel(&self, keys: &[Option<crate::event::Key>]) -> usize {
-        let reach = self.engine.reach();
-        keys.iter()
-            .flatten()
-            .filter(|&&k| reach.fetch_novel(k) == Some(true))
-            .count()
+        std::hint::black_box(keys.flatten().fold(0u32, |acc, &k| acc ^ reach.warm(k)));
     }
 
     /// The detection engine, to finish training.

@@ -362,40 +362,32 @@ impl Merged {
     }
 }
 
-/// Events the model looks up at a time ([`Ahead`]).
-const WARM: usize = 16;
+/// Events the model looks up at a time, this many events ahead ([`Ahead`]).
+const WARM: usize = 32;
 
-/// Events whose keys [`Ahead`] holds: those looked up and three steps on.
-const RING: usize = 4 * WARM;
-
-/// A batch's accesses looked up ahead of the model, in steps, so that the
-/// memory each reads is loaded while the model works on earlier ones and
-/// the loads of many accesses are under way at once. Every [`WARM`] events
-/// `n`, the accesses
-///
-/// - `3 * WARM` to `4 * WARM` events on are resolved to the model's ids
-///   ([`Pipeline::resolve`]), so the model does not look the names up
-///   again, and their baselines start loading ([`Pipeline::fetch_baselines`]);
-/// - `2 * WARM` to `3 * WARM` on, whose baselines are in by now, start
-///   loading where their resources sit in them ([`Pipeline::fetch_uses`]);
-/// - `WARM` to `2 * WARM` on, which by now can tell a resource new to the
-///   engineer, read what judging that reads ([`Pipeline::fetch_novel`]).
+/// A batch's accesses looked up ahead of the model: every [`WARM`] events,
+/// the accesses [`WARM`] to `2 * WARM` events on are resolved to the model's
+/// ids ([`Pipeline::resolve`]) and what the model reads first for them is
+/// read ([`Pipeline::warm`]), so that those cache misses overlap instead of
+/// following one another, and the model does not look the names up again.
 #[derive(Debug)]
 pub struct Ahead {
-    /// The keys of events `n..n + RING`, at `n % RING`.
-    keys: [Option<Key>; RING],
+    /// The keys of events `n..n + 2 * WARM`, at `n % (2 * WARM)`.
+    keys: [Option<Key>; 2 * WARM],
 }
 
 impl Default for Ahead {
     fn default() -> Ahead {
-        Ahead { keys: [None; RING] }
+        Ahead {
+            keys: [None; 2 * WARM],
+        }
     }
 }
 
 impl Ahead {
     /// Event `n` of `batch`, `ev`, with the key it was looked up ahead
-    /// with; takes later events a step further when due. Called for each
-    /// event of a batch in turn from the first.
+    /// with; looks up later events first when due. Called for each event
+    /// of a batch in turn from the first.
     #[inline]
     pub fn next<'a>(
         &mut self,
@@ -405,43 +397,26 @@ impl Ahead {
         ev: EventRef<'a>,
     ) -> EventRef<'a> {
         if n % WARM == 0 {
-            let len = batch.len();
-            // Events `n + k * WARM..`, or from the first at the start of a
-            // batch, up to `n + (k + 1) * WARM`.
-            let step = |k: usize| {
-                (
-                    if n == 0 { 0 } else { n + k * WARM },
-                    (n + (k + 1) * WARM).min(len),
-                )
-            };
-            let (from, to) = step(3);
+            let from = if n == 0 { 0 } else { n + WARM };
+            let to = (n + 2 * WARM).min(batch.len());
             for i in from..to {
-                self.keys[i % RING] = match batch.events.get(i) {
+                self.keys[i % (2 * WARM)] = match batch.events.get(i) {
                     EventRef::Access(a) => p.resolve(&a),
                     EventRef::Other(_) => None,
                 };
             }
-            p.fetch_baselines(self.slots(from, to));
-            let (from, to) = step(2);
-            p.fetch_uses(self.slots(from, to));
-            let (from, to) = step(1);
-            std::hint::black_box(p.fetch_novel(self.slots(from, to)));
+            // Apart, so that many reads are under way at once. `from..to`
+            // is all of the ring or one half of it, so its slots are in a row.
+            let at = from % (2 * WARM);
+            p.warm(self.keys[at..at + to.saturating_sub(from)].iter());
         }
         match ev {
             EventRef::Access(a) => EventRef::Access(AccessRef {
-                key: self.keys[n % RING],
+                key: self.keys[n % (2 * WARM)],
                 ..a
             }),
             other => other,
         }
-    }
-
-    /// The keys of events `from..to`: a range starting at a multiple of
-    /// [`WARM`] and at most [`RING`] long that wraps only at its end, so
-    /// they are in a row.
-    fn slots(&self, from: usize, to: usize) -> &[Option<Key>] {
-        let at = from % RING;
-        &self.keys[at..at + to.saturating_sub(from)]
     }
 }
 

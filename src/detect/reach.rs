@@ -400,12 +400,13 @@ impl Uses {
         }
     }
 
-    /// Starts loading the slot `resource` is first looked for in.
-    #[inline]
-    fn fetch(&self, resource: u32) {
-        if let Some(s) = self.slots.get(self.home(resource)) {
-            crate::prefetch::prefetch_value(s);
+    /// The resource in the slot `resource` is first looked for in (0 when
+    /// the table is empty).
+    fn peek(&self, resource: u32) -> u32 {
+        if self.slots.is_empty() {
+            return 0;
         }
+        self.slots[self.home(resource)].0
     }
 
     /// How often `resource` was used (0 if never).
@@ -1219,62 +1220,19 @@ impl Reach {
         own.or(key)
     }
 
-    /// The baseline of an access with a key from [`Reach::resolve`], if
-    /// it has one (and the key is the model's own).
+    /// Reads what the model reads first for an access with a key from
+    /// [`Reach::resolve`], its baseline and where its resource sits there,
+    /// and returns what it read (to be discarded); nothing for another key.
+    /// Called ahead of the model, like `resolve`.
     #[inline]
-    fn baseline_of(&self, key: Key) -> Option<&Baseline> {
-        (key.table == self.keys.own)
-            .then(|| self.baselines.get(key.principal))
-            .flatten()
-    }
-
-    /// Ahead of the model, first step for an access with a key from
-    /// [`Reach::resolve`]: starts loading its engineer's baseline (both
-    /// cache lines: the windows are in the second).
-    #[inline]
-    pub fn fetch_baseline(&self, key: Key) {
-        if key.table == self.keys.own
-            && let Some(b) = self.baselines.by_id.get(key.principal as usize)
-        {
-            crate::prefetch::prefetch_value(b);
+    pub fn warm(&self, key: Key) -> u32 {
+        if key.table != self.keys.own {
+            return 0;
         }
-    }
-
-    /// Second step, once the baseline is in: starts loading where the
-    /// resource is first looked for in it.
-    #[inline]
-    pub fn fetch_uses(&self, key: Key) {
-        if let Some(b) = self.baseline_of(key) {
-            b.resources.fetch(key.resource);
-        }
-    }
-
-    /// Third step, once that is in: whether the resource is new to the
-    /// engineer (`None` for another key or an engineer without a
-    /// baseline), and for a new one, reads what judging it reads here:
-    /// their recent novelty, their peer group and how many use the resource.
-    #[inline]
-    pub fn fetch_novel(&self, key: Key) -> Option<bool> {
-        let b = self.baseline_of(key)?;
-        let new = b.slot(key.resource).is_err();
-        if new {
-            let (p, r) = (key.principal, key.resource);
-            if let Some(q) = self.recent.get(&p) {
-                let (front, back) = q.as_slices();
-                front.first().map(crate::prefetch::prefetch_value);
-                back.last()
-                    .or(front.last())
-                    .map(crate::prefetch::prefetch_value);
-            }
-            std::hint::black_box(self.users_of.get(&r));
-            let peers = &self.peers;
-            let cluster = (peers.assignment.get(&p).copied())
-                .or_else(|| peers.placed.get(&p).map(|&(c, _)| c));
-            if let Some(c) = cluster.and_then(|c| peers.clusters.get(c as usize)) {
-                std::hint::black_box(c.usage.get(&r));
-            }
-        }
-        Some(new)
+        self.baselines.get(key.principal).map_or(0, |b| {
+            // Both of the baseline's cache lines: the windows are in the second.
+            b.resources.peek(key.resource) ^ b.windows.n[1]
+        })
     }
 
     /// Adds a novel access to the sliding window and drops what fell out of it.
@@ -1477,7 +1435,7 @@ mod tests {
     }
 
     #[test]
-    fn looking_ahead_resolves_known_names_and_tells_new_resources() {
+    fn looking_ahead_resolves_known_names_and_reads_where_the_resource_sits() {
         let mut r = Reach::default();
         let mut keyer = Keyer::default();
         let key = keyer.key("alice", "db/a");
@@ -1487,7 +1445,7 @@ mod tests {
             Some(key),
             "a key the model has not looked up stays as it is"
         );
-        assert_eq!(r.fetch_novel(key), None, "not the model's own ids");
+        assert_eq!(r.warm(key), 0, "not the model's own ids");
         let (alice, a) = r.ids("alice", "db/a", Some(key));
         let own = r.resolve("alice", "db/a", Some(key)).unwrap();
         assert_ne!(own.table, key.table, "the model's own ids");
@@ -1495,20 +1453,15 @@ mod tests {
         assert_eq!(r.resolve("alice", "db/a", None), Some(own), "by name");
         assert_eq!(r.resolve("alice", "db/a", Some(own)), Some(own));
         assert_eq!(r.ids("alice", "db/a", Some(own)), (alice, a));
-        assert_eq!(r.fetch_novel(own), None, "no baseline yet");
+        assert_eq!(r.warm(own), 0, "no baseline yet");
         r.learn(alice, a, Ts(1));
+        // The id is its own, so reading 0 would mean reading nothing.
         let (_, b) = r.ids("bob", "db/b", Some(keyer.key("bob", "db/b")));
-        let by_key = r.resolve("alice", "db/b", Some(keyer.key("alice", "db/b")));
-        assert_eq!(by_key.map(|k| r.fetch_novel(k)), Some(Some(true)));
         r.learn(alice, b, Ts(2));
-        assert_eq!(by_key.map(|k| r.fetch_novel(k)), Some(Some(false)));
+        let by_key = r.resolve("alice", "db/b", Some(keyer.key("alice", "db/b")));
+        assert_eq!(by_key.map(|k| r.warm(k)), Some(b));
         assert_eq!(r.resolve("alice", "db/b", None), by_key);
-        assert_eq!(r.fetch_novel(own), Some(false));
-        for k in [key, own, by_key.unwrap()] {
-            // Only hints: they read nothing the model sees.
-            r.fetch_baseline(k);
-            r.fetch_uses(k);
-        }
+        assert_eq!(r.warm(own), a);
         let elsewhere = Keyer::default().key("alice", "db/a");
         assert_eq!(
             r.resolve("alice", "db/a", Some(elsewhere)),
