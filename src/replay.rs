@@ -19,7 +19,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use crate::config::{Config, SourceConfig};
 use crate::decode::Format;
@@ -71,6 +72,10 @@ const AHEAD: usize = 4;
 /// of input, decoded), so decoding goes on while the model stops to refit
 /// its peer groups (milliseconds at a time) instead of waiting for it.
 const BATCHES_AHEAD: usize = 32;
+
+/// Batches waiting for the model from which on the merge thread keys the
+/// next ([`Merge::spawn`]): the model is behind, not between two batches.
+const KEY_BEHIND: usize = 2;
 
 /// A decoded block of lines.
 struct Decoded {
@@ -341,6 +346,8 @@ pub struct Merge {
 /// Events in event time, in batches, from a [`Merge`] running on its own thread.
 pub struct Merged {
     rx: mpsc::Receiver<Result<Batch, Error>>,
+    /// Batches sent and not yet taken.
+    queued: Arc<AtomicUsize>,
     thread: std::thread::JoinHandle<DecodeCounts>,
 }
 
@@ -348,7 +355,10 @@ impl Merged {
     /// The next batch (empty at the end).
     pub fn next_batch(&self) -> Result<Batch, Error> {
         match self.rx.recv() {
-            Ok(batch) => batch,
+            Ok(batch) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                batch
+            }
             Err(_) => Ok(Batch::default()),
         }
     }
@@ -481,35 +491,32 @@ impl Merge {
     /// Runs on a thread of its own, so that reading, decoding and merging
     /// overlap with the model; batches keep the hand-over cheap.
     ///
-    /// When the model is behind (its queue is full), the thread spends the
-    /// wait keying the batch ([`Merge::key`]), which takes the name lookups
-    /// off the model; when the model keeps up, it does not, and decoding
-    /// stays as fast as it can be.
+    /// When the model is behind (batches wait for it), the thread keys each
+    /// batch before sending it ([`Merge::key`]), which takes the name
+    /// lookups off the model; when the model waits for batches, it does not,
+    /// and decoding stays as fast as it can be.
     pub fn spawn(mut self) -> Merged {
         let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let waiting = queued.clone();
         let thread = std::thread::Builder::new()
             .name("reachguard-merge".into())
             .spawn(move || {
                 loop {
-                    let next = self.next_batch();
+                    let mut next = self.next_batch();
                     let last = next.as_ref().is_ok_and(Batch::is_empty) || next.is_err();
-                    let sent = match tx.try_send(next) {
-                        Ok(()) => true,
-                        Err(mpsc::TrySendError::Full(mut next)) => {
-                            if let Ok(batch) = &mut next {
-                                self.key(batch);
-                            }
-                            tx.send(next).is_ok()
-                        }
-                        Err(mpsc::TrySendError::Disconnected(_)) => false,
-                    };
-                    if !sent || last {
+                    if waiting.fetch_add(1, Ordering::Relaxed) >= KEY_BEHIND
+                        && let Ok(batch) = &mut next
+                    {
+                        self.key(batch);
+                    }
+                    if tx.send(next).is_err() || last {
                         return self.finish();
                     }
                 }
             })
             .expect("a thread can be started");
-        Merged { rx, thread }
+        Merged { rx, queued, thread }
     }
 
     /// Gives the batch's accesses their [`Key`](crate::event::Key)s.
