@@ -105,17 +105,36 @@ impl PlainAccess<'_> {
     /// The access, if the line is one with every field valid; `None` sends
     /// it to the full decoder (which then reports what is wrong).
     fn access(&self) -> Option<AccessRef<'_>> {
-        if self.kind != "access" || self.principal.is_empty() || self.resource.is_empty() {
+        if self.kind != "access" {
             return None;
         }
-        Some(AccessRef {
-            ts: Ts::parse_rfc3339(&self.ts)?,
-            principal: &self.principal,
-            resource: &self.resource,
-            outcome: self.outcome.unwrap_or_default(),
-            key: None,
-        })
+        plain_access(
+            &self.ts,
+            &self.principal,
+            &self.resource,
+            self.outcome.unwrap_or_default(),
+        )
     }
+}
+
+/// A plain access's fields as an access, if every one is valid (both names
+/// given, the timestamp RFC 3339), whichever way the line was read.
+fn plain_access<'a>(
+    ts: &str,
+    principal: &'a str,
+    resource: &'a str,
+    outcome: Outcome,
+) -> Option<AccessRef<'a>> {
+    if principal.is_empty() || resource.is_empty() {
+        return None;
+    }
+    Some(AccessRef {
+        ts: Ts::parse_rfc3339(ts)?,
+        principal,
+        resource,
+        outcome,
+        key: None,
+    })
 }
 
 /// A plain access in the layout writers give one (reachguard's own output,
@@ -145,18 +164,10 @@ fn plain_layout(line: &str) -> Option<AccessRef<'_>> {
     if !rest
         .bytes()
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        || principal.is_empty()
-        || resource.is_empty()
     {
         return None;
     }
-    Some(AccessRef {
-        ts: Ts::parse_rfc3339(ts)?,
-        principal,
-        resource,
-        outcome,
-        key: None,
-    })
+    plain_access(ts, principal, resource, outcome)
 }
 
 /// The contents of a JSON string up to its closing quote and what follows
