@@ -109,14 +109,15 @@ fn main() {
     assert!(!team.is_empty(), "the generated organisation has team t000");
     c.bench_function("detect/group_grant", |b| {
         b.iter(|| {
-            engine.expansion().on_grant(
+            let (expansion, model) = engine.expansion_mut();
+            expansion.on_grant(
                 "bench-grant",
                 "someone",
                 "vault/payroll to grp/t000",
                 &team,
                 &["vault/payroll"],
                 Ts(end + 2 * DAY),
-                engine.model(),
+                model,
                 &cfg.sensitivity,
             )
         })

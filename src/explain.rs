@@ -99,7 +99,7 @@ pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
     let names = ["short", "long"];
     let lens = [exp.config().short_window, exp.config().long_window];
     let thresholds = exp
-        .thresholds(principal, model)
+        .thresholds(principal)
         .iter()
         .zip(names.iter().zip(lens))
         .map(|(&(threshold, mean, std, from), (n, len))| Threshold {

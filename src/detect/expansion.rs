@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::peers::PeerModel;
-use super::reach::{Novel, Reach};
+use super::reach::{Interner, Novel, Reach};
 use crate::event::{Key, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::{Holders, Model, Pattern, Sensitivity, Tier};
@@ -89,13 +89,16 @@ fn ms(d: Duration) -> i64 {
 
 /// Peer context of one engineer, for evidence.
 #[derive(Debug, Clone, Default)]
-struct PeerInfo<'m> {
+struct PeerInfo {
     cluster: Option<u32>,
     cluster_size: usize,
-    /// The small groups used as peers, with their sizes (an engineer is in
-    /// a few; kept inline, since peers are looked up on every new resource).
-    groups: smallvec::SmallVec<[(&'m str, usize); 4]>,
+    /// The small groups used as peers, by number ([`Groups`]).
+    groups: SmallGroups,
 }
+
+/// An engineer's small groups, as `(group number, members)` in name order
+/// (an engineer is in a few; kept inline).
+type SmallGroups = smallvec::SmallVec<[(u32, u32); 4]>;
 
 /// Cluster members a grant's peer share is judged on.
 const CLUSTER_SAMPLE: usize = 200;
@@ -103,11 +106,11 @@ const CLUSTER_SAMPLE: usize = 200;
 /// How many of each peer group hold one resource, as `(members, holding)`:
 /// counted once per grant judgement, not once per engineer it affects.
 #[derive(Debug, Default)]
-struct HoldCounts<'m> {
+struct HoldCounts {
     /// By cluster, over its first [`CLUSTER_SAMPLE`] members.
     clusters: rustc_hash::FxHashMap<u32, (usize, usize)>,
-    /// By small group.
-    groups: rustc_hash::FxHashMap<&'m str, (usize, usize)>,
+    /// By small group number.
+    groups: rustc_hash::FxHashMap<u32, (usize, usize)>,
 }
 
 /// The expansion detector: baselines, peers, rules.
@@ -117,12 +120,27 @@ pub struct Expansion {
     pub reach: Reach,
     cfg: DetectionConfig,
     max_resources: usize,
-    /// Small groups' sizes and how many of their members used each resource,
-    /// counted once rather than member by member on every new resource.
-    /// Kept in step by [`Expansion::on_access`] as members learn or drop
-    /// resources; a group is forgotten when its membership changes, and all
-    /// of them when principals are evicted ([`Expansion::forget_group_usage`]).
-    group_usage: rustc_hash::FxHashMap<String, GroupUsage>,
+    /// Engineers' small groups and their use of resources, by number.
+    groups: Groups,
+}
+
+/// Small groups by number, for the path of a resource new to an engineer
+/// (one access in ten): which small groups the engineer is in, their sizes
+/// and how many of their members used each resource are then read by index,
+/// not looked up by name in the grant model, whose tables outgrow the cache
+/// in a large organisation.
+///
+/// Kept in step with the grant model by [`Expansion::membership_changed`]
+/// and with baselines by [`Expansion::on_access`]; forgotten whole when
+/// principals are evicted (their ids change: [`Expansion::forget_group_usage`]).
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    /// Names of the groups numbered so far (each some engineer's small group).
+    names: Interner,
+    /// By group number: its use of resources, once counted.
+    usage: Vec<Option<GroupUsage>>,
+    /// By principal id: their small groups, once looked up.
+    of: Vec<Option<SmallGroups>>,
 }
 
 /// One small group's use of resources, for peer shares.
@@ -141,32 +159,100 @@ impl Expansion {
             reach,
             cfg,
             max_resources: usize::MAX,
-            group_usage: Default::default(),
+            groups: Groups::default(),
         }
     }
 
-    /// Forgets every group's use of resources (after principals were
-    /// evicted, or anything else changed baselines behind the detector).
+    /// Forgets every group's use of resources and everyone's groups (after
+    /// principals were evicted, or anything else changed baselines or ids
+    /// behind the detector).
     pub fn forget_group_usage(&mut self) {
-        self.group_usage.clear();
+        self.groups = Groups::default();
     }
 
-    /// Forgets `group`'s use of resources (its membership changed).
-    pub fn forget_group(&mut self, group: &str) {
-        self.group_usage.remove(group);
+    /// Follows a change of `group`'s membership (`member` joined or left),
+    /// made in `model` already: the group's use of resources is counted
+    /// again, and the small groups of the engineers it concerns looked up
+    /// again.
+    pub fn membership_changed(&mut self, group: &str, member: &str, model: &Model) {
+        let Groups { names, usage, of } = &mut self.groups;
+        if let Some(slot) = names.get(group).and_then(|g| usage.get_mut(g as usize)) {
+            *slot = None;
+        }
+        let mut forget = |who: &str| {
+            if let Some(slot) = self
+                .reach
+                .principals
+                .get(who)
+                .and_then(|p| of.get_mut(p as usize))
+            {
+                *slot = None;
+            }
+        };
+        forget(member);
+        // Its other members' small groups change only if it is small now or
+        // was (one member more or fewer) before.
+        if model.group_size(group) <= self.cfg.max_peer_group + 1 {
+            model.members_of(group).for_each(forget);
+        }
+    }
+
+    /// The small groups `principal` is in (those used as peers), with their
+    /// sizes, in name order, looked up by name.
+    fn small_groups<'m>(
+        &self,
+        principal: &str,
+        model: &'m Model,
+    ) -> impl Iterator<Item = (&'m str, usize)> {
+        let max = self.cfg.max_peer_group;
+        model
+            .groups_of(principal)
+            .map(|g| (g, model.group_size(g)))
+            .filter(move |(_, n)| *n >= 2 && *n <= max)
+    }
+
+    /// [`Expansion::small_groups`] by number, remembered for `pid`.
+    fn small_groups_of(&mut self, principal: &str, pid: Option<u32>, model: &Model) -> SmallGroups {
+        if let Some(Some(known)) = pid.and_then(|p| self.groups.of.get(p as usize)) {
+            return known.clone();
+        }
+        let mut names = std::mem::take(&mut self.groups.names);
+        let found: SmallGroups = self
+            .small_groups(principal, model)
+            .map(|(g, n)| (names.intern(g), n as u32))
+            .collect();
+        self.groups.names = names;
+        if let Some(p) = pid {
+            let of = &mut self.groups.of;
+            if of.len() <= p as usize {
+                of.resize(p as usize + 1, None);
+            }
+            of[p as usize] = Some(found.clone());
+        }
+        found
+    }
+
+    /// A group's counted use of resources.
+    fn group_usage(&self, group: u32) -> Option<&GroupUsage> {
+        self.groups.usage.get(group as usize)?.as_ref()
+    }
+
+    /// A numbered group's name.
+    fn group_name(&self, group: u32) -> &str {
+        self.groups.names.name(group)
     }
 
     /// Counts the use of resources of those of `groups` not counted yet.
-    fn learn_group_usage(&mut self, groups: &[(&str, usize)], model: &Model) {
-        for (g, _) in groups {
-            if self.group_usage.contains_key(*g) {
+    fn learn_group_usage(&mut self, groups: &[(u32, u32)], model: &Model) {
+        for &(g, _) in groups {
+            if self.group_usage(g).is_some() {
                 continue;
             }
             let mut e = GroupUsage {
                 members: 0,
                 usage: Default::default(),
             };
-            for m in model.members_of(g) {
+            for m in model.members_of(self.group_name(g)) {
                 e.members += 1;
                 let b = self
                     .reach
@@ -177,7 +263,11 @@ impl Expansion {
                     *e.usage.entry(r).or_default() += 1;
                 }
             }
-            self.group_usage.insert((*g).to_owned(), e);
+            let usage = &mut self.groups.usage;
+            if usage.len() <= g as usize {
+                usage.resize(g as usize + 1, None);
+            }
+            usage[g as usize] = Some(e);
         }
     }
 
@@ -185,12 +275,12 @@ impl Expansion {
     /// `learned` was added to it, `dropped` removed.
     fn count_group_usage(
         &mut self,
-        groups: &[(&str, usize)],
+        groups: &[(u32, u32)],
         learned: Option<u32>,
         dropped: Option<u32>,
     ) {
-        for (g, _) in groups {
-            let Some(e) = self.group_usage.get_mut(*g) else {
+        for &(g, _) in groups {
+            let Some(Some(e)) = self.groups.usage.get_mut(g as usize) else {
                 continue;
             };
             if let Some(r) = learned {
@@ -254,29 +344,29 @@ impl Expansion {
         self.reach.peers = m;
     }
 
-    fn peer_info<'m>(&self, principal: &str, pid: Option<u32>, model: &'m Model) -> PeerInfo<'m> {
+    /// The peer cluster of `pid` and its size.
+    fn cluster_of(&self, pid: Option<u32>) -> (Option<u32>, usize) {
         let cluster = pid.and_then(|p| self.reach.peers.cluster_of(p, &self.reach));
-        let cluster_size =
-            cluster.map_or(0, |c| self.reach.peers.clusters[c as usize].members.len());
-        let groups = model
-            .groups_of(principal)
-            .map(|g| (g, model.group_size(g)))
-            .filter(|(_, n)| *n >= 2 && *n <= self.cfg.max_peer_group)
-            .collect();
+        let size = cluster.map_or(0, |c| self.reach.peers.clusters[c as usize].members.len());
+        (cluster, size)
+    }
+
+    fn peer_info(&mut self, principal: &str, pid: Option<u32>, model: &Model) -> PeerInfo {
+        let (cluster, cluster_size) = self.cluster_of(pid);
         PeerInfo {
             cluster,
             cluster_size,
-            groups,
+            groups: self.small_groups_of(principal, pid, model),
         }
     }
 
     /// Share of `principal`'s peers (cluster or small groups, best of them):
     /// `cluster_share` of the cluster, `group_share` of each small group.
-    fn peer_share<'m>(
+    fn peer_share(
         &self,
-        info: &PeerInfo<'m>,
+        info: &PeerInfo,
         mut cluster_share: impl FnMut(u32, &super::peers::Cluster) -> Option<f64>,
-        mut group_share: impl FnMut(&'m str) -> Option<f64>,
+        mut group_share: impl FnMut(u32) -> Option<f64>,
     ) -> f64 {
         let mut best: f64 = 0.0;
         if let Some(c) = info.cluster {
@@ -285,7 +375,7 @@ impl Expansion {
                 best = best.max(f);
             }
         }
-        for (g, _) in &info.groups {
+        for &(g, _) in &info.groups {
             if let Some(f) = group_share(g) {
                 best = best.max(f);
             }
@@ -324,7 +414,7 @@ impl Expansion {
                     f64::from(cl.usage.get(&rid).copied().unwrap_or(0)) / f64::from(others)
                 })
             },
-            |g| match self.group_usage.get(g) {
+            |g| match self.group_usage(g) {
                 // From the group's counts, less the engineer (`info.groups`
                 // are groups they are in).
                 Some(e) => {
@@ -333,7 +423,7 @@ impl Expansion {
                     let yes = all.saturating_sub(u32::from(used(pid)));
                     (others > 0).then(|| f64::from(yes) / others as f64)
                 }
-                None => Self::group_share_by_name(model, g, principal, |m| {
+                None => Self::group_share_by_name(model, self.group_name(g), principal, |m| {
                     reach.principals.get(m).is_some_and(used)
                 }),
             },
@@ -343,12 +433,12 @@ impl Expansion {
     /// Share of the peers of `principal` (interned as `pid`), who does not
     /// hold the resource `holders` describes, that hold it. `counts` memoises
     /// each peer group's count for this resource.
-    fn peer_hold<'m>(
+    fn peer_hold(
         &self,
         pid: Option<u32>,
         holders: Holders<'_>,
-        info: &PeerInfo<'m>,
-        counts: &mut HoldCounts<'m>,
+        info: &PeerInfo,
+        counts: &mut HoldCounts,
         model: &Model,
     ) -> f64 {
         let reach = &self.reach;
@@ -372,7 +462,7 @@ impl Expansion {
                 let (n, yes) = *groups.entry(g).or_insert_with(|| {
                     let mut n = 0;
                     let yes = model
-                        .members_of(g)
+                        .members_of(self.group_name(g))
                         .inspect(|_| n += 1)
                         .filter(|m| holders.held_by(m))
                         .count();
@@ -387,11 +477,10 @@ impl Expansion {
 
     /// The thresholds a principal is judged by now, short and long window:
     /// `(threshold, normal mean, normal std, where the normal comes from)`.
-    pub fn thresholds(&self, principal: &str, model: &Model) -> [(f64, f64, f64, &'static str); 2] {
-        let pid = self.reach.principals.get(principal).unwrap_or(u32::MAX);
-        let cluster = self
-            .peer_info(principal, self.reach.principals.get(principal), model)
-            .cluster;
+    pub fn thresholds(&self, principal: &str) -> [(f64, f64, f64, &'static str); 2] {
+        let pid = self.reach.principals.get(principal);
+        let (cluster, _) = self.cluster_of(pid);
+        let pid = pid.unwrap_or(u32::MAX);
         [
             self.threshold(pid, 0, cluster),
             self.threshold(pid, 1, cluster),
@@ -405,9 +494,8 @@ impl Expansion {
         principal: &str,
         model: &Model,
     ) -> (Option<u32>, Vec<String>, Vec<(String, usize)>) {
-        let info = self.peer_info(principal, self.reach.principals.get(principal), model);
-        let members = info
-            .cluster
+        let (cluster, _) = self.cluster_of(self.reach.principals.get(principal));
+        let members = cluster
             .map(|c| {
                 self.reach.peers.clusters[c as usize]
                     .members
@@ -417,12 +505,11 @@ impl Expansion {
                     .collect()
             })
             .unwrap_or_default();
-        let groups = info
-            .groups
-            .into_iter()
+        let groups = self
+            .small_groups(principal, model)
             .map(|(g, n)| (g.to_owned(), n))
             .collect();
-        (info.cluster, members, groups)
+        (cluster, members, groups)
     }
 
     fn threshold(
@@ -628,7 +715,7 @@ impl Expansion {
                 "normal_window": {"mean": round2(mean), "std": round2(std)},
                 "baseline": {"events": b.events, "active_days": b.days, "distinct_resources": b.resources.len(), "since": b.first},
                 "peers": {"cluster": info.cluster, "cluster_size": info.cluster_size,
-                          "groups": info.groups.iter().map(|(g, n)| json!({"group": g, "members": n})).collect::<Vec<_>>()},
+                          "groups": info.groups.iter().map(|&(g, n)| json!({"group": self.group_name(g), "members": n})).collect::<Vec<_>>()},
             }),
             action: None,
         }
@@ -639,7 +726,7 @@ impl Expansion {
     /// the expansion score (0 when nothing new is opened to anyone).
     #[allow(clippy::too_many_arguments)]
     pub fn on_grant(
-        &self,
+        &mut self,
         key: &str,
         actor: &str,
         what: &str,
@@ -877,14 +964,8 @@ mod tests {
         let (x, model) = (e.expansion(), e.model());
         let reach = &x.reach;
         let rid = reach.resources.get(what).unwrap();
-        let info = x.peer_info(who, reach.principals.get(who), model);
-        x.peer_share(
-            &PeerInfo {
-                cluster: None,
-                ..info
-            },
-            |_, _| None,
-            |g| {
+        x.small_groups(who, model)
+            .filter_map(|(g, _)| {
                 Expansion::group_share_by_name(model, g, who, |m| {
                     reach
                         .principals
@@ -892,8 +973,8 @@ mod tests {
                         .and_then(|id| reach.baselines.get(id))
                         .is_some_and(|b| b.count(rid) > 0)
                 })
-            },
-        )
+            })
+            .fold(0.0, f64::max)
     }
 
     /// The same share as the detector computes it, from the group's counts.
@@ -962,12 +1043,126 @@ mod tests {
             m.op = MembershipOp::Remove;
         }
         feed(&mut e, &[leave]);
+        let team = e.expansion.groups.names.get("team").unwrap();
         assert!(
-            !e.expansion.group_usage.contains_key("team"),
+            e.expansion.group_usage(team).is_none(),
             "forgotten on the change"
         );
         assert_eq!(shares(&mut e, "bob", "wiki"), (0.0, 0.0));
         assert_eq!(shares(&mut e, "bob", "ci"), (1.0, 1.0));
+    }
+
+    /// Groups by name, with their sizes.
+    type Named = Vec<(String, usize)>;
+
+    /// Everyone's remembered small groups, by name, and what looking them
+    /// up by name gives now.
+    fn remembered_groups(e: &Engine) -> Vec<(String, Named, Named)> {
+        let x = &e.expansion;
+        let reach = &x.reach;
+        (0..reach.principals.len() as u32)
+            .filter_map(|p| {
+                let who = reach.principals.name(p);
+                let kept = x.groups.of.get(p as usize)?.as_ref()?;
+                let kept = kept
+                    .iter()
+                    .map(|&(g, n)| (x.group_name(g).to_owned(), n as usize))
+                    .collect();
+                let now = x
+                    .small_groups(who, &e.model)
+                    .map(|(g, n)| (g.to_owned(), n))
+                    .collect();
+                Some((who.to_owned(), kept, now))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remembered_small_groups_follow_every_membership_change() {
+        let mut cfg = settings();
+        cfg.detection.max_peer_group = 3;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let leave = |ts: i64, group: &str, who: &str| {
+            let mut ev = join(ts, group, who);
+            if let Body::Membership(m) = &mut ev.body {
+                m.op = MembershipOp::Remove;
+            }
+            ev
+        };
+        let mut setup = vec![];
+        for who in ["ann", "bob", "cy"] {
+            setup.push(join(0, "team", who));
+        }
+        for who in ["ann", "bob", "cy", "dan"] {
+            setup.push(join(0, "floor", who));
+        }
+        setup.extend([join(0, "pair", "ann"), join(0, "pair", "eve")]);
+        feed(&mut e, &setup);
+        let people = ["ann", "bob", "cy", "dan", "eve"];
+        let changes = [
+            // floor shrinks to three: small now, for its remaining members.
+            leave(1, "floor", "dan"),
+            // team grows to four: no longer small, for all of them.
+            join(2, "team", "eve"),
+            // pair grows to three, still small; its size changes for both.
+            join(3, "pair", "dan"),
+            // dan leaves pair: two again.
+            leave(4, "pair", "dan"),
+            // a leave of someone not in it changes nothing, and is harmless.
+            leave(5, "pair", "zed"),
+        ];
+        for (i, change) in changes.into_iter().enumerate() {
+            // Everyone looks their groups up (a new resource each).
+            let t = i as i64 * 10 + 6;
+            let looks: Vec<Event> = people
+                .iter()
+                .map(|w| access(t, w, &format!("r{t}")))
+                .collect();
+            feed(&mut e, &looks);
+            let kept = remembered_groups(&e);
+            assert_eq!(kept.len(), people.len(), "everyone's groups remembered");
+            feed(&mut e, &[change]);
+            for (who, kept, now) in remembered_groups(&e) {
+                assert_eq!(kept, now, "{who}'s groups after change {i}");
+            }
+        }
+        feed(&mut e, &people.map(|w| access(100, w, "r100")));
+        let ann = remembered_groups(&e)
+            .into_iter()
+            .find(|(w, _, _)| w == "ann")
+            .unwrap();
+        assert_eq!(
+            ann.1,
+            [("floor".to_owned(), 3), ("pair".to_owned(), 2)],
+            "floor small, team not"
+        );
+    }
+
+    #[test]
+    fn remembered_small_groups_survive_the_renumbering_of_an_eviction() {
+        let mut cfg = settings();
+        cfg.limits.max_principals = 1;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        feed(
+            &mut e,
+            &[
+                join(0, "team", "ann"),
+                join(0, "team", "cy"),
+                join(0, "crew", "bob"),
+                join(0, "crew", "dan"),
+                access(1, "ann", "wiki"),
+            ],
+        );
+        assert_eq!(remembered_groups(&e)[0].1, [("team".to_owned(), 2)]);
+        // Bob's baseline evicts Ann's, and with half the names dead the
+        // rest are numbered again: Bob takes Ann's id.
+        feed(&mut e, &[access(2, "bob", "ci")]);
+        assert_eq!(e.reach().evicted.principals, 1);
+        assert_eq!(e.reach().principals.get("bob"), Some(0));
+        feed(&mut e, &[access(3, "bob", "db")]);
+        let kept = remembered_groups(&e);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1, [("crew".to_owned(), 2)], "Bob's, not Ann's");
     }
 
     #[test]
@@ -1149,22 +1344,24 @@ mod tests {
             if holders.held_by(a) {
                 continue;
             }
-            let info = x.peer_info(a, reach.principals.get(a), model);
-            let share = x.peer_share(
-                &info,
-                |_, cl| {
-                    let others: Vec<&str> = cl
-                        .members
-                        .iter()
-                        .take(CLUSTER_SAMPLE)
-                        .map(|&p| reach.principals.name(p))
-                        .filter(|n| n != a)
-                        .collect();
-                    let yes = others.iter().filter(|m| holders.held_by(m)).count();
-                    (!others.is_empty()).then(|| yes as f64 / others.len() as f64)
-                },
-                |g| Expansion::group_share_by_name(model, g, a, |m| holders.held_by(m)),
-            );
+            let cluster = x.cluster_of(reach.principals.get(a)).0.and_then(|c| {
+                let others: Vec<&str> = reach.peers.clusters[c as usize]
+                    .members
+                    .iter()
+                    .take(CLUSTER_SAMPLE)
+                    .map(|&p| reach.principals.name(p))
+                    .filter(|n| n != a)
+                    .collect();
+                let yes = others.iter().filter(|m| holders.held_by(m)).count();
+                (!others.is_empty()).then(|| yes as f64 / others.len() as f64)
+            });
+            let share = x
+                .small_groups(a, model)
+                .filter_map(|(g, _)| {
+                    Expansion::group_share_by_name(model, g, a, |m| holders.held_by(m))
+                })
+                .chain(cluster)
+                .fold(0.0, f64::max);
             total += weight * (1.0 - share);
         }
         total
@@ -1192,14 +1389,14 @@ mod tests {
         let team: Vec<String> = e.model().members_of("team-b").map(String::from).collect();
         assert_eq!(team.len(), 8);
         let sens = e.sensitivity.clone();
-        let (_, total) = e.expansion().on_grant(
+        let (_, total) = e.expansion.on_grant(
             "g-wide",
             "a0",
             "vault/payroll to team-b",
             &team,
             &["vault/payroll"],
             Ts(t0 + 1),
-            e.model(),
+            &e.model,
             &sens,
         );
         let expected = blast_radius_by_name(&e, &team, "vault/payroll");

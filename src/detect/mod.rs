@@ -206,6 +206,12 @@ impl Engine {
         &self.expansion
     }
 
+    /// The expansion detector, to judge with directly (it remembers what it
+    /// looked up), and the model it judges against.
+    pub fn expansion_mut(&mut self) -> (&mut Expansion, &Model) {
+        (&mut self.expansion, &self.model)
+    }
+
     /// Marks the baselines as trained from history up to the latest event, so
     /// expansion findings start without a warm-up, and refits peer groups.
     pub fn finish_training(&mut self) {
@@ -445,14 +451,16 @@ impl Engine {
                             &key,
                         ));
                     }
-                    self.expansion.forget_group(&m.group);
                     self.model.add_member(&m.group, &m.member);
+                    self.expansion
+                        .membership_changed(&m.group, &m.member, &self.model);
                 }
                 MembershipOp::Remove => {
-                    self.expansion.forget_group(&m.group);
                     if !self.model.remove_member(&m.group, &m.member) {
                         self.stats.duplicates += 1;
                     }
+                    self.expansion
+                        .membership_changed(&m.group, &m.member, &self.model);
                 }
             },
             Body::Advice(a) => {
