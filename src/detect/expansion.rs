@@ -120,27 +120,70 @@ pub struct Expansion {
     pub reach: Reach,
     cfg: DetectionConfig,
     max_resources: usize,
-    /// Engineers' small groups and their use of resources, by number.
+    /// Engineers' groups, groups' use of resources and resources' holders,
+    /// by number.
     groups: Groups,
 }
 
-/// Small groups by number, for the path of a resource new to an engineer
-/// (one access in ten): which small groups the engineer is in, their sizes
-/// and how many of their members used each resource are then read by index,
-/// not looked up by name in the grant model, whose tables outgrow the cache
-/// in a large organisation.
+/// The grant model by number, for the path of a resource new to an engineer
+/// (one access in ten): which groups the engineer is in, the small ones'
+/// sizes, how many of their members used each resource and who holds the
+/// resource are then read by index, not looked up by name in the grant
+/// model, whose tables outgrow the cache in a large organisation.
 ///
 /// Kept in step with the grant model by [`Expansion::membership_changed`]
-/// and with baselines by [`Expansion::on_access`]; forgotten whole when
-/// principals are evicted (their ids change: [`Expansion::forget_group_usage`]).
+/// and [`Expansion::holders_changed`], and with baselines by
+/// [`Expansion::on_access`]; forgotten whole when principals are evicted
+/// (their ids change: [`Expansion::forget_group_usage`]).
 #[derive(Debug, Clone, Default)]
 struct Groups {
-    /// Names of the groups numbered so far (each some engineer's small group).
+    /// Names of the groups numbered so far.
     names: Interner,
     /// By group number: its use of resources, once counted.
     usage: Vec<Option<GroupUsage>>,
-    /// By principal id: their small groups, once looked up.
-    of: Vec<Option<SmallGroups>>,
+    /// By principal id: their groups, once looked up.
+    of: Vec<Option<Memberships>>,
+    /// By resource id: who holds it, once looked up.
+    holding: Vec<Option<Holding>>,
+    /// The groups of an engineer without an id, looked up each time.
+    scratch: Memberships,
+}
+
+/// The groups one engineer is in.
+#[derive(Debug, Clone, Default)]
+struct Memberships {
+    /// All of them, by number, sorted.
+    all: smallvec::SmallVec<[u32; 4]>,
+    /// Those used as peers ([`Expansion::small_groups`]), in name order.
+    small: SmallGroups,
+}
+
+/// Who holds one resource, by number.
+#[derive(Debug, Clone, Default)]
+struct Holding {
+    /// Principal ids holding it directly, sorted.
+    users: smallvec::SmallVec<[u32; 2]>,
+    /// Group numbers holding it, sorted.
+    groups: smallvec::SmallVec<[u32; 2]>,
+    /// Some direct holder had no principal id when this was looked up.
+    unresolved: bool,
+    /// How many principals had an id then: once more have, an unresolved
+    /// holder may be one of them, and it is looked up again.
+    principals: usize,
+}
+
+/// Whether a group of `n` members is small enough to be peers (at most `max`).
+fn is_small(n: usize, max: usize) -> bool {
+    (2..=max).contains(&n)
+}
+
+/// Stores `value` at `index` of a table that grows as needed.
+fn put<T: Clone>(table: &mut Vec<Option<T>>, index: u32, value: T) {
+    let i = index as usize;
+    if table.len() <= i {
+        table.resize(i + 1, None);
+    }
+    table[i] = Some(value);
 }
 
 /// One small group's use of resources, for peer shares.
@@ -175,7 +218,9 @@ impl Expansion {
     /// again, and the small groups of the engineers it concerns looked up
     /// again.
     pub fn membership_changed(&mut self, group: &str, member: &str, model: &Model) {
-        let Groups { names, usage, of } = &mut self.groups;
+        let Groups {
+            names, usage, of, ..
+        } = &mut self.groups;
         if let Some(slot) = names.get(group).and_then(|g| usage.get_mut(g as usize)) {
             *slot = None;
         }
@@ -208,28 +253,110 @@ impl Expansion {
         model
             .groups_of(principal)
             .map(|g| (g, model.group_size(g)))
-            .filter(move |(_, n)| *n >= 2 && *n <= max)
+            .filter(move |(_, n)| is_small(*n, max))
     }
 
-    /// [`Expansion::small_groups`] by number, remembered for `pid`.
-    fn small_groups_of(&mut self, principal: &str, pid: Option<u32>, model: &Model) -> SmallGroups {
-        if let Some(Some(known)) = pid.and_then(|p| self.groups.of.get(p as usize)) {
-            return known.clone();
-        }
-        let mut names = std::mem::take(&mut self.groups.names);
-        let found: SmallGroups = self
-            .small_groups(principal, model)
-            .map(|(g, n)| (names.intern(g), n as u32))
-            .collect();
-        self.groups.names = names;
-        if let Some(p) = pid {
-            let of = &mut self.groups.of;
-            if of.len() <= p as usize {
-                of.resize(p as usize + 1, None);
+    /// The groups `principal` is in, by number, remembered for `pid`.
+    fn memberships(&mut self, principal: &str, pid: Option<u32>, model: &Model) -> &Memberships {
+        let known = pid.is_some_and(|p| matches!(self.groups.of.get(p as usize), Some(Some(_))));
+        if !known {
+            let mut found = Memberships::default();
+            for g in model.groups_of(principal) {
+                let id = self.groups.names.intern(g);
+                found.all.push(id);
+                let n = model.group_size(g);
+                if is_small(n, self.cfg.max_peer_group) {
+                    found.small.push((id, n as u32));
+                }
             }
-            of[p as usize] = Some(found.clone());
+            found.all.sort_unstable();
+            match pid {
+                Some(p) => put(&mut self.groups.of, p, found),
+                None => self.groups.scratch = found,
+            }
         }
-        found
+        match pid {
+            Some(p) => self.groups.of[p as usize]
+                .as_ref()
+                .expect("remembered above"),
+            None => &self.groups.scratch,
+        }
+    }
+
+    /// Who holds `resource` (interned as `rid`), remembered.
+    fn holding(&mut self, resource: &str, rid: u32, model: &Model) -> &Holding {
+        let principals = self.reach.principals.len();
+        let known = match self.groups.holding.get(rid as usize) {
+            Some(Some(h)) => !h.unresolved || h.principals == principals,
+            _ => false,
+        };
+        if !known {
+            let holders = model.holders(resource);
+            let mut h = Holding {
+                principals,
+                ..Holding::default()
+            };
+            for u in holders.users() {
+                match self.reach.principals.get(u) {
+                    Some(p) => h.users.push(p),
+                    None => h.unresolved = true,
+                }
+            }
+            h.users.sort_unstable();
+            h.groups = holders
+                .groups()
+                .map(|g| self.groups.names.intern(g))
+                .collect();
+            h.groups.sort_unstable();
+            put(&mut self.groups.holding, rid, h);
+        }
+        self.groups.holding[rid as usize]
+            .as_ref()
+            .expect("remembered above")
+    }
+
+    /// Whether `principal` (`pid`) holds `resource` (`rid`), directly or
+    /// through a group: [`Model::holds`], by number.
+    fn holds(
+        &mut self,
+        principal: &str,
+        pid: u32,
+        resource: &str,
+        rid: u32,
+        model: &Model,
+    ) -> bool {
+        let h = self.holding(resource, rid, model);
+        if h.users.binary_search(&pid).is_ok() {
+            return true;
+        }
+        if h.groups.is_empty() {
+            return false;
+        }
+        self.memberships(principal, Some(pid), model);
+        let (Some(Some(h)), Some(Some(mine))) = (
+            self.groups.holding.get(rid as usize),
+            self.groups.of.get(pid as usize),
+        ) else {
+            unreachable!("both remembered above")
+        };
+        h.groups.iter().any(|g| mine.all.binary_search(g).is_ok())
+    }
+
+    /// Follows a grant or revocation of `resource`, made in the model already.
+    pub fn holders_changed(&mut self, resource: &str) {
+        if let Some(slot) = self
+            .reach
+            .resources
+            .get(resource)
+            .and_then(|r| self.groups.holding.get_mut(r as usize))
+        {
+            *slot = None;
+        }
+    }
+
+    /// Forgets who holds what (the model forgot grants).
+    pub fn forget_holders(&mut self) {
+        self.groups.holding.clear();
     }
 
     /// A group's counted use of resources.
@@ -263,11 +390,7 @@ impl Expansion {
                     *e.usage.entry(r).or_default() += 1;
                 }
             }
-            let usage = &mut self.groups.usage;
-            if usage.len() <= g as usize {
-                usage.resize(g as usize + 1, None);
-            }
-            usage[g as usize] = Some(e);
+            put(&mut self.groups.usage, g, e);
         }
     }
 
@@ -356,7 +479,7 @@ impl Expansion {
         PeerInfo {
             cluster,
             cluster_size,
-            groups: self.small_groups_of(principal, pid, model),
+            groups: self.memberships(principal, pid, model).small.clone(),
         }
     }
 
@@ -558,7 +681,7 @@ impl Expansion {
             Some(info) => {
                 let pf = self.peer_use(principal, pid, rid, info, model);
                 let of = self.reach.org_fraction(rid);
-                let held = if model.holds(principal, resource) {
+                let held = if self.holds(principal, pid, resource, rid, model) {
                     self.cfg.held_factor
                 } else {
                     1.0
@@ -1065,6 +1188,7 @@ mod tests {
                 let who = reach.principals.name(p);
                 let kept = x.groups.of.get(p as usize)?.as_ref()?;
                 let kept = kept
+                    .small
                     .iter()
                     .map(|&(g, n)| (x.group_name(g).to_owned(), n as usize))
                     .collect();
@@ -1136,6 +1260,82 @@ mod tests {
             [("floor".to_owned(), 3), ("pair".to_owned(), 2)],
             "floor small, team not"
         );
+    }
+
+    /// Asserts that whether each engineer holds each resource, as the
+    /// detector remembers it, is what the model says by name now.
+    fn assert_holders_remembered_right(e: &mut Engine, when: &str) {
+        let (x, model) = e.expansion_mut();
+        let people: Vec<String> = x.reach.principals.names().map(String::from).collect();
+        let resources: Vec<String> = x.reach.resources.names().map(String::from).collect();
+        for who in &people {
+            let pid = x.reach.principals.get(who).unwrap();
+            for what in &resources {
+                let rid = x.reach.resources.get(what).unwrap();
+                assert_eq!(
+                    x.holds(who, pid, what, rid, model),
+                    model.holds(who, what),
+                    "{who} holding {what} {when}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn remembered_holders_follow_grants_revocations_memberships_and_caps() {
+        let mut cfg = settings();
+        cfg.limits.max_grants = 4;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let revoke = |ts: i64, id: &str| Event {
+            ts: Ts(ts),
+            id: None,
+            body: Body::Revoke(crate::event::Revoke {
+                grant_id: id.into(),
+                actor: "x".into(),
+                reference: None,
+            }),
+        };
+        // Ann is granted vault/a before she has an id.
+        let mut evs = vec![
+            grant(0, "g1", "x", "ann", false, "vault/a"),
+            grant(0, "g2", "x", "team", true, "vault/b"),
+            join(0, "team", "bob"),
+        ];
+        evs.extend(["vault/a", "vault/b", "vault/c"].map(|r| access(1, "dan", r)));
+        evs.extend(["ann", "bob", "cy"].map(|w| access(1, w, "wiki")));
+        feed(&mut e, &evs);
+        assert_holders_remembered_right(&mut e, "at first");
+        assert!(e.model().holds("ann", "vault/a") && e.model().holds("bob", "vault/b"));
+        let steps = [
+            ("cy joins the team", vec![join(2, "team", "cy")]),
+            ("the team's grant revoked", vec![revoke(3, "g2")]),
+            (
+                "a grant to cy",
+                vec![grant(4, "g3", "x", "cy", false, "vault/c")],
+            ),
+            // Eve is granted vault/a with no id yet, then appears.
+            (
+                "a grant to eve",
+                vec![grant(5, "g4", "x", "eve", false, "vault/a")],
+            ),
+            ("eve appears", vec![access(6, "eve", "wiki")]),
+            // Six grants, cap four: the revoked one and the oldest, Ann's, go.
+            (
+                "grants evicted",
+                vec![
+                    grant(7, "g5", "x", "dan", false, "wiki"),
+                    grant(7, "g6", "x", "dan", false, "ci"),
+                ],
+            ),
+        ];
+        for (what, evs) in steps {
+            feed(&mut e, &evs);
+            assert_holders_remembered_right(&mut e, &format!("after {what}"));
+        }
+        let m = e.model();
+        assert!(m.holds("cy", "vault/c") && m.holds("eve", "vault/a"));
+        assert!(!m.holds("bob", "vault/b"), "revoked");
+        assert!(!m.holds("ann", "vault/a"), "evicted");
     }
 
     #[test]

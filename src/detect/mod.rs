@@ -363,10 +363,13 @@ impl Engine {
                         ));
                     }
                     self.model.record_grant(g, ev.ts);
-                    if g.grantee_type == GranteeType::User {}
+                    self.expansion.holders_changed(&g.resource);
                 }
             }
             Body::Revoke(r) => {
+                if let Some(g) = self.model.grant(&r.grant_id) {
+                    self.expansion.holders_changed(&g.resource);
+                }
                 if !self.model.record_revoke(&r.grant_id) {
                     self.stats.duplicates += 1;
                 }
@@ -504,6 +507,9 @@ impl Engine {
                 .enforce_caps(l.max_advice, l.max_grants, l.max_principals);
             self.stats.evicted.advice += e.advice;
             self.stats.evicted.grants += e.grants;
+            if e.grants > 0 {
+                self.expansion.forget_holders();
+            }
             self.stats.evicted.sightings += e.sightings;
         }
         let reach = &mut self.expansion.reach;

@@ -168,6 +168,16 @@ impl<'m> Holders<'m> {
     pub fn held_by(&self, principal: &str) -> bool {
         self.how(principal).is_some()
     }
+
+    /// The users holding it directly, in no order.
+    pub fn users(&self) -> impl Iterator<Item = &'m str> {
+        self.users.into_iter().flatten().map(String::as_str)
+    }
+
+    /// The groups holding it, in no order.
+    pub fn groups(&self) -> impl Iterator<Item = &'m str> {
+        self.groups.into_iter().flatten().map(String::as_str)
+    }
 }
 
 fn slot(t: GranteeType) -> usize {
