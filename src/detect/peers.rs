@@ -76,6 +76,11 @@ pub fn features(b: &Baseline, resources: &Interner) -> [f64; DIMS] {
     v
 }
 
+/// Dimensions summed between checks of whether a centroid can still be
+/// the nearest ([`PeerModel::nearest`]).
+const PART: usize = 16;
+const _: () = assert!(DIMS % PART == 0);
+
 /// Squared Euclidean distance (over the dimensions both have).
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
@@ -200,16 +205,23 @@ impl PeerModel {
         if self.clusters.is_empty() || b.resources.is_empty() {
             return None;
         }
-        let f = features(b, resources);
+        self.nearest_to(&features(b, resources))
+    }
+
+    /// The centroid nearest to features `f` (the first of equally near ones).
+    fn nearest_to(&self, f: &[f64; DIMS]) -> Option<u32> {
         let mut best: Option<(usize, f64)> = None;
-        let mut consider = |i: usize, d: f64| {
+        let consider = |best: &mut Option<(usize, f64)>, i: usize, d: f64| {
             if best.is_none_or(|(_, b)| d.total_cmp(&b).is_lt()) {
-                best = Some((i, d));
+                *best = Some((i, d));
             }
         };
         // Four centroids at a time: each distance still sums its terms in
         // dimension order (the same result as one at a time), but four
-        // independent sums keep the floating-point unit busy.
+        // independent sums keep the floating-point unit busy. A sum of
+        // squares only grows, term by term, so four whose partial sums are
+        // all already no nearer than the nearest so far are left there: the
+        // answer is the same, for much less work once a near one is found.
         let mut chunks = self.clusters.chunks_exact(4);
         for (n, four) in chunks.by_ref().enumerate() {
             let full = |k: usize| <&[f64; DIMS]>::try_from(four[k].centroid.as_slice()).ok();
@@ -217,24 +229,31 @@ impl PeerModel {
                 (Some(c0), Some(c1), Some(c2), Some(c3)) => {
                     let cs = [c0, c1, c2, c3];
                     let mut acc = [0.0f64; 4];
-                    for (j, x) in f.iter().enumerate() {
-                        for k in 0..4 {
-                            acc[k] += (cs[k][j] - x) * (cs[k][j] - x);
+                    for part in 0..DIMS / PART {
+                        for j in part * PART..(part + 1) * PART {
+                            let x = f[j];
+                            for k in 0..4 {
+                                acc[k] += (cs[k][j] - x) * (cs[k][j] - x);
+                            }
+                        }
+                        let beaten = |d: &f64| best.is_some_and(|(_, b)| d.total_cmp(&b).is_ge());
+                        if acc.iter().all(beaten) {
+                            break;
                         }
                     }
                     acc.iter()
                         .enumerate()
-                        .for_each(|(k, d)| consider(n * 4 + k, *d));
+                        .for_each(|(k, d)| consider(&mut best, n * 4 + k, *d));
                 }
                 _ => four
                     .iter()
                     .enumerate()
-                    .for_each(|(k, c)| consider(n * 4 + k, sq_dist(&c.centroid, &f))),
+                    .for_each(|(k, c)| consider(&mut best, n * 4 + k, sq_dist(&c.centroid, f))),
             }
         }
         let done = self.clusters.len() - chunks.remainder().len();
         for (k, c) in chunks.remainder().iter().enumerate() {
-            consider(done + k, sq_dist(&c.centroid, &f));
+            consider(&mut best, done + k, sq_dist(&c.centroid, f));
         }
         best.map(|(i, _)| i as u32)
     }
@@ -329,6 +348,43 @@ mod tests {
         let web0 = r.principals.get("web-0").unwrap();
         r.place_newcomer(web0);
         assert!(!r.peers.placed.contains_key(&web0));
+    }
+
+    proptest::proptest! {
+        /// Four at a time and leaving hopeless ones early, the nearest
+        /// centroid is the one a plain scan finds, ties to the first.
+        #[test]
+        fn the_nearest_centroid_is_the_first_of_the_least_distant(
+            centroids in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![0.0, 0.1, 0.25, 0.5, 1.0]), DIMS),
+                1..40,
+            ),
+            f in proptest::collection::vec(proptest::sample::select(vec![0.0, 0.1, 0.25, 0.5]), DIMS),
+            copy in proptest::option::of((0usize..40, 0usize..40)),
+        ) {
+            let mut centroids = centroids;
+            // Equally near centroids, at times.
+            if let Some((from, to)) = copy {
+                let (from, to) = (from % centroids.len(), to % centroids.len());
+                centroids[to] = centroids[from].clone();
+            }
+            let f: [f64; DIMS] = f.try_into().unwrap();
+            let m = PeerModel {
+                clusters: centroids
+                    .iter()
+                    .map(|c| Cluster { centroid: c.clone(), ..Cluster::default() })
+                    .collect(),
+                ..PeerModel::default()
+            };
+            let mut plain: Option<(usize, f64)> = None;
+            for (i, c) in centroids.iter().enumerate() {
+                let d = sq_dist(c, &f);
+                if plain.is_none_or(|(_, b)| d < b) {
+                    plain = Some((i, d));
+                }
+            }
+            proptest::prop_assert_eq!(m.nearest_to(&f), plain.map(|(i, _)| i as u32));
+        }
     }
 
     #[test]
