@@ -133,8 +133,8 @@ pub struct Expansion {
 ///
 /// Kept in step with the grant model by [`Expansion::membership_changed`]
 /// and [`Expansion::holders_changed`], and with baselines by
-/// [`Expansion::on_access`]; forgotten whole when principals are evicted
-/// (their ids change: [`Expansion::forget_group_usage`]).
+/// [`Expansion::on_access`]; forgotten whole when principals are evicted or
+/// grants forgotten ([`Expansion::forget_remembered`]).
 #[derive(Debug, Clone, Default)]
 struct Groups {
     /// Names of the groups numbered so far.
@@ -206,10 +206,11 @@ impl Expansion {
         }
     }
 
-    /// Forgets every group's use of resources and everyone's groups (after
-    /// principals were evicted, or anything else changed baselines or ids
-    /// behind the detector).
-    pub fn forget_group_usage(&mut self) {
+    /// Forgets everything remembered by number: after principals were
+    /// evicted (ids may change, baselines went) or the model forgot grants
+    /// (holders changed, and the names of groups numbered for them would
+    /// otherwise pile up).
+    pub fn forget_remembered(&mut self) {
         self.groups = Groups::default();
     }
 
@@ -352,11 +353,6 @@ impl Expansion {
         {
             *slot = None;
         }
-    }
-
-    /// Forgets who holds what (the model forgot grants).
-    pub fn forget_holders(&mut self) {
-        self.groups.holding.clear();
     }
 
     /// A group's counted use of resources.

@@ -508,14 +508,14 @@ impl Engine {
             self.stats.evicted.advice += e.advice;
             self.stats.evicted.grants += e.grants;
             if e.grants > 0 {
-                self.expansion.forget_holders();
+                self.expansion.forget_remembered();
             }
             self.stats.evicted.sightings += e.sightings;
         }
         let reach = &mut self.expansion.reach;
         if reach.baselined() > l.max_principals + l.max_principals / 20 {
             reach.evict_principals(l.max_principals);
-            self.expansion.forget_group_usage();
+            self.expansion.forget_remembered();
         }
     }
 
