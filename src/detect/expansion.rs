@@ -1031,6 +1031,14 @@ mod tests {
         }
     }
 
+    fn leave(ts: i64, group: &str, who: &str) -> Event {
+        let mut ev = join(ts, group, who);
+        if let Body::Membership(m) = &mut ev.body {
+            m.op = MembershipOp::Remove;
+        }
+        ev
+    }
+
     /// Two teams of six, each with a group holding its resources, and five
     /// days of each engineer using their team's resources.
     fn org() -> (Engine, i64) {
@@ -1157,11 +1165,7 @@ mod tests {
         assert_eq!(shares(&mut e, "bob", "wiki"), (1.0 / 3.0, 1.0 / 3.0));
         assert_eq!(shares(&mut e, "bob", "ci"), (2.0 / 3.0, 2.0 / 3.0));
         // cy leaves: the group is forgotten and counted again.
-        let mut leave = join(6, "team", "cy");
-        if let Body::Membership(m) = &mut leave.body {
-            m.op = MembershipOp::Remove;
-        }
-        feed(&mut e, &[leave]);
+        feed(&mut e, &[leave(6, "team", "cy")]);
         let team = e.expansion.groups.names.get("team").unwrap();
         assert!(
             e.expansion.group_usage(team).is_none(),
@@ -1202,13 +1206,6 @@ mod tests {
         let mut cfg = settings();
         cfg.detection.max_peer_group = 3;
         let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
-        let leave = |ts: i64, group: &str, who: &str| {
-            let mut ev = join(ts, group, who);
-            if let Body::Membership(m) = &mut ev.body {
-                m.op = MembershipOp::Remove;
-            }
-            ev
-        };
         let mut setup = vec![];
         for who in ["ann", "bob", "cy"] {
             setup.push(join(0, "team", who));
