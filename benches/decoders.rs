@@ -1,7 +1,7 @@
 //! Decoder throughput, one benchmark per format.
 //!
 //! Each format decodes the lines of its files in the public log corpus
-//! (`../shared/corpus`, or `REACHGUARD_CORPUS`), repeated to about 4 MB; the
+//! (`tests/corpus`, or `REACHGUARD_CORPUS`), repeated to about 4 MB; the
 //! native format decodes `examples/incident.jsonl`. After criterion's report a
 //! table gives MB/s and lines/s from its mean estimates.
 //!
@@ -26,7 +26,7 @@ struct Input {
 fn corpus_dir() -> PathBuf {
     std::env::var_os("REACHGUARD_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus"))
 }
 
 /// The corpus directory and files of each format (sidecars and notices left out).

@@ -2,10 +2,10 @@
 //! mixed formats in one replay that revokes agent-traced grants, and several
 //! sources of different formats in one daemon.
 //!
-//! The corpus lives beside the repository (`../shared/corpus`, described in its
-//! `SOURCES.md`); `REACHGUARD_CORPUS` points elsewhere. Its "Grant lines" are a
-//! heuristic classification by category; where a decoder deliberately differs,
-//! the expectation below says why.
+//! The corpus is in the repository (`tests/corpus`, every file's origin and
+//! licence in its `SOURCES.md`). Its "Grant lines" are a heuristic
+//! classification by category; where a decoder deliberately differs, the
+//! expectation below says why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,15 +18,7 @@ use reachguard::event::{Body, MembershipOp, Outcome};
 use crate::helpers::*;
 
 fn corpus() -> PathBuf {
-    let dir = std::env::var_os("REACHGUARD_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")));
-    assert!(
-        dir.join("SOURCES.md").is_file(),
-        "the log corpus is not at {} (set REACHGUARD_CORPUS)",
-        dir.display()
-    );
-    dir
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"))
 }
 
 /// What decoding one file gave.
@@ -181,8 +173,8 @@ const CLOUDTRAIL: &[Expect] = &[
     // SOURCES also lists 10 and 25: the root user creating its own access key
     // (no userName), which grants nobody anything new.
     expect("cloudtrail/panther_test_scenarios_cloudtrail.jsonl", Cloudtrail, 27, 27, 6, 5, 0, 0, 0, 0, &[12, 13, 14, 15, 27]),
-    // Line 15, AddUserToGroup, is the membership SOURCES lists.
-    expect("cloudtrail/awsdocs_example_events.jsonl", Cloudtrail, 26, 26, 4, 0, 1, 0, 0, 0, &[15]),
+    // A read, the membership add (2) and a refused add (3, denied access).
+    expect("cloudtrail/reachguard_add_user_to_group.jsonl", Cloudtrail, 3, 3, 1, 0, 1, 0, 0, 0, &[2]),
     // The lookup-events shape: the record is the JSON string in CloudTrailEvent.
     expect("cloudtrail/plaso_aws_cloudtrail_lookup_events.jsonl", Cloudtrail, 6, 6, 0, 0, 0, 0, 0, 0, &[]),
 ];
@@ -242,11 +234,12 @@ const LINUX: &[Expect] = &[
     // groupadd 9 and useradd 10 (creating an account grants nobody anything:
     // skipped). No file in the corpus holds a usermod / gpasswd group add.
     expect("linux_auth/beats_system_auth_test.log", LinuxAuth, 10, 6, 2, 0, 0, 0, 4, 0, &[]),
-    // SOURCES: the 86 "su session opened" lines are su access here (see
-    // `loghub_su_sessions_are_access_by_the_invoking_user`). 1,505 lines of ftpd,
-    // kernel and other noise are skipped, none is an error.
-    expect("linux_auth/loghub_Linux_2k.log", LinuxAuth, 2000, 495, 372, 0, 0, 0, 1505, 0, &[]),
-    expect("linux_auth/loghub_OpenSSH_2k.log", LinuxAuth, 2000, 522, 521, 0, 0, 0, 1478, 0, &[]),
+    // The three "su session opened" lines are su access by root (see
+    // `old_pam_su_sessions_are_access_by_the_invoking_user`), the two sshd
+    // sessions quinn's logins, login(pam_unix) root's console login; the three
+    // authentication failures that name a user are denied (line 11 names none).
+    // Closes, ftpd, kernel and other noise are skipped, none is an error.
+    expect("linux_auth/reachguard_syslog_su_sshd.log", LinuxAuth, 24, 9, 3, 0, 0, 0, 15, 0, &[]),
     expect("linux_auth/crowdsec_hub_tests_sshd_pam.log", LinuxAuth, 132, 11, 2, 0, 0, 0, 121, 0, &[]),
     expect("linux_auth/plaso_syslog_ssh.log", LinuxAuth, 9, 7, 2, 0, 0, 0, 2, 0, &[]),
     // auditd. SOURCES: ADD_USER 2 (skipped, as useradd), USER_CMD 3 (sudo
@@ -343,8 +336,9 @@ fn panther_k8s_bindings_without_subjects_are_counted() {
 }
 
 #[test]
-fn loghub_su_sessions_are_access_by_the_invoking_user() {
-    let text = std::fs::read_to_string(corpus().join("linux_auth/loghub_Linux_2k.log")).unwrap();
+fn old_pam_su_sessions_are_access_by_the_invoking_user() {
+    let text =
+        std::fs::read_to_string(corpus().join("linux_auth/reachguard_syslog_su_sshd.log")).unwrap();
     let mut d = Format::LinuxAuth.decoder();
     let mut by_resource: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
     let mut out = Vec::new();
@@ -363,20 +357,20 @@ fn loghub_su_sessions_are_access_by_the_invoking_user() {
             }
         }
     }
-    // Every "su(pam_unix) session opened for user news|cyrus by (uid=0)" line.
+    // Every "su(pam_unix) session opened for user news|lp by (uid=0)" line.
     let su_lines = text
         .lines()
-        .filter(|l| l.contains("su(pam_unix)") && l.contains("session opened"))
+        .filter(|l| l.contains(" su(pam_unix)") && l.contains("session opened"))
         .count();
-    assert_eq!(su_lines, 86);
+    assert_eq!(su_lines, 3);
     assert_eq!(
-        by_resource.get(&("root".into(), "host/combo/su".into(), false)),
-        Some(&86)
+        by_resource.get(&("root".into(), "host/relic/su".into(), false)),
+        Some(&3)
     );
-    // And the old-style sshd sessions of user test, the only logins that succeeded.
+    // And the old-style sshd sessions of quinn, the only ssh logins that succeeded.
     assert_eq!(
-        by_resource.get(&("test".into(), "host/combo/ssh".into(), false)),
-        Some(&36)
+        by_resource.get(&("quinn".into(), "host/relic/ssh".into(), false)),
+        Some(&2)
     );
 }
 
