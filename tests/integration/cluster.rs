@@ -62,14 +62,17 @@ pub fn nats_server() -> Option<String> {
 /// Whether the test can run: prints the skip line and returns false when
 /// nats-server is missing, unless `REACHGUARD_REQUIRE_NATS=1` makes that a
 /// failure.
-pub fn nats_available() -> bool {
+pub fn nats_available(test: &str) -> bool {
     let found = nats_server().is_some();
     if !found {
         assert!(
             std::env::var("REACHGUARD_REQUIRE_NATS").as_deref() != Ok("1"),
             "nats-server is not installed and REACHGUARD_REQUIRE_NATS=1"
         );
-        println!("skipped: nats-server not installed");
+        say_skipped(
+            test,
+            "nats-server not installed (apt-get install nats-server)",
+        );
     }
     found
 }
@@ -399,7 +402,7 @@ fn is_model_driven(kind: &str) -> bool {
 #[test]
 fn three_instances_find_and_revoke_what_single_node_replays_do_and_a_killed_one_loses_and_doubles_nothing()
  {
-    if !nats_available() {
+    if !nats_available("three_instances_find_and_revoke_what_single_node_replays_do") {
         return;
     }
     let started = Instant::now();
@@ -657,7 +660,7 @@ fn three_instances_find_and_revoke_what_single_node_replays_do_and_a_killed_one_
 
 #[test]
 fn an_instance_authenticates_with_the_token_its_config_names_and_refuses_to_start_without_it() {
-    if !nats_available() {
+    if !nats_available("an_instance_authenticates_with_the_token_its_config_names") {
         return;
     }
     let nats = Nats::start_with(&["--auth", "s3cret-token"]);

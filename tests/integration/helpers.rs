@@ -15,6 +15,13 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 pub const BIN: &str = env!("CARGO_BIN_EXE_reachguard");
 pub const SECRET: &str = "integration-test-secret";
 
+/// Says on the terminal that `test` was skipped and why. Written to the
+/// process's standard error directly, past the test harness's capture, so that
+/// a plain `cargo test` shows it.
+pub fn say_skipped(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{test}: skipped: {why}");
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes. This waits for
 /// an observable outcome; it is not a sleep that hides a race.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {

@@ -43,7 +43,10 @@ fn prometheus_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
             )
         }
         _ => {
-            eprintln!("{test}: skipped: promtool not installed (apt-get install prometheus)");
+            say_skipped(
+                test,
+                "prometheus or promtool not installed (apt-get install prometheus)",
+            );
             None
         }
     }
