@@ -469,11 +469,14 @@ impl OpenFile {
     }
 }
 
+/// (fingerprint, offset, line number) of content that was read.
+type Head = (u64, u64, u64);
+
 struct ReadOutcome {
     /// The file was found truncated and reading restarted at 0.
     restarted: bool,
-    /// On a restart: the content that was there (fingerprint, offset, line).
-    retired: Option<(u64, u64, u64)>,
+    /// On a restart: the content that was there.
+    retired: Option<Head>,
     lines: usize,
     bytes: u64,
     at_eof: bool,
@@ -1163,7 +1166,7 @@ fn literal_dir(pattern: &str) -> PathBuf {
 
 /// Detect truncation (see the module doc); returns the current length and
 /// whether reading restarted at 0.
-fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<(u64, u64, u64)>)> {
+fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<Head>)> {
     let meta = of.file.metadata()?;
     let sig = meta_signature(&meta);
     if sig == of.last_meta && of.read_pos >= sig.0 {
