@@ -337,6 +337,8 @@ pub struct Grant {
     pub reference: Option<String>,
     /// Declared kind of actor; derived from `[agents]` patterns when absent.
     pub actor_type: Option<ActorType>,
+    /// What undoing it takes, when the decoder's format says (never for native).
+    pub target: Option<Box<crate::undo::Target>>,
 }
 
 /// `revoke` fields.
@@ -367,6 +369,8 @@ pub struct Membership {
     pub reference: Option<String>,
     /// Declared kind of actor.
     pub actor_type: Option<ActorType>,
+    /// What undoing it takes, when the decoder's format says (never for native).
+    pub target: Option<Box<crate::undo::Target>>,
 }
 
 /// One recommendation inside advice.

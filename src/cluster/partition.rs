@@ -578,6 +578,12 @@ impl Worker {
                 self.count(ActionStatus::Suppressed);
                 self.publish(pos, j, finding).await
             }
+            Decision::Unhandled(status, reason) => {
+                tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
+                respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
+                self.count(status);
+                self.publish(pos, j, finding).await
+            }
         }
     }
 

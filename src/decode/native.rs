@@ -256,6 +256,7 @@ fn build(raw: Raw<'_>) -> Result<Event, DecodeError> {
             role: own(raw.role),
             reference: own(raw.reference),
             actor_type: raw.actor_type,
+            target: None,
         }),
         EventType::Revoke => Body::Revoke(Revoke {
             grant_id: need(raw.grant_id, t, "grant_id")?,
@@ -273,6 +274,7 @@ fn build(raw: Raw<'_>) -> Result<Event, DecodeError> {
             grant_id: own(raw.grant_id),
             reference: own(raw.reference),
             actor_type: raw.actor_type,
+            target: None,
         }),
         EventType::Advice => {
             let recommends = raw.recommends.unwrap_or_default();
