@@ -127,8 +127,8 @@ pub enum Target {
         principal_type: String,
         /// The user's or group's Okta id.
         principal_id: String,
-        /// The role as the System Log names it (`Super administrator`).
-        role: String,
+        /// The role type of Okta's API (`SUPER_ADMIN`, `APP_ADMIN`, ...).
+        role_type: String,
     },
     /// An Okta app assigned to a user or group.
     OktaApp {

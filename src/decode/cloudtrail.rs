@@ -686,6 +686,14 @@ fn grants(
                 return;
             }
             let (what, target) = match (event_name, c.access_key_id) {
+                ("CreateAccessKey", Some(key))
+                    if !is_id(key, "AKIA", 16) && !is_id(key, "ASIA", 16) =>
+                {
+                    (
+                        "access-key",
+                        Undo::no_undo("the record's access key id is not an AWS access key id"),
+                    )
+                }
                 ("CreateAccessKey", Some(key)) => (
                     "access-key",
                     Undo::IamAccessKey {
@@ -752,7 +760,13 @@ fn grants(
                     }
                 })
                 .collect();
+            let id_ok = is_id(id, if kind == "snapshot" { "snap-" } else { "ami-" }, 8);
             let share = |t: &Target| {
+                if !id_ok || !is_account(&t.grantee) {
+                    return Undo::no_undo(
+                        "the record's snapshot / image id or account id is malformed",
+                    );
+                }
                 Undo::Ec2Share {
                     resource_type: kind.to_owned(),
                     id: id.to_owned(),
@@ -793,6 +807,9 @@ fn grants(
                 })
                 .collect();
             let share = |t: &Target| {
+                if !is_account(&t.grantee) {
+                    return Undo::no_undo("the record's account id is malformed");
+                }
                 Undo::RdsShare {
                     resource_type: resource_type.to_owned(),
                     id: id.to_owned(),
@@ -888,6 +905,27 @@ fn grants(
         }
         _ => {}
     }
+}
+
+/// `prefix` followed by at least `min` characters of the id alphabet AWS uses
+/// (lower-case hex for EC2 ids, upper-case letters and digits for keys).
+fn is_id(s: &str, prefix: &str, min: usize) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() >= min
+            && rest.len() <= 128
+            && rest.bytes().all(|b| {
+                if prefix.ends_with('-') {
+                    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+                } else {
+                    b.is_ascii_digit() || b.is_ascii_uppercase()
+                }
+            })
+    })
+}
+
+/// A 12-digit account id, or `*` (everyone).
+fn is_account(s: &str) -> bool {
+    s == "*" || (s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Why a resource-policy or ACL grant has no known undo.

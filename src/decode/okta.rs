@@ -229,6 +229,29 @@ fn target_id<'e>(ev: &'e LogEvent<'_>, kind: &str) -> Option<&'e str> {
 
 const NO_IDS: &str = "the record does not give the Okta ids of the targets";
 
+/// The API role type of a standard admin role as the System Log names it
+/// (`Super administrator`, `Application administrator (all)`).
+fn role_type(role: &str) -> Option<&'static str> {
+    let name = role
+        .split_once(" (")
+        .map_or(role, |(n, _)| n)
+        .trim()
+        .to_ascii_lowercase();
+    Some(match name.as_str() {
+        "super administrator" | "super admin" => "SUPER_ADMIN",
+        "organization administrator" | "org admin" | "organizational administrator" => "ORG_ADMIN",
+        "application administrator" | "app admin" => "APP_ADMIN",
+        "user administrator" | "group administrator" => "USER_ADMIN",
+        "help desk administrator" => "HELP_DESK_ADMIN",
+        "read only administrator" | "read-only administrator" => "READ_ONLY_ADMIN",
+        "mobile administrator" => "MOBILE_ADMIN",
+        "api access management administrator" => "API_ACCESS_MANAGEMENT_ADMIN",
+        "report administrator" => "REPORT_ADMIN",
+        "group membership administrator" => "GROUP_MEMBERSHIP_ADMIN",
+        _ => return None,
+    })
+}
+
 /// The name of the first target of `kind`.
 fn target<'e>(ev: &'e LogEvent<'_>, kind: &str) -> Option<&'e str> {
     ev.target
@@ -301,14 +324,17 @@ fn grants(
                 ));
             }
             for (i, role) in roles.into_iter().enumerate() {
-                let target = match principal_id {
-                    Some(id) => Target::OktaRole {
+                let target = match (principal_id, role_type(role)) {
+                    (Some(id), Some(role_type)) => Target::OktaRole {
                         principal_type: principal_type.to_owned(),
                         principal_id: id.to_owned(),
-                        role: role.to_owned(),
+                        role_type: role_type.to_owned(),
                     }
                     .boxed(),
-                    None => Target::no_undo(NO_IDS),
+                    (None, _) => Target::no_undo(NO_IDS),
+                    (_, None) => Target::no_undo(
+                        "the role is not one of Okta's standard admin roles (a custom role is removed by its assignment in the admin console)",
+                    ),
                 };
                 out.push(grant(
                     format!("{base_id}:{i}"),
