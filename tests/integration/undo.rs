@@ -218,6 +218,22 @@ fn every_cloudtrail_grant_kind_is_undone_by_the_cloudtrail_hook_or_reported_as_n
                 ),
             ),
             ("ct:ct-0014:0", Expect::NoUndo("whole new policy")),
+            (
+                "ct:ct-0015",
+                Expect::Undo(
+                    "aws iam delete-role-policy --role-name deployer --policy-name s3-all\n",
+                ),
+            ),
+            (
+                "ct:ct-0016",
+                Expect::Undo(
+                    "aws iam delete-group-policy --group-name eng-all --policy-name s3-all\n",
+                ),
+            ),
+            ("ct:ct-0017", Expect::NoUndo("console password")),
+            ("ct:ct-0018:0", Expect::NoUndo("whole new policy or ACL")),
+            ("ct:ct-0019:0", Expect::NoUndo("whole new policy")),
+            ("ct:ct-0020:0", Expect::NoUndo("whole new policy")),
         ],
     );
 }
@@ -266,6 +282,12 @@ fn gcp_bindings_keys_and_gke_bindings_are_undone_by_the_gcp_audit_hook() {
                 "gcp:gcp-0003:0",
                 Expect::Undo(
                     "kubectl get clusterrolebinding gke-admin --output json\nkubectl patch clusterrolebinding gke-admin --type json --patch <JSON patch: subject {\"kind\":\"User\",\"name\":\"mallory@example.com\",\"apiGroup\":\"rbac.authorization.k8s.io\"} removed>\n",
+                ),
+            ),
+            (
+                "gcp:gcp-0004:0",
+                Expect::Undo(
+                    "kubectl get rolebinding agent-edit --namespace payments --output json\nkubectl patch rolebinding agent-edit --namespace payments --type json --patch <JSON patch: subject {\"kind\":\"ServiceAccount\",\"name\":\"deployer\",\"namespace\":\"payments\"} removed>\n",
                 ),
             ),
         ],
@@ -371,7 +393,7 @@ fn linux_group_adds_are_undone_with_gpasswd_by_the_linux_auth_hook() {
     );
     let mut ids: Vec<&String> = findings.keys().collect();
     ids.sort();
-    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids.len(), 3, "{ids:?}");
     // The host in the fixture is not this one: the call goes through ssh.
     check(
         "linux-auth",
@@ -384,6 +406,10 @@ fn linux_group_adds_are_undone_with_gpasswd_by_the_linux_auth_hook() {
             (
                 ids[1].as_str(),
                 Expect::Undo("ssh -- web-1 gpasswd --delete dave docker\n"),
+            ),
+            (
+                ids[2].as_str(),
+                Expect::Undo("ssh -- web-2 gpasswd --delete erin wheel\n"),
             ),
         ],
     );
