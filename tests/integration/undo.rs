@@ -724,3 +724,72 @@ fn a_live_daemon_revokes_one_grant_per_vendor_through_the_shipped_hooks() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn read_modify_write_undos_change_only_the_one_principal_and_take_already_gone_as_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let calls = d.join("calls.log");
+    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap_or_default();
+    // A trust policy that trusts two accounts: only the one added goes.
+    let trust = d.join("trust.json");
+    std::fs::write(
+        &trust,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:root"]},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .unwrap();
+    let aws = stand_in(d, "aws", &calls, &trust);
+    // The stand-in answers `get`; the AWS CLI reads with `iam get-role`.
+    std::fs::write(
+        &aws,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"aws $*\" >> '{}'\nif [ \"$2\" = get-role ]; then cat '{}'; fi\nexit 0\n",
+            calls.display(),
+            trust.display()
+        ),
+    )
+    .unwrap();
+    let payload = r#"{"action":"revoke","grant_id":"ct:1:1","target":{"type":"iam_trust","role":"prod-admin","principal":"arn:aws:iam::444455556666:root"}}"#;
+    let aws_env = aws.display().to_string();
+    let (code, _, err) = hook("cloudtrail", &[], &[("AWS_CLI", &aws_env)], payload);
+    assert_eq!(code, 0, "{err}");
+    let log = read("calls.log");
+    let update = log.lines().nth(1).unwrap();
+    assert_eq!(
+        update,
+        r#"aws iam update-assume-role-policy --role-name prod-admin --policy-document {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]},"Action":"sts:AssumeRole"}]}"#
+    );
+    // The principal is no longer trusted: a repeat reads, changes nothing, succeeds.
+    std::fs::write(
+        &trust,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let (code, _, err) = hook("cloudtrail", &[], &[("AWS_CLI", &aws_env)], payload);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("already gone"), "{err}");
+    assert_eq!(read("calls.log").lines().count(), 1, "only the read");
+
+    // A binding whose subject was already removed: only the read, exit 0.
+    let binding = d.join("binding.json");
+    std::fs::write(
+        &binding,
+        r#"{"kind":"RoleBinding","subjects":[{"kind":"User","name":"alice"}]}"#,
+    )
+    .unwrap();
+    let kubectl = stand_in(d, "kubectl", &calls, &binding);
+    std::fs::remove_file(&calls).unwrap();
+    let payload = r#"{"action":"revoke","target":{"type":"k8s_binding","kind":"RoleBinding","namespace":"payments","name":"view","subject_kind":"User","subject_name":"mallory"}}"#;
+    let (code, _, err) = hook(
+        "k8s-audit",
+        &[],
+        &[("KUBECTL", &kubectl.display().to_string())],
+        payload,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        read("calls.log"),
+        "kubectl get rolebinding view --namespace payments --output json\n"
+    );
+}
