@@ -826,6 +826,46 @@ mod tests {
     }
 
     #[test]
+    fn no_undo_and_unhandled_spend_no_budget_and_come_after_the_guardrails() {
+        let now = Instant::now();
+        let mut p = Policy::new(
+            Mode::Enforce,
+            0.5,
+            vec![Pattern::new("breakglass-*").unwrap()],
+            1,
+            true,
+        )
+        .with_routes(vec![Some(vec![Format::K8sAudit])]);
+        let mut t = target("bob", 1.0);
+        t.format = Format::Cloudtrail;
+        t.undo = crate::undo::Target::no_undo("logged whole");
+        assert!(
+            matches!(p.decide(&t, now), Decision::Unhandled(ActionStatus::NoUndo, r) if r == "no undo known: logged whole")
+        );
+        let mut low = t.clone();
+        low.confidence = 0.1;
+        assert!(matches!(
+            p.decide(&low, now),
+            Decision::Suppressed(Suppression::Confidence, _)
+        ));
+        t.undo = None;
+        assert!(
+            matches!(p.decide(&t, now), Decision::Unhandled(ActionStatus::Unhandled, r) if r.contains("\"cloudtrail\""))
+        );
+        assert_eq!(p.spent(now), 0);
+        t.format = Format::K8sAudit;
+        assert_eq!(p.decide(&t, now), Decision::Execute);
+        let mut dry = Policy::new(Mode::DryRun, 0.0, vec![], 1, true)
+            .with_routes(vec![Some(vec![Format::K8sAudit])]);
+        t.format = Format::Cloudtrail;
+        assert_eq!(
+            dry.decide(&t, now),
+            Decision::DryRun,
+            "dry-run reports what would be decided, whatever the routes"
+        );
+    }
+
+    #[test]
     fn dry_run_and_no_hooks_never_execute() {
         let now = Instant::now();
         assert_eq!(
