@@ -5,8 +5,10 @@
 //! response, ...) and keep it on the `grant` / `membership` event; detection
 //! carries it to the response stage, which puts it in the hook payload. A grant
 //! whose undo cannot be told from its record gets [`Target::NoUndo`] with the
-//! reason, and its finding says so instead of a hook failing on it. Events of
-//! the native format carry no target: their hooks work from the flat fields.
+//! reason, and its finding says so instead of a hook failing on it. Native
+//! events carry none unless a line says (`target`, an extension that the
+//! cluster's internal native lines use to keep what the vendor decoder read);
+//! hooks of native grants work from the flat fields.
 //!
 //! The JSON shape (`{"type": "...", ...}`) is documented in the README's Hooks
 //! section; every string in it comes from a log and is hostile, so hooks
@@ -259,6 +261,30 @@ mod tests {
                 "subject_kind":"User","subject_name":"mallory"})
         );
         assert_eq!(serde_json::from_value::<Target>(v).unwrap(), t);
+        // Kept through a native line, as the cluster republishes events.
+        let ev = crate::event::Event {
+            ts: crate::event::Ts(0),
+            id: None,
+            body: crate::event::Body::Grant(crate::event::Grant {
+                grant_id: "k8s:1:0".into(),
+                actor: "agent".into(),
+                grantee: "mallory".into(),
+                grantee_type: crate::event::GranteeType::User,
+                resource: "k8s/cluster/ClusterRole/cluster-admin".into(),
+                role: None,
+                reference: None,
+                actor_type: None,
+                target: t.clone().boxed(),
+            }),
+        };
+        let mut out = Vec::new();
+        crate::decode::Decoder::decode(
+            &mut crate::decode::NativeDecoder,
+            ev.to_native_json().as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [ev]);
         let n = Target::no_undo("why").unwrap();
         assert_eq!(n.no_undo_reason(), Some("why"));
         assert_eq!(
