@@ -865,6 +865,43 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn hooks_are_called_for_the_formats_they_handle_and_old_payloads_go_to_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let hook = |name: &str, formats: Option<Vec<Format>>| {
+            Hook::new(HookSpec::Exec {
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("echo {name} >> {}", calls.display()),
+                ],
+                timeout: Duration::from_secs(10),
+                max_attempts: 1,
+                formats,
+            })
+            .unwrap()
+        };
+        let hooks = [
+            hook("aws", Some(vec![Format::Cloudtrail])),
+            hook("k8s", Some(vec![Format::K8sAudit, Format::GcpAudit])),
+        ];
+        let called = || std::fs::read_to_string(&calls).unwrap_or_default();
+        let (status, attempts, _) =
+            run_hooks(&hooks, br#"{"action":"restore","format":"gcp-audit"}"#, "k").await;
+        assert_eq!((status, attempts), (ActionStatus::Executed, 1));
+        assert_eq!(called(), "k8s\n");
+        let (status, attempts, reason) =
+            run_hooks(&hooks, br#"{"action":"revoke","format":"okta"}"#, "k").await;
+        assert_eq!((status, attempts), (ActionStatus::Unhandled, 0));
+        assert!(reason.unwrap().contains("\"okta\""));
+        // Journaled before payloads named their format: every hook.
+        std::fs::remove_file(&calls).unwrap();
+        let (status, _, _) = run_hooks(&hooks, br#"{"action":"restore"}"#, "k").await;
+        assert_eq!(status, ActionStatus::Executed);
+        assert_eq!(called(), "aws\nk8s\n");
+    }
+
     #[test]
     fn dry_run_and_no_hooks_never_execute() {
         let now = Instant::now();
