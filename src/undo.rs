@@ -37,6 +37,10 @@ pub enum Target {
         /// The subject's namespace (`ServiceAccount` only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subject_namespace: Option<String>,
+        /// Where the subject stood in the binding's `subjects` after the
+        /// change: hooks patch that index, guarded by a test of the subject.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject_index: Option<usize>,
     },
     /// An IAM managed policy attached to a user, role or group.
     IamPolicyAttachment {
@@ -253,6 +257,7 @@ mod tests {
             subject_kind: "User".into(),
             subject_name: "mallory".into(),
             subject_namespace: None,
+            subject_index: None,
         };
         let v = serde_json::to_value(&t).unwrap();
         assert_eq!(

@@ -121,6 +121,24 @@ class ReadModifyWrite:
         return call.run(name)
 
 
+class FirstOr:
+    """A call that undoes the grant when the object is as the record left it,
+    and the read-modify-write to fall back on when it is not."""
+
+    def __init__(self, call, fallback):
+        self.call = call
+        self.fallback = fallback
+
+    def show(self):
+        return self.call.show()
+
+    def run(self, name):
+        if self.call.run(name):
+            return True
+        print(f"{name}: the object changed since the record; reading it again", file=sys.stderr)
+        return self.fallback.run(name)
+
+
 # ---- AWS ----
 
 def aws(*args):
@@ -312,7 +330,18 @@ def k8s_plan(t, revoke):
     verb = "removed" if revoke else "added"
     describe = shlex.join(kubectl("patch", resource, name, *scope, "--type", "json", "--patch")) + \
         f" <JSON patch: subject {json.dumps(subject, separators=(',', ':'))} {verb}>"
-    return [ReadModifyWrite(read, write, describe)]
+    rmw = ReadModifyWrite(read, write, describe)
+    index = t.get("subject_index")
+    if revoke and isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 100000:
+        # Where the record left the subject: remove it there if it is still
+        # there (the `test` ops make the patch fail otherwise), else re-read.
+        patch = [{"op": "test", "path": f"/subjects/{index}/kind", "value": subject["kind"]},
+                 {"op": "test", "path": f"/subjects/{index}/name", "value": subject["name"]},
+                 {"op": "remove", "path": f"/subjects/{index}"}]
+        call = Call(kubectl("patch", resource, name, *scope, "--type", "json", "--patch",
+                            json.dumps(patch, separators=(",", ":"))), ("NotFound",))
+        return [FirstOr(call, rmw)]
+    return [rmw]
 
 
 # ---- GCP ----

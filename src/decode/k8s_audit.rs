@@ -259,7 +259,8 @@ impl<'a> Binding<'a> {
         self.subjects
             .0
             .iter()
-            .filter_map(|s| {
+            .enumerate()
+            .filter_map(|(index, s)| {
                 let name = s.name.get()?;
                 let mut subject_namespace = None;
                 let (grantee, grantee_type) = match s.kind.get() {
@@ -291,6 +292,7 @@ impl<'a> Binding<'a> {
                         subject_kind: s.kind.get().unwrap_or("User").to_owned(),
                         subject_name: name.to_owned(),
                         subject_namespace,
+                        subject_index: Some(index),
                     }
                     .boxed(),
                 };

@@ -247,13 +247,13 @@ fn kubernetes_bindings_lose_exactly_the_one_subject_through_the_k8s_audit_hook()
             (
                 "k8s:k8s-0001:0",
                 Expect::Undo(
-                    "kubectl get clusterrolebinding ops-admin --output json\nkubectl patch clusterrolebinding ops-admin --type json --patch <JSON patch: subject {\"kind\":\"User\",\"name\":\"mallory\",\"apiGroup\":\"rbac.authorization.k8s.io\"} removed>\n",
+                    "kubectl patch clusterrolebinding ops-admin --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"User\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"mallory\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
                 ),
             ),
             (
                 "k8s:k8s-0002:0",
                 Expect::Undo(
-                    "kubectl get rolebinding agent-suggested-view --namespace payments --output json\nkubectl patch rolebinding agent-suggested-view --namespace payments --type json --patch <JSON patch: subject {\"kind\":\"Group\",\"name\":\"eng-all\",\"apiGroup\":\"rbac.authorization.k8s.io\"} removed>\n",
+                    "kubectl patch rolebinding agent-suggested-view --namespace payments --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"Group\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"eng-all\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
                 ),
             ),
         ],
@@ -281,13 +281,13 @@ fn gcp_bindings_keys_and_gke_bindings_are_undone_by_the_gcp_audit_hook() {
             (
                 "gcp:gcp-0003:0",
                 Expect::Undo(
-                    "kubectl get clusterrolebinding gke-admin --output json\nkubectl patch clusterrolebinding gke-admin --type json --patch <JSON patch: subject {\"kind\":\"User\",\"name\":\"mallory@example.com\",\"apiGroup\":\"rbac.authorization.k8s.io\"} removed>\n",
+                    "kubectl patch clusterrolebinding gke-admin --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"User\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"mallory@example.com\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
                 ),
             ),
             (
                 "gcp:gcp-0004:0",
                 Expect::Undo(
-                    "kubectl get rolebinding agent-edit --namespace payments --output json\nkubectl patch rolebinding agent-edit --namespace payments --type json --patch <JSON patch: subject {\"kind\":\"ServiceAccount\",\"name\":\"deployer\",\"namespace\":\"payments\"} removed>\n",
+                    "kubectl patch rolebinding agent-edit --namespace payments --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"ServiceAccount\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"deployer\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
                 ),
             ),
         ],
@@ -714,8 +714,7 @@ fn a_live_daemon_revokes_one_grant_per_vendor_through_the_shipped_hooks() {
     seen.sort();
     let mut expected = vec![
         "aws iam detach-role-policy --role-name deployer --policy-arn arn:aws:iam::aws:policy/AdministratorAccess".to_owned(),
-        "kubectl get clusterrolebinding ops-admin --output json".to_owned(),
-        r#"kubectl patch clusterrolebinding ops-admin --type json --patch [{"op":"test","path":"/subjects/1/name","value":"mallory"},{"op":"remove","path":"/subjects/1"}]"#.to_owned(),
+        r#"kubectl patch clusterrolebinding ops-admin --type json --patch [{"op":"test","path":"/subjects/0/kind","value":"User"},{"op":"test","path":"/subjects/0/name","value":"mallory"},{"op":"remove","path":"/subjects/0"}]"#.to_owned(),
         "gcloud projects remove-iam-policy-binding proj-1 --member=user:mallory@example.com --role=roles/owner --quiet".to_owned(),
         "curl --silent --show-error --fail --request DELETE --header @- --header Accept: application/json https://example.okta.com/api/v1/groups/00g1engall/users/00u1mallory".to_owned(),
         "gh api --method DELETE /orgs/acme/members/mallory".to_owned(),
@@ -791,5 +790,50 @@ fn read_modify_write_undos_change_only_the_one_principal_and_take_already_gone_a
     assert_eq!(
         read("calls.log"),
         "kubectl get rolebinding view --namespace payments --output json\n"
+    );
+
+    // The record put mallory at index 0; the binding has changed since (the
+    // guarded patch fails, as the API server's `test` op does): re-read, and
+    // remove mallory where it is now.
+    std::fs::write(
+        &binding,
+        r#"{"kind":"RoleBinding","subjects":[{"kind":"User","name":"alice"},{"kind":"User","name":"mallory"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &kubectl,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"kubectl $*\" >> '{}'\ncase \"$*\" in *'\"op\":\"test\",\"path\":\"/subjects/0/kind\"'*) echo 'The request is invalid: testing value /subjects/0/name failed' >&2; exit 1;; esac\nif [ \"$1\" = get ]; then cat '{}'; fi\nexit 0\n",
+            calls.display(),
+            binding.display()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let moved = payload.replace(
+        r#""subject_name":"mallory""#,
+        r#""subject_name":"mallory","subject_index":0"#,
+    );
+    let (code, _, err) = hook(
+        "k8s-audit",
+        &[],
+        &[("KUBECTL", &kubectl.display().to_string())],
+        &moved,
+    );
+    assert_eq!(code, 0, "{err}");
+    let log = read("calls.log");
+    let calls_made: Vec<&str> = log.lines().collect();
+    assert_eq!(calls_made.len(), 3, "{log}");
+    assert!(
+        calls_made[0].starts_with("kubectl patch rolebinding view --namespace payments"),
+        "{log}"
+    );
+    assert_eq!(
+        calls_made[1],
+        "kubectl get rolebinding view --namespace payments --output json"
+    );
+    assert_eq!(
+        calls_made[2],
+        r#"kubectl patch rolebinding view --namespace payments --type json --patch [{"op":"test","path":"/subjects/1/name","value":"mallory"},{"op":"remove","path":"/subjects/1"}]"#
     );
 }
