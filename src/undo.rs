@@ -16,6 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::Format;
+
 /// Exactly what to undo. The `type` tag names the vendor object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -235,6 +237,37 @@ impl Target {
         Some(Box::new(self))
     }
 
+    /// The input format whose shipped hook undoes this target (GKE bindings,
+    /// read in `gcp-audit`, are Kubernetes bindings all the same); `None` for
+    /// [`Target::NoUndo`].
+    pub fn vendor_format(&self) -> Option<Format> {
+        Some(match self {
+            Target::K8sBinding { .. } => Format::K8sAudit,
+            Target::IamPolicyAttachment { .. }
+            | Target::IamInlinePolicy { .. }
+            | Target::IamGroupMembership { .. }
+            | Target::IamTrust { .. }
+            | Target::IamAccessKey { .. }
+            | Target::IamLoginProfile { .. }
+            | Target::Ec2Share { .. }
+            | Target::RdsShare { .. }
+            | Target::LambdaPermission { .. } => Format::Cloudtrail,
+            Target::GcpBinding { .. } | Target::GcpServiceAccountKey { .. } => Format::GcpAudit,
+            Target::OktaRole { .. }
+            | Target::OktaApp { .. }
+            | Target::OktaGroupMembership { .. }
+            | Target::OktaSupportAccess {} => Format::Okta,
+            Target::GithubOrgMember { .. }
+            | Target::GithubTeamMember { .. }
+            | Target::GithubRepoCollaborator { .. }
+            | Target::GithubTeamRepo { .. }
+            | Target::GithubOrgAdmin { .. }
+            | Target::GithubTeamMaintainer { .. } => Format::GithubAudit,
+            Target::LinuxGroupMembership { .. } => Format::LinuxAuth,
+            Target::NoUndo { .. } => return None,
+        })
+    }
+
     /// The reason no undo is known, for [`Target::NoUndo`].
     pub fn no_undo_reason(&self) -> Option<&str> {
         match self {
@@ -290,8 +323,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, [ev]);
+        assert_eq!(t.vendor_format(), Some(Format::K8sAudit));
         let n = Target::no_undo("why").unwrap();
         assert_eq!(n.no_undo_reason(), Some("why"));
+        assert_eq!(n.vendor_format(), None);
         assert_eq!(
             serde_json::to_string(&Target::OktaSupportAccess {}).unwrap(),
             r#"{"type":"okta_support_access"}"#
