@@ -597,7 +597,12 @@ mod tests {
         let text = include_str!("../deploy/reachguard.example.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.sources.len(), 2);
-        assert_eq!(c.response.hooks.len(), 2);
+        assert_eq!(c.response.hooks.len(), 3);
+        assert_eq!(c.response.hooks[0].formats(), None, "default: every format");
+        assert_eq!(
+            c.response.hooks[2].formats(),
+            Some(&[crate::decode::Format::Cloudtrail][..])
+        );
         assert_eq!(c.sensitivity.tier_of("prod/db"), Tier::High);
         assert_eq!(c.sensitivity.tier_of("wiki/home"), Tier::Low);
         assert!(!c.sources[1].trust_advice);

@@ -81,6 +81,7 @@ fn grant(
             role: Some(role.into()),
             reference: Some(reference.into()),
             actor_type: None,
+            target: None,
         }),
     )
 }
@@ -110,6 +111,7 @@ pub fn history() -> Vec<Event> {
                         grant_id: Some(format!("m-{n}")),
                         reference: Some("onboarding".into()),
                         actor_type: Some(crate::event::ActorType::Service),
+                        target: None,
                     }),
                 ));
             }

@@ -337,6 +337,8 @@ pub struct Grant {
     pub reference: Option<String>,
     /// Declared kind of actor; derived from `[agents]` patterns when absent.
     pub actor_type: Option<ActorType>,
+    /// What undoing it takes, when the decoder's format says (never for native).
+    pub target: Option<Box<crate::undo::Target>>,
 }
 
 /// `revoke` fields.
@@ -367,6 +369,8 @@ pub struct Membership {
     pub reference: Option<String>,
     /// Declared kind of actor.
     pub actor_type: Option<ActorType>,
+    /// What undoing it takes, when the decoder's format says (never for native).
+    pub target: Option<Box<crate::undo::Target>>,
 }
 
 /// One recommendation inside advice.
@@ -471,6 +475,8 @@ struct NativeOut<'a> {
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a crate::undo::Target>,
 }
 
 impl Event {
@@ -515,6 +521,7 @@ impl Event {
             recommends: None,
             summary: None,
             verifier: None,
+            target: None,
         };
         match &self.body {
             Body::Access(a) => {
@@ -533,6 +540,7 @@ impl Event {
                 o.role = g.role.as_deref();
                 o.reference = g.reference.as_deref();
                 o.actor_type = g.actor_type;
+                o.target = g.target.as_deref();
             }
             Body::Revoke(r) => {
                 o.grant_id = Some(&r.grant_id);
@@ -547,6 +555,7 @@ impl Event {
                 o.grant_id = m.grant_id.as_deref();
                 o.reference = m.reference.as_deref();
                 o.actor_type = m.actor_type;
+                o.target = m.target.as_deref();
             }
             Body::Advice(a) => {
                 o.advice_id = Some(&a.advice_id);

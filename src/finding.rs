@@ -95,6 +95,12 @@ pub enum ActionStatus {
     Suppressed,
     /// A hook kept failing.
     Failed,
+    /// Not attempted: the grant's record does not say how to undo exactly it
+    /// (the reason says why).
+    NoUndo,
+    /// Not attempted: hooks are configured, but none handles the grant's
+    /// input format (`formats` of `[[response.hooks]]`).
+    Unhandled,
 }
 
 impl ActionStatus {
@@ -105,6 +111,8 @@ impl ActionStatus {
             ActionStatus::DryRun => "dry_run",
             ActionStatus::Suppressed => "suppressed",
             ActionStatus::Failed => "failed",
+            ActionStatus::NoUndo => "no_undo",
+            ActionStatus::Unhandled => "unhandled",
         }
     }
 }

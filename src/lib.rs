@@ -15,6 +15,8 @@
 //!   and the sensitivity catalogue.
 //! - [`detect`]: the pure detection core (`observe(event) -> findings`) and
 //!   [`detect::provenance`], which traces grants to agent advice.
+//! - [`undo`]: what undoing a grant takes, per vendor (the payload's `target`),
+//!   as the decoders read it from the record.
 //! - [`finding`]: the finding shape every output writes.
 //! - [`respond`]: policy and guardrails, revocation hooks, the action journal.
 //! - [`pipeline`]: decode -> detect -> decide for one line, shared by every mode.
@@ -57,3 +59,4 @@ pub mod source;
 pub mod state;
 pub mod synth;
 pub mod train;
+pub mod undo;

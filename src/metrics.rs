@@ -292,6 +292,8 @@ impl Metrics {
             ActionStatus::DryRun,
             ActionStatus::Suppressed,
             ActionStatus::Failed,
+            ActionStatus::NoUndo,
+            ActionStatus::Unhandled,
         ] {
             revocations.with_label_values(&[s.as_str()]);
         }

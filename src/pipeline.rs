@@ -502,6 +502,8 @@ impl Pipeline {
                     continue;
                 }
             }
+            let mut target = target;
+            target.format = self.inputs[input].format;
             let decision = self.policy.decide(&target, Instant::now());
             tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, "{}", finding.summary);
             match decision {
@@ -567,6 +569,15 @@ impl Pipeline {
                     self.metrics
                         .revocations
                         .with_label_values(&[ActionStatus::Suppressed.as_str()])
+                        .inc();
+                    out.push(Resolved::Final(finding));
+                }
+                Decision::Unhandled(status, reason) => {
+                    tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
+                    respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
+                    self.metrics
+                        .revocations
+                        .with_label_values(&[status.as_str()])
                         .inc();
                     out.push(Resolved::Final(finding));
                 }

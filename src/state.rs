@@ -279,6 +279,7 @@ mod tests {
                 role: None,
                 reference: None,
                 actor_type: None,
+                target: None,
             },
             Ts(5),
         );

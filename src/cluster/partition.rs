@@ -476,9 +476,14 @@ impl Worker {
         pos: Position,
         j: u32,
         mut finding: Finding,
-        target: RevocationTarget,
+        mut target: RevocationTarget,
         read_ms: Option<i64>,
     ) -> Result<(), String> {
+        // Partitions read native lines: the vendor the target names stands in
+        // for the input format the ingesting instance decoded.
+        if let Some(f) = target.undo.as_ref().and_then(|u| u.vendor_format()) {
+            target.format = f;
+        }
         let key = respond::idempotency_key(&target);
         let unreachable = |mut f: Finding, e: String| {
             // Without a durable intent the hooks must not run: a crash could
@@ -576,6 +581,12 @@ impl Worker {
                     Some(reason),
                 );
                 self.count(ActionStatus::Suppressed);
+                self.publish(pos, j, finding).await
+            }
+            Decision::Unhandled(status, reason) => {
+                tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
+                respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
+                self.count(status);
                 self.publish(pos, j, finding).await
             }
         }

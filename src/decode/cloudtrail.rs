@@ -36,6 +36,7 @@ use super::{DecodeError, Decoder};
 use crate::event::{
     Access, ActorType, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts,
 };
+use crate::undo::Target as Undo;
 
 /// Decoder for AWS CloudTrail records.
 #[derive(Debug, Default)]
@@ -114,6 +115,16 @@ struct Issuer<'a> {
 struct Response<'a> {
     #[serde(borrow, rename = "ConsoleLogin")]
     console_login: Str<'a>,
+    #[serde(borrow, rename = "accessKey")]
+    access_key: Obj<AccessKey<'a>>,
+}
+
+/// `responseElements.accessKey` of `CreateAccessKey`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AccessKey<'a> {
+    #[serde(borrow, rename = "accessKeyId")]
+    access_key_id: Str<'a>,
 }
 
 /// The `requestParameters` fields used for naming and grants.
@@ -156,6 +167,8 @@ struct Params<'a> {
     name: Str<'a>,
     #[serde(borrow)]
     principal: Str<'a>,
+    #[serde(borrow, rename = "statementId")]
+    statement_id: Str<'a>,
     #[serde(borrow)]
     action: Str<'a>,
     #[serde(borrow)]
@@ -295,6 +308,11 @@ impl CloudTrailDecoder {
                     .description
                     .get()
                     .or_else(|| ui.session.get().and_then(|s| s.source_identity.get())),
+                access_key_id: r
+                    .response
+                    .get()
+                    .and_then(|x| x.access_key.get())
+                    .and_then(|k| k.access_key_id.get()),
             };
             let before = out.len();
             grants(event_name, service, params, &ctx, out);
@@ -492,6 +510,8 @@ struct GrantContext<'c> {
     actor_is_user: bool,
     actor_type: Option<ActorType>,
     reference: Option<&'c str>,
+    /// `responseElements.accessKey.accessKeyId` (`CreateAccessKey`).
+    access_key_id: Option<&'c str>,
 }
 
 /// One grantee of a multi-target grant.
@@ -509,6 +529,7 @@ impl GrantContext<'_> {
         ty: GranteeType,
         resource: String,
         role: Option<String>,
+        target: Option<Box<Undo>>,
     ) -> Event {
         Event {
             ts: self.ts,
@@ -522,6 +543,7 @@ impl GrantContext<'_> {
                 role,
                 reference: self.reference.map(str::to_owned),
                 actor_type: self.actor_type,
+                target,
             }),
         }
     }
@@ -532,6 +554,7 @@ impl GrantContext<'_> {
         ty: GranteeType,
         resource: String,
         role: Option<&str>,
+        target: Option<Box<Undo>>,
     ) -> Event {
         self.grant(
             self.base_id.to_owned(),
@@ -539,17 +562,27 @@ impl GrantContext<'_> {
             ty,
             resource,
             role.map(str::to_owned),
+            target,
         )
     }
 
-    fn many(&self, targets: Vec<Target>, resource: &str, out: &mut Vec<Event>) {
+    /// One grant per target; `undo` says how to undo each.
+    fn many(
+        &self,
+        targets: Vec<Target>,
+        resource: &str,
+        undo: impl Fn(&Target) -> Option<Box<Undo>>,
+        out: &mut Vec<Event>,
+    ) {
         for (i, t) in targets.into_iter().enumerate() {
+            let target = undo(&t);
             out.push(self.grant(
                 format!("{}:{i}", self.base_id),
                 t.grantee,
                 t.grantee_type,
                 resource.to_owned(),
                 t.role,
+                target,
             ));
         }
     }
@@ -573,7 +606,13 @@ fn grants(
                 return;
             };
             if let Some((grantee, ty)) = policy_holder(event_name, user(), role(), group()) {
-                out.push(c.single(&grantee, ty, arn.to_owned(), None));
+                let (principal_type, principal) = holder(event_name, user(), role(), group());
+                let target = Undo::IamPolicyAttachment {
+                    principal_type: principal_type.to_owned(),
+                    principal: principal.to_owned(),
+                    policy_arn: arn.to_owned(),
+                };
+                out.push(c.single(&grantee, ty, arn.to_owned(), None, target.boxed()));
             }
         }
         "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy" => {
@@ -588,7 +627,13 @@ fn grants(
                 return;
             }
             if let Some((grantee, ty)) = policy_holder(event_name, user(), role(), group()) {
-                out.push(c.single(&grantee, ty, format!("inline:{name}"), None));
+                let (principal_type, principal) = holder(event_name, user(), role(), group());
+                let target = Undo::IamInlinePolicy {
+                    principal_type: principal_type.to_owned(),
+                    principal: principal.to_owned(),
+                    policy_name: name.to_owned(),
+                };
+                out.push(c.single(&grantee, ty, format!("inline:{name}"), None, target.boxed()));
             }
         }
         "AddUserToGroup" => {
@@ -606,6 +651,11 @@ fn grants(
                     grant_id: Some(c.base_id.to_owned()),
                     reference: c.reference.map(str::to_owned),
                     actor_type: c.actor_type,
+                    target: Undo::IamGroupMembership {
+                        group: g.to_owned(),
+                        user: u.to_owned(),
+                    }
+                    .boxed(),
                 }),
             });
         }
@@ -614,7 +664,19 @@ fn grants(
             let Some(doc) = p.policy_document.and_then(policy_value) else {
                 return;
             };
-            c.many(policy_targets(&doc), &format!("aws/iam/role/{r}"), out);
+            let trust = |t: &Target| {
+                Undo::IamTrust {
+                    role: r.to_owned(),
+                    principal: t.grantee.clone(),
+                }
+                .boxed()
+            };
+            c.many(
+                policy_targets(&doc),
+                &format!("aws/iam/role/{r}"),
+                trust,
+                out,
+            );
         }
         "CreateAccessKey" | "CreateLoginProfile" | "UpdateLoginProfile" => {
             // Only for another user: the actor can then act as that user. An IAM
@@ -623,16 +685,44 @@ fn grants(
             if c.actor_is_user && c.actor == u {
                 return;
             }
-            let what = if event_name == "CreateAccessKey" {
-                "access-key"
-            } else {
-                "login-profile"
+            let (what, target) = match (event_name, c.access_key_id) {
+                ("CreateAccessKey", Some(key))
+                    if !is_id(key, "AKIA", 16) && !is_id(key, "ASIA", 16) =>
+                {
+                    (
+                        "access-key",
+                        Undo::no_undo("the record's access key id is not an AWS access key id"),
+                    )
+                }
+                ("CreateAccessKey", Some(key)) => (
+                    "access-key",
+                    Undo::IamAccessKey {
+                        user: u.to_owned(),
+                        access_key_id: key.to_owned(),
+                    }
+                    .boxed(),
+                ),
+                ("CreateAccessKey", None) => (
+                    "access-key",
+                    Undo::no_undo("the record's responseElements do not give the new key's id"),
+                ),
+                ("CreateLoginProfile", _) => (
+                    "login-profile",
+                    Undo::IamLoginProfile { user: u.to_owned() }.boxed(),
+                ),
+                _ => (
+                    "login-profile",
+                    Undo::no_undo(
+                        "a changed console password cannot be changed back; reset it or delete the login profile by hand",
+                    ),
+                ),
             };
             out.push(c.single(
                 c.actor,
                 GranteeType::User,
                 format!("aws/iam/user/{u}"),
                 Some(what),
+                target,
             ));
         }
         "ModifySnapshotAttribute" | "ModifyImageAttribute" => {
@@ -670,17 +760,40 @@ fn grants(
                     }
                 })
                 .collect();
-            c.many(dedup(targets), &format!("aws/ec2/{kind}/{id}"), out);
+            let id_ok = is_id(id, if kind == "snapshot" { "snap-" } else { "ami-" }, 8);
+            let share = |t: &Target| {
+                if !id_ok || !is_account(&t.grantee) {
+                    return Undo::no_undo(
+                        "the record's snapshot / image id or account id is malformed",
+                    );
+                }
+                Undo::Ec2Share {
+                    resource_type: kind.to_owned(),
+                    id: id.to_owned(),
+                    account: if t.grantee == "*" {
+                        "all".to_owned()
+                    } else {
+                        t.grantee.clone()
+                    },
+                }
+                .boxed()
+            };
+            c.many(dedup(targets), &format!("aws/ec2/{kind}/{id}"), share, out);
         }
         "ModifyDBSnapshotAttribute" | "ModifyDBClusterSnapshotAttribute" => {
             if p.attribute_name.get() != Some("restore") {
                 return;
             }
-            let resource = match (p.db_snapshot.get(), p.db_cluster_snapshot.get()) {
-                (Some(s), _) => format!("aws/rds/snapshot/{s}"),
-                (None, Some(s)) => format!("aws/rds/cluster-snapshot/{s}"),
-                (None, None) => return,
-            };
+            let (resource, resource_type, id) =
+                match (p.db_snapshot.get(), p.db_cluster_snapshot.get()) {
+                    (Some(s), _) => (format!("aws/rds/snapshot/{s}"), "db-snapshot", s),
+                    (None, Some(s)) => (
+                        format!("aws/rds/cluster-snapshot/{s}"),
+                        "db-cluster-snapshot",
+                        s,
+                    ),
+                    (None, None) => return,
+                };
             let targets = p
                 .values_to_add
                 .0
@@ -693,18 +806,43 @@ fn grants(
                     }
                 })
                 .collect();
-            c.many(dedup(targets), &resource, out);
+            let share = |t: &Target| {
+                if !is_account(&t.grantee) {
+                    return Undo::no_undo("the record's account id is malformed");
+                }
+                Undo::RdsShare {
+                    resource_type: resource_type.to_owned(),
+                    id: id.to_owned(),
+                    account: if t.grantee == "*" {
+                        "all".to_owned()
+                    } else {
+                        t.grantee.clone()
+                    },
+                }
+                .boxed()
+            };
+            c.many(dedup(targets), &resource, share, out);
         }
         "PutBucketPolicy" => {
             let Some(b) = p.bucket_name.get() else { return };
             let Some(doc) = p.bucket_policy.and_then(policy_value) else {
                 return;
             };
-            c.many(policy_targets(&doc), &format!("aws/s3/bucket/{b}"), out);
+            c.many(
+                policy_targets(&doc),
+                &format!("aws/s3/bucket/{b}"),
+                |_| Undo::no_undo(WHOLE_POLICY),
+                out,
+            );
         }
         "PutBucketAcl" => {
             let Some(b) = p.bucket_name.get() else { return };
-            c.many(acl_targets(p), &format!("aws/s3/bucket/{b}"), out);
+            c.many(
+                acl_targets(p),
+                &format!("aws/s3/bucket/{b}"),
+                |_| Undo::no_undo(WHOLE_POLICY),
+                out,
+            );
         }
         "PutKeyPolicy" => {
             let Some(k) = p.key_id.get() else { return };
@@ -714,6 +852,7 @@ fn grants(
             c.many(
                 policy_targets(&doc),
                 &format!("aws/kms/key/{}", name_of(k)),
+                |_| Undo::no_undo(WHOLE_POLICY),
                 out,
             );
         }
@@ -732,7 +871,12 @@ fn grants(
             else {
                 return;
             };
-            c.many(policy_targets(&doc), &resource, out);
+            c.many(
+                policy_targets(&doc),
+                &resource,
+                |_| Undo::no_undo(WHOLE_POLICY),
+                out,
+            );
         }
         e if e.starts_with("AddPermission") && service == "lambda" => {
             let (Some(f), Some(who)) = (p.function_name.get(), p.principal.get()) else {
@@ -744,9 +888,63 @@ fn grants(
             } else {
                 account_target(who, role_name)
             };
-            c.many(vec![t], &format!("aws/lambda/function/{}", name_of(f)), out);
+            let undo = |_: &Target| match p.statement_id.get() {
+                Some(sid) => Undo::LambdaPermission {
+                    function: f.to_owned(),
+                    statement_id: sid.to_owned(),
+                }
+                .boxed(),
+                None => Undo::no_undo("the record does not give the permission's statement id"),
+            };
+            c.many(
+                vec![t],
+                &format!("aws/lambda/function/{}", name_of(f)),
+                undo,
+                out,
+            );
         }
         _ => {}
+    }
+}
+
+/// `prefix` followed by at least `min` characters of the id alphabet AWS uses
+/// (lower-case hex for EC2 ids, upper-case letters and digits for keys).
+fn is_id(s: &str, prefix: &str, min: usize) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() >= min
+            && rest.len() <= 128
+            && rest.bytes().all(|b| {
+                if prefix.ends_with('-') {
+                    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+                } else {
+                    b.is_ascii_digit() || b.is_ascii_uppercase()
+                }
+            })
+    })
+}
+
+/// A 12-digit account id, or `*` (everyone).
+fn is_account(s: &str) -> bool {
+    s == "*" || (s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Why a resource-policy or ACL grant has no known undo.
+const WHOLE_POLICY: &str = "the record holds the whole new policy or ACL, not the one before it: removing only this principal needs the policy edited by hand";
+
+/// The IAM principal type and name a `*UserPolicy` / `*RolePolicy` /
+/// `*GroupPolicy` call names (the caller has checked that it names one).
+fn holder<'p>(
+    event_name: &str,
+    user: Option<&'p str>,
+    role: Option<&'p str>,
+    group: Option<&'p str>,
+) -> (&'static str, &'p str) {
+    if event_name.ends_with("UserPolicy") {
+        ("user", user.unwrap_or_default())
+    } else if event_name.ends_with("RolePolicy") {
+        ("role", role.unwrap_or_default())
+    } else {
+        ("group", group.unwrap_or_default())
     }
 }
 

@@ -33,6 +33,7 @@ use super::k8s_audit::Binding;
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
 use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts};
+use crate::undo::Target;
 
 /// Decoder for Google Cloud audit log entries.
 #[derive(Debug, Default)]
@@ -323,23 +324,28 @@ fn grants(
     actor: &str,
     out: &mut Vec<Event>,
 ) {
-    let grant =
-        |id: String, grantee: String, ty: GranteeType, resource: String, role: Option<String>| {
-            Event {
-                ts,
-                id: Some(id.clone()),
-                body: Body::Grant(Grant {
-                    grant_id: id,
-                    actor: actor.to_owned(),
-                    grantee,
-                    grantee_type: ty,
-                    resource,
-                    role,
-                    reference: None,
-                    actor_type: None,
-                }),
-            }
-        };
+    let grant = |id: String,
+                 grantee: String,
+                 ty: GranteeType,
+                 resource: String,
+                 role: Option<String>,
+                 target: Option<Box<Target>>| {
+        Event {
+            ts,
+            id: Some(id.clone()),
+            body: Body::Grant(Grant {
+                grant_id: id,
+                actor: actor.to_owned(),
+                grantee,
+                grantee_type: ty,
+                resource,
+                role,
+                reference: None,
+                actor_type: None,
+                target,
+            }),
+        }
+    };
     let Some(resource_name) = a.resource_name.get() else {
         return;
     };
@@ -364,21 +370,43 @@ fn grants(
             let Some((grantee, ty)) = d.member.get().and_then(member) else {
                 continue;
             };
+            let target = match (d.role.get(), d.member.get()) {
+                (Some(role), Some(m)) if binding_resource(resource_name) => Target::GcpBinding {
+                    resource: resource_name.to_owned(),
+                    role: role.to_owned(),
+                    member: m.to_owned(),
+                }
+                .boxed(),
+                (None, _) | (_, None) => Target::no_undo("the binding delta names no role"),
+                _ => Target::no_undo(
+                    "bindings are removed here only from projects, folders, organizations, buckets and service accounts",
+                ),
+            };
             out.push(grant(
                 format!("{base_id}:{i}"),
                 grantee,
                 ty,
                 format!("gcp/{resource_name}"),
                 d.role.get().map(str::to_owned),
+                target,
             ));
         }
     } else if method.ends_with("CreateServiceAccountKey") {
+        let target = match a.response.and_then(created_key) {
+            Some((service_account, key_id)) => Target::GcpServiceAccountKey {
+                service_account,
+                key_id,
+            }
+            .boxed(),
+            None => Target::no_undo("the record's response does not name the new key"),
+        };
         out.push(grant(
             format!("{base_id}:0"),
             actor.to_owned(),
             GranteeType::User,
             format!("gcp/{resource_name}"),
             Some("service-account-key".to_owned()),
+            target,
         ));
     } else if let Some(namespaced) = is_binding_change(method) {
         let binding = a
@@ -393,16 +421,53 @@ fn grants(
                     .and_then(|(_, rest)| rest.split('/').next())
             })
             .flatten();
-        for (i, g) in b.grants(namespace).into_iter().enumerate() {
+        // `.../namespaces/NS/rolebindings/NAME` or `.../clusterrolebindings/NAME`.
+        let name = resource_name
+            .rsplit_once("rolebindings/")
+            .map(|(_, n)| n)
+            .filter(|n| !n.is_empty() && !n.contains('/'));
+        for (i, g) in b
+            .grants(namespace, namespaced, name)
+            .into_iter()
+            .enumerate()
+        {
             out.push(grant(
                 format!("{base_id}:{i}"),
                 g.grantee,
                 g.grantee_type,
                 g.resource,
                 Some(g.role),
+                g.target,
             ));
         }
     }
+}
+
+/// Whether hooks can remove one member of one binding of this resource's
+/// policy: a project, folder or organization, a bucket, a service account.
+fn binding_resource(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    matches!(
+        parts[..],
+        ["projects" | "folders" | "organizations", id] if !id.is_empty() && id != "_" && id != "-"
+    ) || matches!(parts[..], ["projects", _, "buckets", b] if !b.is_empty())
+        || matches!(parts[..], ["projects", _, "serviceAccounts", sa] if sa.contains('@'))
+}
+
+/// The service account and key id of a created key, from the response's
+/// `name` (`projects/P/serviceAccounts/SA/keys/KEY`).
+fn created_key(raw: &RawValue) -> Option<(String, String)> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Created<'a> {
+        #[serde(borrow)]
+        name: Str<'a>,
+    }
+    let c: Created<'_> = serde_json::from_str(raw.get()).ok()?;
+    let (_, rest) = c.name.get()?.split_once("/serviceAccounts/")?;
+    let (sa, key) = rest.split_once("/keys/")?;
+    (!sa.is_empty() && !key.is_empty() && !key.contains('/'))
+        .then(|| (sa.to_owned(), key.to_owned()))
 }
 
 /// An IAM member as grantee: `user:x` -> x, `group:g` -> group g, `allUsers` ->

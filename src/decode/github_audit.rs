@@ -28,6 +28,7 @@ use super::json::{self, Obj, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
 use crate::event::{Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome};
+use crate::undo::Target;
 
 /// Decoder for GitHub audit log events.
 #[derive(Debug, Default)]
@@ -139,7 +140,11 @@ impl Decoder for GithubAuditDecoder {
             None => json::content_id("gh", text),
         };
 
-        let grant = |grantee: &str, ty: GranteeType, resource: String, role: Option<&str>| Event {
+        let grant = |grantee: &str,
+                     ty: GranteeType,
+                     resource: String,
+                     role: Option<&str>,
+                     target: Option<Box<Target>>| Event {
             ts,
             id: Some(id.clone()),
             body: Body::Grant(Grant {
@@ -151,6 +156,7 @@ impl Decoder for GithubAuditDecoder {
                 role: role.map(str::to_owned),
                 reference: None,
                 actor_type: None,
+                target,
             }),
         };
         let membership = |group: &str, member: &str, op: MembershipOp| Event {
@@ -164,8 +170,26 @@ impl Decoder for GithubAuditDecoder {
                 grant_id: Some(id.clone()),
                 reference: None,
                 actor_type: None,
+                target: match group.split_once('/') {
+                    Some((org, team)) => Target::GithubTeamMember {
+                        org: org.to_owned(),
+                        team: team.to_owned(),
+                        user: member.to_owned(),
+                    },
+                    None => Target::GithubOrgMember {
+                        org: group.to_owned(),
+                        user: member.to_owned(),
+                    },
+                }
+                .boxed(),
             }),
         };
+        // `owner/name` (repositories) or `org/slug` (teams).
+        let split = |s: &str| -> Option<(String, String)> {
+            s.split_once('/').map(|(a, b)| (a.to_owned(), b.to_owned()))
+        };
+        const NO_OWNER: &str =
+            "the record does not name the repository's owner or the team's organisation";
         let change = match action {
             "org.add_member" | "org.remove_member" => org.zip(user).map(|(o, u)| {
                 membership(
@@ -192,29 +216,73 @@ impl Decoder for GithubAuditDecoder {
             "repo.add_member" => repo
                 .as_deref()
                 .zip(user)
-                .map(|(r, u)| grant(u, GranteeType::User, format!("github/{r}"), permission)),
-            "team.add_repository" => team
-                .as_deref()
-                .zip(repo.as_deref())
-                .map(|(t, r)| grant(t, GranteeType::Group, format!("github/{r}"), permission)),
-            "org.update_member" if permission == Some("admin") => org
-                .zip(user)
-                .map(|(o, u)| grant(u, GranteeType::User, format!("github/{o}"), Some("admin"))),
+                .map(|(r, u)| {
+                    let target = match split(r) {
+                        Some((owner, repo)) => Target::GithubRepoCollaborator {
+                            owner,
+                            repo,
+                            user: u.to_owned(),
+                        }
+                        .boxed(),
+                        None => Target::no_undo(NO_OWNER),
+                    };
+                    grant(u, GranteeType::User, format!("github/{r}"), permission, target)
+                }),
+            "team.add_repository" => team.as_deref().zip(repo.as_deref()).map(|(t, r)| {
+                let target = match (split(t), split(r)) {
+                    (Some((org, team)), Some((owner, repo))) => Target::GithubTeamRepo {
+                        org,
+                        team,
+                        owner,
+                        repo,
+                    }
+                    .boxed(),
+                    _ => Target::no_undo(NO_OWNER),
+                };
+                grant(t, GranteeType::Group, format!("github/{r}"), permission, target)
+            }),
+            "org.update_member" if permission == Some("admin") => org.zip(user).map(|(o, u)| {
+                let target = Target::GithubOrgAdmin {
+                    org: o.to_owned(),
+                    user: u.to_owned(),
+                };
+                grant(
+                    u,
+                    GranteeType::User,
+                    format!("github/{o}"),
+                    Some("admin"),
+                    target.boxed(),
+                )
+            }),
             "business.add_admin" => ev.business.get().zip(user).map(|(b, u)| {
                 grant(
                     u,
                     GranteeType::User,
                     format!("github/enterprise/{b}"),
                     Some("admin"),
+                    Target::no_undo(
+                        "GitHub's REST API cannot remove an enterprise owner; use the enterprise settings",
+                    ),
                 )
             }),
             "team.promote_maintainer" => team.as_deref().zip(user).map(|(t, u)| {
                 let (o, slug) = t.split_once('/').unwrap_or(("", t));
+                let target = if o.is_empty() {
+                    Target::no_undo(NO_OWNER)
+                } else {
+                    Target::GithubTeamMaintainer {
+                        org: o.to_owned(),
+                        team: slug.to_owned(),
+                        user: u.to_owned(),
+                    }
+                    .boxed()
+                };
                 grant(
                     u,
                     GranteeType::User,
                     format!("github/{o}/teams/{slug}"),
                     Some("maintainer"),
+                    target,
                 )
             }),
             "organization_moderators.add_user" => org.zip(user).map(|(o, u)| {
@@ -223,6 +291,9 @@ impl Decoder for GithubAuditDecoder {
                     GranteeType::User,
                     format!("github/{o}"),
                     Some("moderator"),
+                    Target::no_undo(
+                        "GitHub's REST API has no call that removes one moderator; use the organisation settings",
+                    ),
                 )
             }),
             "integration_installation.create" => org
@@ -233,6 +304,9 @@ impl Decoder for GithubAuditDecoder {
                         GranteeType::User,
                         format!("github/{o}"),
                         Some("app-installation"),
+                        Target::no_undo(
+                            "the record does not give the installation id, and only the app itself can delete an installation",
+                        ),
                     )
                 }),
             _ => None,

@@ -34,6 +34,7 @@ use super::json::{self, Obj, Objs, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
 use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts};
+use crate::undo::Target;
 
 /// Decoder for Kubernetes audit events.
 #[derive(Debug, Default)]
@@ -129,6 +130,8 @@ struct ObjectRef<'a> {
     #[serde(borrow)]
     resource: Str<'a>,
     #[serde(borrow)]
+    name: Str<'a>,
+    #[serde(borrow)]
     namespace: Str<'a>,
     #[serde(borrow)]
     subresource: Str<'a>,
@@ -157,6 +160,8 @@ pub(crate) struct Annotations<'a> {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct ObjectMeta<'a> {
+    #[serde(borrow)]
+    name: Str<'a>,
     #[serde(borrow)]
     namespace: Str<'a>,
     #[serde(borrow, rename = "creationTimestamp")]
@@ -208,6 +213,8 @@ pub(crate) struct BindingGrant {
     pub(crate) resource: String,
     /// The role name.
     pub(crate) role: String,
+    /// The binding and the one subject to remove from it.
+    pub(crate) target: Option<Box<Target>>,
 }
 
 impl<'a> Binding<'a> {
@@ -226,7 +233,15 @@ impl<'a> Binding<'a> {
 
     /// One grant per subject. `namespace` is the binding's namespace (`None` for a
     /// ClusterRoleBinding); it also completes service-account subjects without one.
-    pub(crate) fn grants(&self, namespace: Option<&str>) -> Vec<BindingGrant> {
+    /// `namespaced` says which of the two the request changed, `name` is the
+    /// binding's name from the request's object reference (the object's own
+    /// `metadata.name` wins).
+    pub(crate) fn grants(
+        &self,
+        namespace: Option<&str>,
+        namespaced: bool,
+        name: Option<&str>,
+    ) -> Vec<BindingGrant> {
         let Some(role_ref) = self.role_ref.get() else {
             return Vec::new();
         };
@@ -240,15 +255,19 @@ impl<'a> Binding<'a> {
             "ClusterRole"
         });
         let resource = format!("k8s/{}/{kind}/{role}", namespace.unwrap_or("cluster"));
+        let binding_name = self.metadata.get().and_then(|m| m.name.get()).or(name);
         self.subjects
             .0
             .iter()
-            .filter_map(|s| {
+            .enumerate()
+            .filter_map(|(index, s)| {
                 let name = s.name.get()?;
+                let mut subject_namespace = None;
                 let (grantee, grantee_type) = match s.kind.get() {
                     Some("Group") => (name.to_owned(), GranteeType::Group),
                     Some("ServiceAccount") => {
                         let ns = s.namespace.get().or(namespace).unwrap_or("default");
+                        subject_namespace = Some(ns.to_owned());
                         (
                             format!("system:serviceaccount:{ns}:{name}"),
                             GranteeType::User,
@@ -256,11 +275,33 @@ impl<'a> Binding<'a> {
                     }
                     _ => (name.to_owned(), GranteeType::User),
                 };
+                let target = match (binding_name, namespaced, namespace) {
+                    (None, ..) => Target::no_undo("the record does not name the binding"),
+                    (Some(_), true, None) => {
+                        Target::no_undo("the record does not name the RoleBinding's namespace")
+                    }
+                    (Some(b), _, _) => Target::K8sBinding {
+                        kind: if namespaced {
+                            "RoleBinding"
+                        } else {
+                            "ClusterRoleBinding"
+                        }
+                        .to_owned(),
+                        namespace: namespaced.then(|| namespace.unwrap_or_default().to_owned()),
+                        name: b.to_owned(),
+                        subject_kind: s.kind.get().unwrap_or("User").to_owned(),
+                        subject_name: name.to_owned(),
+                        subject_namespace,
+                        subject_index: Some(index),
+                    }
+                    .boxed(),
+                };
                 Some(BindingGrant {
                     grantee,
                     grantee_type,
                     resource: resource.clone(),
                     role: role.to_owned(),
+                    target,
                 })
             })
             .collect()
@@ -360,7 +401,11 @@ impl K8sAuditDecoder {
                 } else {
                     None
                 };
-                let grants = b.grants(scope);
+                let grants = b.grants(
+                    scope,
+                    resource == Some("rolebindings"),
+                    obj.and_then(|o| o.name.get()),
+                );
                 let base = match ev.audit_id.get() {
                     Some(id) => format!("k8s:{id}"),
                     None => json::content_id("k8s", raw),
@@ -433,6 +478,7 @@ fn grant_event(
             role: Some(g.role),
             reference: reference.map(str::to_owned),
             actor_type: None,
+            target: g.target,
         }),
     }
 }

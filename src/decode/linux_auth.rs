@@ -503,6 +503,12 @@ fn membership(
             grant_id: Some(grant_id),
             reference: None,
             actor_type: None,
+            target: crate::undo::Target::LinuxGroupMembership {
+                host: host.to_owned(),
+                group: group.to_owned(),
+                user: member.to_owned(),
+            }
+            .boxed(),
         }),
     }
 }

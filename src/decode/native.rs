@@ -66,6 +66,9 @@ struct Raw<'a> {
     summary: S<'a>,
     #[serde(borrow)]
     verifier: S<'a>,
+    /// What undoing a grant takes (extension; the cluster's internal lines
+    /// carry what a vendor decoder read).
+    target: Option<Box<crate::undo::Target>>,
 }
 
 fn own(s: S<'_>) -> Option<String> {
@@ -256,6 +259,7 @@ fn build(raw: Raw<'_>) -> Result<Event, DecodeError> {
             role: own(raw.role),
             reference: own(raw.reference),
             actor_type: raw.actor_type,
+            target: raw.target,
         }),
         EventType::Revoke => Body::Revoke(Revoke {
             grant_id: need(raw.grant_id, t, "grant_id")?,
@@ -273,6 +277,7 @@ fn build(raw: Raw<'_>) -> Result<Event, DecodeError> {
             grant_id: own(raw.grant_id),
             reference: own(raw.reference),
             actor_type: raw.actor_type,
+            target: raw.target,
         }),
         EventType::Advice => {
             let recommends = raw.recommends.unwrap_or_default();

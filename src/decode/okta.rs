@@ -30,6 +30,7 @@ use super::{DecodeError, Decoder};
 use crate::event::{
     Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts,
 };
+use crate::undo::Target;
 
 /// Decoder for Okta System Log events.
 #[derive(Debug, Default)]
@@ -70,6 +71,8 @@ struct LogEvent<'a> {
 struct Party<'a> {
     #[serde(borrow, rename = "type")]
     kind: Str<'a>,
+    #[serde(borrow)]
+    id: Str<'a>,
     #[serde(borrow, rename = "alternateId")]
     alternate_id: Str<'a>,
     #[serde(borrow, rename = "alternateid")]
@@ -215,6 +218,40 @@ fn is_grant(event_type: &str) -> bool {
     )
 }
 
+/// The Okta id of the first target of `kind`.
+fn target_id<'e>(ev: &'e LogEvent<'_>, kind: &str) -> Option<&'e str> {
+    ev.target
+        .0
+        .iter()
+        .find(|t| t.kind.get() == Some(kind))
+        .and_then(|t| t.id.get())
+}
+
+const NO_IDS: &str = "the record does not give the Okta ids of the targets";
+
+/// The API role type of a standard admin role as the System Log names it
+/// (`Super administrator`, `Application administrator (all)`).
+fn role_type(role: &str) -> Option<&'static str> {
+    let name = role
+        .split_once(" (")
+        .map_or(role, |(n, _)| n)
+        .trim()
+        .to_ascii_lowercase();
+    Some(match name.as_str() {
+        "super administrator" | "super admin" => "SUPER_ADMIN",
+        "organization administrator" | "org admin" | "organizational administrator" => "ORG_ADMIN",
+        "application administrator" | "app admin" => "APP_ADMIN",
+        "user administrator" | "group administrator" => "USER_ADMIN",
+        "help desk administrator" => "HELP_DESK_ADMIN",
+        "read only administrator" | "read-only administrator" => "READ_ONLY_ADMIN",
+        "mobile administrator" => "MOBILE_ADMIN",
+        "api access management administrator" => "API_ACCESS_MANAGEMENT_ADMIN",
+        "report administrator" => "REPORT_ADMIN",
+        "group membership administrator" => "GROUP_MEMBERSHIP_ADMIN",
+        _ => return None,
+    })
+}
+
 /// The name of the first target of `kind`.
 fn target<'e>(ev: &'e LogEvent<'_>, kind: &str) -> Option<&'e str> {
     ev.target
@@ -232,21 +269,30 @@ fn grants(
     actor: &str,
     out: &mut Vec<Event>,
 ) {
-    let grant =
-        |id: String, grantee: &str, ty: GranteeType, resource: String, role: Option<&str>| Event {
-            ts,
-            id: Some(id.clone()),
-            body: Body::Grant(Grant {
-                grant_id: id,
-                actor: actor.to_owned(),
-                grantee: grantee.to_owned(),
-                grantee_type: ty,
-                resource,
-                role: role.map(str::to_owned),
-                reference: None,
-                actor_type: None,
-            }),
-        };
+    let grant = |id: String,
+                 grantee: &str,
+                 ty: GranteeType,
+                 resource: String,
+                 role: Option<&str>,
+                 target: Option<Box<Target>>| Event {
+        ts,
+        id: Some(id.clone()),
+        body: Body::Grant(Grant {
+            grant_id: id,
+            actor: actor.to_owned(),
+            grantee: grantee.to_owned(),
+            grantee_type: ty,
+            resource,
+            role: role.map(str::to_owned),
+            reference: None,
+            actor_type: None,
+            target,
+        }),
+    };
+    let kind_of = |ty: GranteeType| match ty {
+        GranteeType::Group => ("UserGroup", "group"),
+        GranteeType::User => ("User", "user"),
+    };
     match event_type {
         "user.account.privilege.grant" | "group.privilege.grant" => {
             let (grantee, ty) = if event_type == "group.privilege.grant" {
@@ -255,6 +301,8 @@ fn grants(
                 (target(ev, "User"), GranteeType::User)
             };
             let Some(grantee) = grantee else { return };
+            let (kind, principal_type) = kind_of(ty);
+            let principal_id = target_id(ev, kind);
             let roles: Vec<&str> = ev
                 .privilege_granted()
                 .map(|p| {
@@ -272,15 +320,29 @@ fn grants(
                     ty,
                     "okta/admin".to_owned(),
                     None,
+                    Target::no_undo("the record does not say which admin role was granted"),
                 ));
             }
             for (i, role) in roles.into_iter().enumerate() {
+                let target = match (principal_id, role_type(role)) {
+                    (Some(id), Some(role_type)) => Target::OktaRole {
+                        principal_type: principal_type.to_owned(),
+                        principal_id: id.to_owned(),
+                        role_type: role_type.to_owned(),
+                    }
+                    .boxed(),
+                    (None, _) => Target::no_undo(NO_IDS),
+                    (_, None) => Target::no_undo(
+                        "the role is not one of Okta's standard admin roles (a custom role is removed by its assignment in the admin console)",
+                    ),
+                };
                 out.push(grant(
                     format!("{base_id}:{i}"),
                     grantee,
                     ty,
                     format!("okta/role/{role}"),
                     Some(role),
+                    target,
                 ));
             }
         }
@@ -293,12 +355,23 @@ fn grants(
             let (Some(grantee), Some(app)) = (grantee, target(ev, "AppInstance")) else {
                 return;
             };
+            let (kind, principal_type) = kind_of(ty);
+            let target = match (target_id(ev, kind), target_id(ev, "AppInstance")) {
+                (Some(p), Some(a)) => Target::OktaApp {
+                    principal_type: principal_type.to_owned(),
+                    principal_id: p.to_owned(),
+                    app_id: a.to_owned(),
+                }
+                .boxed(),
+                _ => Target::no_undo(NO_IDS),
+            };
             out.push(grant(
                 base_id.to_owned(),
                 grantee,
                 ty,
                 format!("okta/app/{app}"),
                 None,
+                target,
             ));
         }
         "user.session.impersonation.grant" => {
@@ -308,6 +381,7 @@ fn grants(
                 GranteeType::User,
                 "okta/org".to_owned(),
                 Some("impersonation"),
+                Target::OktaSupportAccess {}.boxed(),
             ));
         }
         "group.user_membership.add" | "group.user_membership.remove" => {
@@ -329,6 +403,14 @@ fn grants(
                     grant_id: Some(base_id.to_owned()),
                     reference: None,
                     actor_type: None,
+                    target: match (target_id(ev, "UserGroup"), target_id(ev, "User")) {
+                        (Some(g), Some(u)) => Target::OktaGroupMembership {
+                            group_id: g.to_owned(),
+                            user_id: u.to_owned(),
+                        }
+                        .boxed(),
+                        _ => Target::no_undo(NO_IDS),
+                    },
                 }),
             });
         }

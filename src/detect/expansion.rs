@@ -1011,6 +1011,7 @@ mod tests {
                 role: None,
                 reference: None,
                 actor_type: None,
+                target: None,
             }),
         }
     }
@@ -1027,6 +1028,7 @@ mod tests {
                 grant_id: None,
                 reference: None,
                 actor_type: None,
+                target: None,
             }),
         }
     }

@@ -121,6 +121,11 @@ pub struct RevocationTarget {
     /// Whether the grant expands reach beyond baseline (`grant_expansion`);
     /// `None` when not known, which the policy treats as expanding.
     pub expands: Option<bool>,
+    /// What undoing it takes, as the decoder read it (none for native events).
+    pub undo: Option<Box<crate::undo::Target>>,
+    /// The input format the grant was read in: hooks are routed by it. The
+    /// engine does not know it; the pipeline sets it (native until then).
+    pub format: crate::decode::Format,
 }
 
 /// What kind of privilege a target is.
@@ -342,6 +347,8 @@ impl Engine {
                             member: None,
                             confidence: t.confidence,
                             expands: Some(expansion_score > 0.0),
+                            undo: g.target.clone(),
+                            format: crate::decode::Format::Native,
                         };
                         let grant_evidence = json!({
                             "grant_id": g.grant_id, "actor": g.actor, "actor_type": actor_type,
@@ -433,6 +440,8 @@ impl Engine {
                             member: Some(m.member.clone()),
                             confidence: t.confidence,
                             expands: Some(expansion_score > 0.0),
+                            undo: m.target.clone(),
+                            format: crate::decode::Format::Native,
                         };
                         let evidence = json!({
                             "grant_id": grant_id, "actor": m.actor, "actor_type": actor_type,

@@ -638,6 +638,7 @@ mod tests {
             role: None,
             reference: None,
             actor_type: None,
+            target: None,
         };
         assert!(m.record_grant(&g, Ts(1)));
         assert!(!m.record_grant(&g, Ts(1)));
@@ -666,6 +667,7 @@ mod tests {
             role: None,
             reference: None,
             actor_type: None,
+            target: None,
         };
         m.record_grant(&grant("g1", "infra", GranteeType::Group, "k8s/prod"), Ts(1));
         m.record_grant(&grant("g2", "alice", GranteeType::User, "wiki"), Ts(1));
@@ -712,6 +714,7 @@ mod tests {
                 role: None,
                 reference: None,
                 actor_type: None,
+                target: None,
             };
             m.record_grant(&g, Ts(i));
             m.record_sighting(&format!("p{i}"), "a0", Ts(i), SawHow::Viewed);

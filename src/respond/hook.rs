@@ -26,6 +26,8 @@ use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
+use crate::decode::Format;
+
 /// One configured hook, as written in `[[response.hooks]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -44,6 +46,9 @@ pub enum HookSpec {
         /// Attempts before giving up (extension, default 5).
         #[serde(default = "default_attempts")]
         max_attempts: u32,
+        /// The input formats whose grants it handles (default: all).
+        #[serde(default)]
+        formats: Option<Vec<Format>>,
     },
     /// A local command.
     Exec {
@@ -55,6 +60,9 @@ pub enum HookSpec {
         /// Attempts before giving up (extension, default 5).
         #[serde(default = "default_attempts")]
         max_attempts: u32,
+        /// The input formats whose grants it handles (default: all).
+        #[serde(default)]
+        formats: Option<Vec<Format>>,
     },
 }
 
@@ -82,8 +90,28 @@ impl HookSpec {
         }
     }
 
+    /// The formats it handles; `None` is all of them.
+    pub fn formats(&self) -> Option<&[Format]> {
+        match self {
+            HookSpec::Webhook { formats, .. } | HookSpec::Exec { formats, .. } => {
+                formats.as_deref()
+            }
+        }
+    }
+
+    /// Whether it handles grants read in `format`.
+    pub fn handles(&self, format: Format) -> bool {
+        self.formats().is_none_or(|f| f.contains(&format))
+    }
+
     /// Checks what serde cannot: returns the offending key and the problem.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.formats().is_some_and(<[Format]>::is_empty) {
+            return Err((
+                "formats",
+                "an empty list would route nothing to this hook; leave the key out to handle every format".into(),
+            ));
+        }
         match self {
             HookSpec::Webhook { .. } if self.timeout().is_zero() => {
                 Err(("timeout", "must be more than zero".into()))
@@ -273,6 +301,11 @@ impl Hook {
             },
             HookSpec::Exec { command, .. } => format!("exec {}", command[0]),
         }
+    }
+
+    /// Whether it handles grants read in `format` (`formats` in its config).
+    pub fn handles(&self, format: Format) -> bool {
+        self.spec.handles(format)
     }
 
     /// `webhook` or `exec`: the `hook_type` metric label.
@@ -548,6 +581,7 @@ mod tests {
             secret_file: Some(key),
             timeout: Duration::from_secs(1),
             max_attempts: 1,
+            formats: None,
         })
         .unwrap();
         assert_eq!(h.describe(), "webhook https://iam.example/revoke");
@@ -564,6 +598,7 @@ mod tests {
             command: vec!["true".into()],
             timeout: Duration::ZERO,
             max_attempts: 1,
+            formats: None,
         };
         assert_eq!(spec.validate().unwrap_err().0, "timeout");
     }
@@ -586,6 +621,7 @@ mod tests {
             ],
             timeout: Duration::from_secs(10),
             max_attempts: 1,
+            formats: None,
         };
         let hook = Hook::new(spec).unwrap();
         let (attempts, res) = hook.call(br#"{"action":"revoke"}"#, "key-1").await;
@@ -603,6 +639,7 @@ mod tests {
             command: vec!["false".into()],
             timeout: Duration::from_secs(10),
             max_attempts: 2,
+            formats: None,
         })
         .unwrap();
         let (attempts, res) = fail.call(b"{}", "k").await;
@@ -612,6 +649,7 @@ mod tests {
             command: vec!["sleep".into(), "30".into()],
             timeout: Duration::from_millis(200),
             max_attempts: 1,
+            formats: None,
         })
         .unwrap();
         assert!(matches!(
@@ -622,6 +660,7 @@ mod tests {
             command: vec!["/nonexistent/revoke".into()],
             timeout: Duration::from_secs(1),
             max_attempts: 1,
+            formats: None,
         })
         .unwrap();
         assert!(matches!(

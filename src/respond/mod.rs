@@ -1,11 +1,12 @@
 //! Response: decide what to do about a finding, and do it safely.
 //!
 //! Sits after `detect`. [`Policy::decide`] applies the guardrails in order —
-//! trace confidence, the revoke scope, protected patterns, dry-run, the hourly
+//! trace confidence, the revoke scope, protected patterns, whether an undo is
+//! known, dry-run, whether a hook handles the grant's format, the hourly
 //! budget — and says whether to execute a revocation. Executed revocations go
 //! through the [`journal`] (intent written and fsynced before any hook runs) and
-//! the [`Responder`], which calls every configured [`hook`] with retries and
-//! records the outcome. [`restore`] undoes one, through the restore hooks.
+//! the [`Responder`], which calls the configured [`hook`]s that handle the
+//! grant's input format (`formats`), with retries, and records the outcome. [`restore`] undoes one, through the restore hooks.
 //!
 //! One grant, one revocation: the idempotency key is `reachguard-revoke-<grant_id>`,
 //! the journal accepts it once (across processes and restarts), and the
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::decode::Format;
 use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
@@ -63,6 +65,10 @@ pub enum Decision {
     DryRun,
     /// A guardrail held it back: which one, and a sentence saying why.
     Suppressed(Suppression, String),
+    /// Nothing can carry it out: [`ActionStatus::NoUndo`] (the record does not
+    /// say how to undo exactly this grant) or [`ActionStatus::Unhandled`] (no
+    /// hook handles its format), and a sentence saying why.
+    Unhandled(ActionStatus, String),
 }
 
 /// Why a revocation was held back: a small fixed set, the `reason` label of
@@ -115,6 +121,8 @@ pub struct Policy {
     protected: Vec<Pattern>,
     max_per_hour: u32,
     have_hooks: bool,
+    /// The `formats` of each revocation hook (`None`: every format).
+    routes: Vec<Option<Vec<Format>>>,
     /// When each unit of the rolling-hour budget spent in the last hour comes
     /// back (its execution plus an hour), oldest first. Kept as expiries rather
     /// than execution instants so that executions from before a restart can be
@@ -133,7 +141,28 @@ impl Policy {
             have_hooks,
         );
         p.scope = r.revoke;
+        p.routes = r
+            .hooks
+            .iter()
+            .map(|h| h.formats().map(<[Format]>::to_vec))
+            .collect();
         p
+    }
+
+    /// Routes revocations by input format: one entry per hook, its `formats`
+    /// (`None`: every format). Without routes every hook handles everything.
+    pub fn with_routes(mut self, routes: Vec<Option<Vec<Format>>>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Whether some hook handles grants read in `format`.
+    fn routed(&self, format: Format) -> bool {
+        self.routes.is_empty()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.as_ref().is_none_or(|f| f.contains(&format)))
     }
 
     /// Sets which traced grants are revoked.
@@ -191,6 +220,7 @@ impl Policy {
             protected,
             max_per_hour,
             have_hooks,
+            routes: Vec::new(),
             spent: VecDeque::new(),
         }
     }
@@ -227,8 +257,20 @@ impl Policy {
                 );
             }
         }
+        if let Some(why) = target.undo.as_ref().and_then(|u| u.no_undo_reason()) {
+            return Decision::Unhandled(ActionStatus::NoUndo, format!("no undo known: {why}"));
+        }
         if self.mode == Mode::DryRun || !self.have_hooks {
             return Decision::DryRun;
+        }
+        if !self.routed(target.format) {
+            return Decision::Unhandled(
+                ActionStatus::Unhandled,
+                format!(
+                    "no [[response.hooks]] entry handles format {:?} (see its `formats`)",
+                    target.format.as_str()
+                ),
+            );
         }
         let spent = self.spent(now);
         if spent >= self.max_per_hour as usize {
@@ -314,6 +356,13 @@ pub struct Payload {
     /// Who asked (restores only, extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// The input format the grant was read in (hooks are routed by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// Exactly what to undo, per vendor (README, "Hooks"); absent for native
+    /// events, whose hooks work from the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::undo::Target>,
 }
 
 impl Payload {
@@ -332,6 +381,8 @@ impl Payload {
             reason: finding.summary.clone(),
             idempotency_key: idempotency_key(target),
             requested_by: None,
+            format: Some(target.format),
+            target: target.undo.as_deref().cloned(),
         }
     }
 }
@@ -377,7 +428,18 @@ pub struct Completed {
     pub status: ActionStatus,
 }
 
-/// Calls every hook for a payload; executed only if all succeed.
+/// The `format` of a serialized payload; `None` for payloads journaled before
+/// payloads named it (every hook handles those).
+pub fn payload_format(body: &[u8]) -> Option<Format> {
+    #[derive(Deserialize)]
+    struct Routed {
+        format: Option<Format>,
+    }
+    serde_json::from_slice::<Routed>(body).ok()?.format
+}
+
+/// Calls every hook that handles the payload's format; executed only if all
+/// succeed, unhandled if none handles it.
 pub async fn run_hooks(
     hooks: &[Hook],
     body: &[u8],
@@ -385,7 +447,20 @@ pub async fn run_hooks(
 ) -> (ActionStatus, u32, Option<String>) {
     let mut attempts = 0;
     let mut errors = Vec::new();
-    for h in hooks {
+    let format = payload_format(body);
+    let routed: Vec<&Hook> = hooks
+        .iter()
+        .filter(|h| format.is_none_or(|f| h.handles(f)))
+        .collect();
+    if routed.is_empty() {
+        let f = format.map_or("unknown", Format::as_str);
+        return (
+            ActionStatus::Unhandled,
+            0,
+            Some(format!("no configured hook handles format {f:?}")),
+        );
+    }
+    for h in routed {
         let (n, res) = h.call(body, key).await;
         attempts += n;
         if let Err(e) = res {
@@ -494,6 +569,8 @@ mod tests {
             member: None,
             confidence,
             expands: None,
+            undo: None,
+            format: Format::Native,
         }
     }
 
@@ -604,6 +681,8 @@ mod tests {
             member: Some("dave".into()),
             confidence: 1.0,
             expands: None,
+            undo: None,
+            format: Format::Native,
         };
         assert!(
             matches!(p.decide(&m, now), Decision::Suppressed(Suppression::Protected, r) if r.contains("sre-core is protected"))
@@ -688,6 +767,7 @@ mod tests {
             command: vec!["sh".into(), "-c".into(), script],
             timeout: Duration::from_secs(20),
             max_attempts: 1,
+            formats: None,
         })
         .unwrap();
         let journal = Arc::new(Mutex::new(
@@ -746,6 +826,83 @@ mod tests {
     }
 
     #[test]
+    fn no_undo_and_unhandled_spend_no_budget_and_come_after_the_guardrails() {
+        let now = Instant::now();
+        let mut p = Policy::new(
+            Mode::Enforce,
+            0.5,
+            vec![Pattern::new("breakglass-*").unwrap()],
+            1,
+            true,
+        )
+        .with_routes(vec![Some(vec![Format::K8sAudit])]);
+        let mut t = target("bob", 1.0);
+        t.format = Format::Cloudtrail;
+        t.undo = crate::undo::Target::no_undo("logged whole");
+        assert!(
+            matches!(p.decide(&t, now), Decision::Unhandled(ActionStatus::NoUndo, r) if r == "no undo known: logged whole")
+        );
+        let mut low = t.clone();
+        low.confidence = 0.1;
+        assert!(matches!(
+            p.decide(&low, now),
+            Decision::Suppressed(Suppression::Confidence, _)
+        ));
+        t.undo = None;
+        assert!(
+            matches!(p.decide(&t, now), Decision::Unhandled(ActionStatus::Unhandled, r) if r.contains("\"cloudtrail\""))
+        );
+        assert_eq!(p.spent(now), 0);
+        t.format = Format::K8sAudit;
+        assert_eq!(p.decide(&t, now), Decision::Execute);
+        let mut dry = Policy::new(Mode::DryRun, 0.0, vec![], 1, true)
+            .with_routes(vec![Some(vec![Format::K8sAudit])]);
+        t.format = Format::Cloudtrail;
+        assert_eq!(
+            dry.decide(&t, now),
+            Decision::DryRun,
+            "dry-run reports what would be decided, whatever the routes"
+        );
+    }
+
+    #[tokio::test]
+    async fn hooks_are_called_for_the_formats_they_handle_and_old_payloads_go_to_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let hook = |name: &str, formats: Option<Vec<Format>>| {
+            Hook::new(HookSpec::Exec {
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("echo {name} >> {}", calls.display()),
+                ],
+                timeout: Duration::from_secs(10),
+                max_attempts: 1,
+                formats,
+            })
+            .unwrap()
+        };
+        let hooks = [
+            hook("aws", Some(vec![Format::Cloudtrail])),
+            hook("k8s", Some(vec![Format::K8sAudit, Format::GcpAudit])),
+        ];
+        let called = || std::fs::read_to_string(&calls).unwrap_or_default();
+        let (status, attempts, _) =
+            run_hooks(&hooks, br#"{"action":"restore","format":"gcp-audit"}"#, "k").await;
+        assert_eq!((status, attempts), (ActionStatus::Executed, 1));
+        assert_eq!(called(), "k8s\n");
+        let (status, attempts, reason) =
+            run_hooks(&hooks, br#"{"action":"revoke","format":"okta"}"#, "k").await;
+        assert_eq!((status, attempts), (ActionStatus::Unhandled, 0));
+        assert!(reason.unwrap().contains("\"okta\""));
+        // Journaled before payloads named their format: every hook.
+        std::fs::remove_file(&calls).unwrap();
+        let (status, _, _) = run_hooks(&hooks, br#"{"action":"restore"}"#, "k").await;
+        assert_eq!(status, ActionStatus::Executed);
+        assert_eq!(called(), "aws\nk8s\n");
+    }
+
+    #[test]
     fn dry_run_and_no_hooks_never_execute() {
         let now = Instant::now();
         assert_eq!(
@@ -770,6 +927,8 @@ mod tests {
             member: Some("dave".into()),
             confidence: 1.0,
             expands: None,
+            undo: None,
+            format: Format::Native,
         };
         let f = Finding {
             finding_id: "rg-1".into(),
@@ -790,7 +949,7 @@ mod tests {
             v,
             serde_json::json!({"action":"revoke","grant_id":"membership:sre:dave","kind":"membership",
                 "group":"sre","member":"dave","finding_id":"rg-1","reason":"why",
-                "idempotency_key":"reachguard-revoke-membership:sre:dave"})
+                "idempotency_key":"reachguard-revoke-membership:sre:dave","format":"native"})
         );
     }
 }

@@ -166,6 +166,7 @@ fn membership(ts: i64, group: &str, member: &str, op: MembershipOp) -> Event {
             grant_id: None,
             reference: Some("HR-onboarding".into()),
             actor_type: Some(crate::event::ActorType::Service),
+            target: None,
         }),
     }
 }
@@ -197,6 +198,7 @@ fn grant(
             role: Some("viewer".into()),
             reference: Some(reference.into()),
             actor_type,
+            target: None,
         }),
     }
 }

@@ -17,7 +17,7 @@ fn check_config_accepts_the_example_and_names_line_and_key_of_a_mistake() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("config ok: 2 source(s), 2 hook(s)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("config ok: 2 source(s), 3 hook(s)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");

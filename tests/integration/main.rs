@@ -15,3 +15,4 @@ mod prometheus;
 mod response;
 mod rotation;
 mod security;
+mod undo;

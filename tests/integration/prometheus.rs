@@ -615,6 +615,7 @@ timeout = "2s"
     for quiet in [
         "ReachguardDown",
         "ReachguardRevocationFailed",
+        "ReachguardRevocationUnhandled",
         "ReachguardCheckpointFailing",
     ] {
         let r = prom

@@ -611,122 +611,6 @@ fn run_hook(
     )
 }
 
-fn dry_run(name: &str, env: &[(&str, &str)], payload: &str) -> String {
-    let (code, out, err) = run_hook(name, &["--dry-run"], env, payload);
-    assert_eq!(code, 0, "{name} on {payload}: {err}");
-    out
-}
-
-fn refused(name: &str, env: &[(&str, &str)], payload: &str) -> String {
-    let (code, out, err) = run_hook(name, &["--dry-run"], env, payload);
-    assert_eq!(code, 2, "{name} must refuse {payload}; printed {out:?}");
-    assert!(out.is_empty(), "nothing printed as a command: {out:?}");
-    err
-}
-
-#[test]
-fn kubernetes_hook_prints_the_exact_kubectl_delete_for_role_and_cluster_role_bindings() {
-    assert_eq!(
-        dry_run(
-            "k8s-rolebinding",
-            &[],
-            r#"{"action":"revoke","grant_id":"k8s-1","kind":"grant","resource":"k8s/payments/RoleBinding/agent-suggested-view","grantee":"eng-all","grantee_type":"group","finding_id":"rg-1","reason":"r","idempotency_key":"reachguard-revoke-k8s-1"}"#
-        ),
-        "kubectl delete rolebinding agent-suggested-view --namespace payments --ignore-not-found\n"
-    );
-    assert_eq!(
-        dry_run(
-            "k8s-rolebinding",
-            &[("KUBECTL_CONTEXT", "prod-eu")],
-            r#"{"action":"revoke","grant_id":"k8s-2","kind":"grant","resource":"k8s/_cluster/ClusterRoleBinding/ops:cluster-admin","grantee":"mallory"}"#
-        ),
-        "kubectl --context prod-eu delete clusterrolebinding ops:cluster-admin --ignore-not-found\n"
-    );
-    for (payload, why) in [
-        ("not json", "not JSON"),
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"acl/internal-tools"}"#,
-            "is not k8s/<namespace or _cluster>",
-        ),
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"k8s/_cluster/RoleBinding/x"}"#,
-            "a RoleBinding needs a namespace",
-        ),
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"k8s/default/Secret/x"}"#,
-            "neither RoleBinding nor ClusterRoleBinding",
-        ),
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"k8s/default/RoleBinding/--all"}"#,
-            "is not a Kubernetes name",
-        ),
-        (
-            r#"{"action":"revoke","kind":"membership","group":"g","member":"m"}"#,
-            "only grants",
-        ),
-        (
-            r#"{"action":"restore","kind":"grant","resource":"k8s/a/RoleBinding/b"}"#,
-            "re-apply it from your manifests",
-        ),
-    ] {
-        let err = refused("k8s-rolebinding", &[], payload);
-        assert!(err.contains(why), "{payload}: {err}");
-    }
-}
-
-#[test]
-fn aws_hook_prints_the_exact_iam_detach_or_remove_and_their_inverse_for_restore() {
-    let policy = "arn:aws:iam::aws:policy/AdministratorAccess";
-    let cases = [
-        (
-            format!(r#"{{"action":"revoke","grant_id":"a1","kind":"grant","resource":"{policy}","grantee":"mallory","grantee_type":"user"}}"#),
-            format!("aws iam detach-user-policy --user-name mallory --policy-arn {policy}\n"),
-        ),
-        (
-            format!(r#"{{"action":"revoke","grant_id":"a2","kind":"grant","resource":"{policy}","grantee":"arn:aws:iam::123456789012:role/ci/deployer"}}"#),
-            format!("aws iam detach-role-policy --role-name deployer --policy-arn {policy}\n"),
-        ),
-        (
-            format!(r#"{{"action":"revoke","grant_id":"a3","kind":"grant","resource":"{policy}","grantee":"eng-all","grantee_type":"group"}}"#),
-            format!("aws iam detach-group-policy --group-name eng-all --policy-arn {policy}\n"),
-        ),
-        (
-            r#"{"action":"revoke","grant_id":"a4","kind":"membership","group":"Admins","member":"arn:aws:iam::123456789012:user/dave"}"#.to_owned(),
-            "aws iam remove-user-from-group --group-name Admins --user-name dave\n".to_owned(),
-        ),
-        (
-            format!(r#"{{"action":"restore","grant_id":"a1","kind":"grant","resource":"{policy}","grantee":"mallory","grantee_type":"user"}}"#),
-            format!("aws iam attach-user-policy --user-name mallory --policy-arn {policy}\n"),
-        ),
-        (
-            r#"{"action":"restore","grant_id":"a4","kind":"membership","group":"Admins","member":"dave"}"#.to_owned(),
-            "aws iam add-user-to-group --group-name Admins --user-name dave\n".to_owned(),
-        ),
-    ];
-    for (payload, expected) in cases {
-        assert_eq!(dry_run("aws-iam", &[], &payload), expected, "{payload}");
-    }
-    for (payload, why) in [
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"prod/db","grantee":"bob"}"#,
-            "is not an IAM managed policy ARN",
-        ),
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"arn:aws:iam::aws:policy/ReadOnlyAccess","grantee":"bob; rm -rf /"}"#,
-            "is not an IAM name",
-        ),
-        (
-            r#"{"action":"revoke","kind":"membership","group":"Admins"}"#,
-            "no member",
-        ),
-        (r#"{"action":"delete","kind":"grant"}"#, "unknown action"),
-        ("[1,2]", "not a JSON object"),
-    ] {
-        let err = refused("aws-iam", &[], payload);
-        assert!(err.contains(why), "{payload}: {err}");
-    }
-}
-
 #[test]
 fn aws_hook_runs_the_cli_and_takes_an_already_detached_policy_as_done() {
     // No AWS account here: a stand-in `aws` that records its arguments and
@@ -746,51 +630,35 @@ fn aws_hook_runs_the_cli_and_takes_an_already_detached_policy_as_done() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&fake, perms).unwrap();
     let fake_env = fake.display().to_string();
-    let revoke = r#"{"action":"revoke","grant_id":"a1","kind":"grant","resource":"arn:aws:iam::aws:policy/ReadOnlyAccess","grantee":"mallory"}"#;
-    let (code, _, err) = run_hook("aws-iam", &[], &[("AWS_CLI", &fake_env)], revoke);
+    let revoke = r#"{"action":"revoke","grant_id":"a1","kind":"grant","resource":"arn:aws:iam::aws:policy/ReadOnlyAccess","grantee":"mallory","target":{"type":"iam_policy_attachment","principal_type":"user","principal":"mallory","policy_arn":"arn:aws:iam::aws:policy/ReadOnlyAccess"}}"#;
+    let (code, _, err) = run_hook("cloudtrail", &[], &[("AWS_CLI", &fake_env)], revoke);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("already gone (NoSuchEntity)"), "{err}");
+    assert!(err.contains("already gone"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&args).unwrap(),
         "iam\ndetach-user-policy\n--user-name\nmallory\n--policy-arn\narn:aws:iam::aws:policy/ReadOnlyAccess\n"
     );
     // The same error on a restore is a failure.
     let restore = revoke.replace("\"revoke\"", "\"restore\"");
-    let (code, _, _) = run_hook("aws-iam", &[], &[("AWS_CLI", &fake_env)], &restore);
+    let (code, _, _) = run_hook("cloudtrail", &[], &[("AWS_CLI", &fake_env)], &restore);
     assert_eq!(code, 1);
 }
 
 #[test]
-fn okta_hook_prints_the_exact_curl_call_without_the_token() {
+fn okta_hook_passes_the_token_on_stdin_never_on_the_command_line() {
     let env = [
         ("OKTA_ORG_URL", "https://example.okta.com/"),
         ("OKTA_API_TOKEN", "00s3cr3t-token"),
     ];
-    let revoke = r#"{"action":"revoke","grant_id":"membership:00g1a2b3c4D5e6F7g8h9:00u9z8y7x6W5v4U3t2s1","kind":"membership","group":"00g1a2b3c4D5e6F7g8h9","member":"00u9z8y7x6W5v4U3t2s1"}"#;
-    let out = dry_run("okta-group", &env, revoke);
+    let revoke = r#"{"action":"revoke","grant_id":"okta:1","kind":"membership","group":"eng-all","member":"mallory","target":{"type":"okta_group_membership","group_id":"00g1a2b3c4D5e6F7g8h9","user_id":"00u9z8y7x6W5v4U3t2s1"}}"#;
+    let (code, out, err) = run_hook("okta", &["--dry-run"], &env, revoke);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
         "curl --silent --show-error --fail --request DELETE --header @- --header 'Accept: application/json' https://example.okta.com/api/v1/groups/00g1a2b3c4D5e6F7g8h9/users/00u9z8y7x6W5v4U3t2s1\n"
     );
     assert!(!out.contains("00s3cr3t"));
-    let restore = r#"{"action":"restore","grant_id":"m","kind":"membership","group":"okta/group/00gA","member":"okta/user/00uB"}"#;
-    assert_eq!(
-        dry_run("okta-group", &env, restore),
-        "curl --silent --show-error --fail --request PUT --header @- --header 'Accept: application/json' https://example.okta.com/api/v1/groups/00gA/users/00uB\n"
-    );
-    for (payload, why) in [
-        (
-            r#"{"action":"revoke","kind":"grant","resource":"okta/app","grantee":"bob"}"#,
-            "only group memberships",
-        ),
-        (
-            r#"{"action":"revoke","kind":"membership","group":"../../users","member":"00u1"}"#,
-            "is not an Okta id",
-        ),
-    ] {
-        let err = refused("okta-group", &env, payload);
-        assert!(err.contains(why), "{payload}: {err}");
-    }
-    let err = refused("okta-group", &[("OKTA_ORG_URL", "")], revoke);
+    let (code, _, err) = run_hook("okta", &["--dry-run"], &[("OKTA_ORG_URL", "")], revoke);
+    assert_eq!(code, 2);
     assert!(err.contains("OKTA_ORG_URL must be set"), "{err}");
 }
