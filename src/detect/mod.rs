@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::event::{AccessRef, ActorType, Body, Event, EventRef, GranteeType, MembershipOp, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
+use crate::model::catalogue::{self, Verdict};
 use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
 
 pub use expansion::{DetectionConfig, Expansion};
@@ -322,6 +323,26 @@ impl Engine {
                         &self.model,
                         &self.sensitivity,
                     );
+                    let builtin = catalogue::judge(
+                        &g.resource,
+                        g.role.as_deref(),
+                        &g.grantee,
+                        g.grantee_type,
+                        &self.sensitivity,
+                    );
+                    let expansion = critical_grant(
+                        expansion,
+                        builtin,
+                        CriticalGrant {
+                            key: &g.grant_id,
+                            actor: &g.actor,
+                            what: &what,
+                            grantee: &g.grantee,
+                            affected: &affected,
+                            resource: &g.resource,
+                            ts: ev.ts,
+                        },
+                    );
                     if let Some(mut f) = expansion {
                         f.grant_id = Some(g.grant_id.clone());
                         out.push(Detection {
@@ -408,6 +429,34 @@ impl Engine {
                         ev.ts,
                         &self.model,
                         &self.sensitivity,
+                    );
+                    // Joining a group that holds an administrator policy is
+                    // being granted it.
+                    let builtin = resources
+                        .iter()
+                        .filter_map(|r| {
+                            catalogue::judge(
+                                r,
+                                None,
+                                &m.member,
+                                GranteeType::User,
+                                &self.sensitivity,
+                            )
+                        })
+                        .max_by_key(|v| v.tier);
+                    let what = format!("{} membership of group {}", m.member, m.group);
+                    let expansion = critical_grant(
+                        expansion,
+                        builtin,
+                        CriticalGrant {
+                            key: &format!("{grant_key}@{}", ev.ts.0),
+                            actor: &m.actor,
+                            what: &what,
+                            grantee: &m.member,
+                            affected: std::slice::from_ref(&m.member),
+                            resource: &m.group,
+                            ts: ev.ts,
+                        },
                     );
                     if let Some(mut f) = expansion {
                         f.grant_id = Some(grant_key);
@@ -669,6 +718,74 @@ impl Engine {
             target: None,
         }
     }
+}
+
+/// A grant the built-in catalogue may call critical.
+struct CriticalGrant<'a> {
+    key: &'a str,
+    actor: &'a str,
+    what: &'a str,
+    grantee: &'a str,
+    affected: &'a [String],
+    resource: &'a str,
+    ts: Ts,
+}
+
+/// Joins the baseline's judgement of a grant (`expansion`) with the built-in
+/// catalogue's (`builtin`, see [`catalogue`]): a grant the catalogue names is a
+/// `grant_expansion` from the first event, warm-up or not, at least `medium`
+/// (`high` for a `high` or `critical` tier), with `why` in its evidence. When
+/// the baseline flagged it too, that finding is kept and made at least as severe.
+fn critical_grant(
+    expansion: Option<Finding>,
+    builtin: Option<Verdict>,
+    g: CriticalGrant<'_>,
+) -> Option<Finding> {
+    let Some(v) = builtin else {
+        return expansion;
+    };
+    let severity = if v.tier >= Tier::High {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let why: Vec<&str> = v.why.iter().map(|w| w.as_str()).collect();
+    if let Some(mut f) = expansion {
+        f.severity = f.severity.max(severity);
+        if let Some(e) = f.evidence.as_object_mut() {
+            e.insert("why".into(), json!(why));
+        }
+        return Some(f);
+    }
+    let mut principals: Vec<String> = g.affected.iter().take(100).cloned().collect();
+    if principals.is_empty() {
+        principals.push(g.grantee.to_owned());
+    }
+    principals.sort();
+    Some(Finding {
+        finding_id: finding_id(FindingKind::GrantExpansion, g.key),
+        kind: FindingKind::GrantExpansion,
+        severity,
+        ts: g.ts,
+        principals,
+        grant_id: None,
+        advice_id: None,
+        resource: Some(g.resource.to_owned()),
+        score: v.tier.weight(),
+        summary: format!(
+            "{} granted {}: {} ({} sensitivity), critical whatever the baseline.",
+            g.actor,
+            g.what,
+            why.join(", "),
+            v.tier.as_str()
+        ),
+        evidence: json!({
+            "actor": g.actor, "grantee": g.grantee, "resource": g.resource,
+            "why": why, "tier": v.tier.as_str(), "source": "builtin catalogue",
+            "affected_engineers": g.affected.len(),
+        }),
+        action: None,
+    })
 }
 
 #[cfg(test)]
@@ -961,5 +1078,48 @@ mod tests {
         let d = feed(&mut e, &[&again]);
         let g = grants(&d);
         assert_eq!(g[0].target.as_ref().unwrap().expands, Some(false));
+    }
+
+    #[test]
+    fn a_catalogued_grant_is_flagged_from_the_first_event_and_sensitivity_overrides_it() {
+        let admin = r#"{"ts":"2026-03-18T10:00:00Z","type":"grant","grant_id":"g-adm","actor":"erin","grantee":"mallory","resource":"arn:aws:iam::aws:policy/AdministratorAccess"}"#;
+        let public = r#"{"ts":"2026-03-18T10:01:00Z","type":"grant","grant_id":"g-pub","actor":"erin","grantee":"allUsers","grantee_type":"group","resource":"gcp/projects/p/buckets/site","role":"roles/storage.objectViewer"}"#;
+        let d = feed(&mut engine(), &[admin, public]);
+        let f: Vec<&Finding> = d.iter().map(|d| &d.finding).collect();
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(f.iter().all(|f| f.kind == FindingKind::GrantExpansion));
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].evidence["why"], json!(["admin policy"]));
+        assert_eq!(f[0].grant_id.as_deref(), Some("g-adm"));
+        assert_eq!(f[1].evidence["why"], json!(["public"]));
+        assert_eq!(f[1].principals, ["allUsers"]);
+        assert!(f[1].summary.contains("public"), "{}", f[1].summary);
+
+        let mut cfg = settings();
+        cfg.sensitivity = Sensitivity::new(vec![
+            (Pattern::new("builtin:public").unwrap(), Tier::Low),
+            (Pattern::new("builtin:admin-policy").unwrap(), Tier::Medium),
+        ]);
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let d = feed(&mut e, &[admin, public]);
+        assert_eq!(d.len(), 1, "public shares turned off");
+        assert_eq!(d[0].finding.severity, Severity::Medium);
+    }
+
+    #[test]
+    fn joining_a_group_that_holds_an_admin_policy_is_flagged() {
+        let mut e = engine();
+        let lines = [
+            r#"{"ts":"2026-03-18T10:00:00Z","type":"grant","grant_id":"g-1","actor":"erin","grantee":"Admins","grantee_type":"group","resource":"arn:aws:iam::aws:policy/AdministratorAccess"}"#,
+            r#"{"ts":"2026-03-18T10:05:00Z","type":"membership","actor":"erin","group":"Admins","member":"mallory","op":"add"}"#,
+        ];
+        let d = feed(&mut e, &lines);
+        assert_eq!(d.len(), 2, "{d:#?}");
+        assert!(
+            d[1].finding
+                .summary
+                .contains("mallory membership of group Admins")
+        );
+        assert_eq!(d[1].finding.evidence["why"], json!(["admin policy"]));
     }
 }
