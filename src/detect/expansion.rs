@@ -987,6 +987,7 @@ mod tests {
                 ..DetectionConfig::default()
             },
             limits: crate::detect::Limits::default(),
+            min_confidence: 0.7,
         }
     }
 

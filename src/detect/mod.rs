@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub detection: DetectionConfig,
     /// Memory caps.
     pub limits: Limits,
+    /// The least trace confidence that is acted on (`[response]
+    /// min_confidence`): a weaker trace is reported at `low` severity only.
+    pub min_confidence: f64,
 }
 
 /// Caps on what the engine keeps in memory (`[limits]`). Past a cap the least
@@ -84,6 +87,7 @@ impl EngineConfig {
             trace_window: c.trace_window,
             detection: c.detection.clone(),
             limits: c.limits,
+            min_confidence: c.response.min_confidence,
         }
     }
 }
@@ -172,6 +176,7 @@ pub struct Engine {
     identities: Identities,
     sensitivity: Sensitivity,
     window_ms: i64,
+    min_confidence: f64,
     last_expiry: Ts,
     stats: EngineStats,
 }
@@ -187,6 +192,7 @@ impl Engine {
             identities: cfg.identities.clone(),
             sensitivity: cfg.sensitivity.clone(),
             window_ms: i64::try_from(cfg.trace_window.as_millis()).unwrap_or(i64::MAX),
+            min_confidence: cfg.min_confidence,
             last_expiry: Ts(i64::MIN),
             stats: EngineStats::default(),
         }
@@ -602,7 +608,12 @@ impl Engine {
                     .unwrap_or_default(),
             );
         }
-        let severity = if tier >= Tier::High || group_grant {
+        // A trace too weak to act on, or a coincidence of grantee beside the
+        // change's own ticket, is noted, never paged on.
+        let weak = t.confidence < self.min_confidence;
+        let severity = if weak || t.grantee_only_own_reference {
+            Severity::Low
+        } else if tier >= Tier::High || group_grant {
             Severity::Critical
         } else {
             Severity::High
@@ -654,6 +665,8 @@ impl Engine {
             evidence: json!({
                 "change": change,
                 "affected_engineers": n_affected,
+                "below_min_confidence": weak,
+                "min_confidence": self.min_confidence,
                 "trace": t,
             }),
             action: None,
@@ -804,6 +817,7 @@ mod tests {
             trace_window: Duration::from_secs(3600),
             detection: DetectionConfig::default(),
             limits: Limits::default(),
+            min_confidence: 0.7,
         }
     }
 
@@ -1121,5 +1135,57 @@ mod tests {
                 .contains("mallory membership of group Admins")
         );
         assert_eq!(d[1].finding.evidence["why"], json!(["admin policy"]));
+    }
+
+    #[test]
+    fn a_trace_below_min_confidence_never_pages() {
+        // Viewed published advice that recommends this resource for someone
+        // else: 0.8, above 0.7 -- paged.
+        let other_grantee = GRANT
+            .replace("\"eng-all\",\"grantee_type\":\"group\"", "\"dave\"")
+            .replace("per forum/infra-q-4512", "");
+        let d = feed(&mut engine(), &[ADVICE, VIEW, &other_grantee]);
+        let g = grants(&d);
+        assert_eq!(g[0].target.as_ref().unwrap().confidence, 0.8);
+        assert_eq!(g[0].finding.severity, Severity::Critical);
+        // The same with min_confidence 0.85: reported, low, never paged.
+        let mut cfg = settings();
+        cfg.min_confidence = 0.85;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let d = feed(&mut e, &[ADVICE, VIEW, &other_grantee]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].finding.severity, Severity::Low);
+        assert_eq!(g[0].finding.evidence["below_min_confidence"], true);
+    }
+
+    #[test]
+    fn a_shared_grantee_beside_the_grants_own_ticket_is_noted_not_paged() {
+        let mut cfg = settings();
+        // Even where the operator acts on weak traces.
+        cfg.min_confidence = 0.5;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let ticketed = GRANT
+            .replace("acl/internal-tools", "wiki/edit")
+            .replace("per forum/infra-q-4512", "OPS-4411");
+        let d = feed(&mut e, &[ADVICE, VIEW, &ticketed]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let f = &g[0].finding;
+        assert_eq!(f.severity, Severity::Low);
+        assert_eq!(f.evidence["trace"]["grantee_only_own_reference"], true);
+        let chain = f.evidence["trace"]["chain"].to_string();
+        assert!(chain.contains("change_cites_own_reference"), "{chain}");
+        assert!(chain.contains("OPS-4411"), "{chain}");
+        // Without a reference of its own the same coincidence is a trace at 0.6.
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let bare = ticketed.replace(",\"reference\":\"OPS-4411\"", "");
+        let d = feed(&mut e, &[ADVICE, VIEW, &bare]);
+        let g = grants(&d);
+        assert_eq!(
+            g[0].finding.evidence["trace"]["grantee_only_own_reference"],
+            false
+        );
+        assert_eq!(g[0].finding.severity, Severity::Critical);
     }
 }
