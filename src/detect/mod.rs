@@ -409,6 +409,11 @@ impl Engine {
                     let actor_type = self.identities.classify(&m.actor, m.actor_type);
                     let resources: Vec<&str> =
                         self.model.group_resources(&m.group).into_iter().collect();
+                    // Judged against the group joined: what its members
+                    // routinely use is no news for a new member.
+                    let unusual =
+                        self.expansion
+                            .unusual_for_group(&m.group, &resources, &self.model);
                     let tier = resources
                         .iter()
                         .map(|r| self.sensitivity.tier_of(r))
@@ -431,7 +436,7 @@ impl Engine {
                         &m.actor,
                         &format!("{} membership of group {}", m.member, m.group),
                         std::slice::from_ref(&m.member),
-                        &resources,
+                        &unusual,
                         ev.ts,
                         &self.model,
                         &self.sensitivity,
@@ -509,11 +514,13 @@ impl Engine {
                             &key,
                         ));
                     }
+                    self.expansion.membership_changed_by(&m.actor, &m.member);
                     self.model.add_member(&m.group, &m.member);
                     self.expansion
                         .membership_changed(&m.group, &m.member, &self.model);
                 }
                 MembershipOp::Remove => {
+                    self.expansion.membership_changed_by(&m.actor, &m.member);
                     if !self.model.remove_member(&m.group, &m.member) {
                         self.stats.duplicates += 1;
                     }
