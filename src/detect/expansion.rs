@@ -66,6 +66,11 @@ pub struct DetectionConfig {
     /// A member joining a group gains nothing new in what at least this share
     /// of the group's members use.
     pub group_routine_share: f64,
+    /// This many distinct new resources in one short window, each scoring at
+    /// least `burst_min_score`, are a sudden expansion even below the threshold.
+    pub burst_count: usize,
+    /// Least novelty of a resource counted towards `burst_count`.
+    pub burst_min_score: f64,
 }
 
 mod humantime_serde_compat {
@@ -820,7 +825,16 @@ impl Expansion {
             let window = self.reach.window(pid, ts, lens[scale]);
             let sum: f64 = window.iter().map(|n| n.score).sum();
             let (threshold, mean, std, from) = self.threshold(pid, scale, info.cluster);
-            if sum < threshold {
+            // A burst of many resources the peers do not use is sudden even
+            // when each weighs little: it need not wait for the sum.
+            let burst = scale == 0
+                && self.cfg.burst_count > 0
+                && window
+                    .iter()
+                    .filter(|n| n.score >= self.cfg.burst_min_score)
+                    .count()
+                    >= self.cfg.burst_count;
+            if sum < threshold && !burst {
                 continue;
             }
             self.reach
@@ -1801,5 +1815,34 @@ mod tests {
             f.summary
         );
         assert!(f.severity >= Severity::Medium);
+    }
+
+    #[test]
+    fn a_burst_of_resources_nobody_nearby_uses_is_sudden_before_its_sum_is() {
+        let (mut e, t0) = org();
+        // Four unknown, low-tier resources 45 s apart: each scores
+        // (1 + rarity 4) = 5, far below the floor of 40 together.
+        let burst: Vec<Event> = (0..4)
+            .map(|i| access(t0 + i * 45_000, "a0", &format!("c/x{i}")))
+            .collect();
+        let d = feed(&mut e, &burst[..3]);
+        assert!(d.is_empty(), "three are not yet a burst");
+        let d = feed(&mut e, &burst[3..]);
+        assert_eq!(d.len(), 1, "the fourth, 135 s after the first");
+        assert_eq!(d[0].finding.kind, FindingKind::ReachExpansion);
+        // Turned off, the same accesses wait for the sum.
+        let (e2, t0) = org();
+        let cfg = EngineConfig {
+            detection: DetectionConfig {
+                burst_count: 0,
+                ..settings().detection
+            },
+            ..settings()
+        };
+        let mut e2 = Engine::new(e2.model().clone(), e2.reach().clone(), &cfg);
+        let burst: Vec<Event> = (0..4)
+            .map(|i| access(t0 + i * 45_000, "a0", &format!("c/x{i}")))
+            .collect();
+        assert!(feed(&mut e2, &burst).is_empty());
     }
 }
