@@ -21,7 +21,12 @@
 //!   `aws/iam/role/R` for trust changes, `aws/iam/user/U` for access keys and
 //!   login profiles made for another user, the shared object for resource-policy
 //!   shares; `grant_id` is `ct:<eventID>` (with `:<n>` when one record grants to
-//!   several principals).
+//!   several principals). An inline policy that allows every action on every
+//!   resource has role `*`. A grantee of another account than the one the
+//!   record was made in (`recipientAccountId`, else the caller's) is named
+//!   `account/ID` (a bare account id, or its `root`) or `account/ID/<rest>`
+//!   (another principal ARN of that account), so a share outside the
+//!   organisation's account can be told apart from one inside it.
 //!
 //! A record with an `errorCode` is never a grant: it is an access, `denied` when
 //! the error is an authorisation failure (or the call was a grant attempt).
@@ -67,6 +72,9 @@ struct Record<'a> {
     event_id: Str<'a>,
     #[serde(borrow, rename = "errorCode")]
     error_code: Str<'a>,
+    /// The account the record was delivered to: the one the grant is made in.
+    #[serde(borrow, rename = "recipientAccountId")]
+    recipient_account: Str<'a>,
     #[serde(borrow, rename = "userIdentity")]
     user_identity: Obj<UserIdentity<'a>>,
     #[serde(borrow, rename = "requestParameters")]
@@ -304,6 +312,11 @@ impl CloudTrailDecoder {
                 actor: &actor,
                 actor_is_user: ui.kind.get() == Some("IAMUser"),
                 actor_type: is_service.then_some(ActorType::Service),
+                account: r
+                    .recipient_account
+                    .get()
+                    .or(ui.account_id.get())
+                    .or_else(|| ui.arn.get().and_then(arn_account)),
                 reference: params
                     .description
                     .get()
@@ -509,6 +522,8 @@ struct GrantContext<'c> {
     /// The actor is an IAM user (so "another user" can be told apart).
     actor_is_user: bool,
     actor_type: Option<ActorType>,
+    /// The account the change is made in, when the record says.
+    account: Option<&'c str>,
     reference: Option<&'c str>,
     /// `responseElements.accessKey.accessKeyId` (`CreateAccessKey`).
     access_key_id: Option<&'c str>,
@@ -578,7 +593,7 @@ impl GrantContext<'_> {
             let target = undo(&t);
             out.push(self.grant(
                 format!("{}:{i}", self.base_id),
-                t.grantee,
+                foreign_name(&t.grantee, self.account).unwrap_or(t.grantee),
                 t.grantee_type,
                 resource.to_owned(),
                 t.role,
@@ -619,13 +634,13 @@ fn grants(
             let Some(name) = p.policy_name.get() else {
                 return;
             };
+            let doc = p.policy_document.and_then(policy_value);
             // An inline policy that only denies takes privilege away.
-            if p.policy_document
-                .and_then(policy_value)
-                .is_some_and(|doc| !allows_anything(&doc))
-            {
+            if doc.as_ref().is_some_and(|doc| !allows_anything(doc)) {
                 return;
             }
+            // Role `*`: the policy allows every action on every resource.
+            let everything = doc.as_ref().filter(|d| allows_everything(d)).map(|_| "*");
             if let Some((grantee, ty)) = policy_holder(event_name, user(), role(), group()) {
                 let (principal_type, principal) = holder(event_name, user(), role(), group());
                 let target = Undo::IamInlinePolicy {
@@ -633,7 +648,13 @@ fn grants(
                     principal: principal.to_owned(),
                     policy_name: name.to_owned(),
                 };
-                out.push(c.single(&grantee, ty, format!("inline:{name}"), None, target.boxed()));
+                out.push(c.single(
+                    &grantee,
+                    ty,
+                    format!("inline:{name}"),
+                    everything,
+                    target.boxed(),
+                ));
             }
         }
         "AddUserToGroup" => {
@@ -1048,6 +1069,51 @@ fn allows_anything(doc: &Value) -> bool {
     statements(doc).any(is_allow)
 }
 
+/// An `Allow` of action `*` (or `*:*`) on resource `*`: administrator access.
+fn allows_everything(doc: &Value) -> bool {
+    statements(doc).filter(|s| is_allow(s)).any(|st| {
+        strings(st.get("Action"))
+            .iter()
+            .any(|a| matches!(*a, "*" | "*:*"))
+            && strings(st.get("Resource")).contains(&"*")
+    })
+}
+
+/// The account of an ARN: `arn:aws:iam::111122223333:user/x` -> `111122223333`.
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Whether `s` is an AWS account id (twelve digits).
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The name of a grantee in another account than `own`: a bare account id or
+/// `arn:...:ACCOUNT:root` becomes `account/ACCOUNT`, any other principal ARN
+/// of another account `account/ACCOUNT/<rest>`; `None` for everything else
+/// (the own account, services, `*`). With the own account unknown, only a
+/// bare account id is named so: sharing with an account is sharing outside.
+fn foreign_name(grantee: &str, own: Option<&str>) -> Option<String> {
+    let (account, rest) = if is_account_id(grantee) {
+        (grantee, "root")
+    } else if grantee.starts_with("arn:") {
+        let account = arn_account(grantee)?;
+        own?;
+        (account, grantee.splitn(6, ':').nth(5).unwrap_or("root"))
+    } else {
+        return None;
+    };
+    if own == Some(account) || !is_account_id(account) {
+        return None;
+    }
+    Some(if rest == "root" {
+        format!("account/{account}")
+    } else {
+        format!("account/{account}/{rest}")
+    })
+}
+
 fn strings(v: Option<&Value>) -> Vec<&str> {
     match v {
         Some(Value::String(s)) => vec![s.as_str()],
@@ -1292,11 +1358,79 @@ mod tests {
                 ),
                 (
                     "ct:e-1:1".into(),
-                    "arn:aws:iam::193672423079:root".into(),
+                    "account/193672423079".into(),
                     "aws/iam/role/backdoor".into()
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn grantees_of_another_account_are_named_as_foreign_accounts() {
+        let grantees = |identity: &str, extra: &str, principals: &str| -> Vec<String> {
+            let doc = format!(
+                r#"{{\"Statement\":[{{\"Effect\":\"Allow\",\"Principal\":{{\"AWS\":{principals}}},\"Action\":\"sts:AssumeRole\"}}]}}"#
+            );
+            let params = format!(r#"{{"roleName":"r","policyDocument":"{doc}"}}"#);
+            decode(&record(identity, "UpdateAssumeRolePolicy", &params, extra))
+                .unwrap()
+                .into_iter()
+                .map(|e| match e.body {
+                    Body::Grant(g) => g.grantee,
+                    b => panic!("{b:?}"),
+                })
+                .collect()
+        };
+        let own = r#"{"type":"IAMUser","userName":"alice","accountId":"111122223333"}"#;
+        let principals = r#"[\"arn:aws:iam::111122223333:root\",\"arn:aws:iam::444455556666:role/ci\",\"777788889999\",\"111122223333\"]"#;
+        assert_eq!(
+            grantees(own, "", principals),
+            [
+                "arn:aws:iam::111122223333:root",
+                "account/444455556666/role/ci",
+                "account/777788889999",
+                "111122223333"
+            ]
+        );
+        // The account the record was delivered to wins over the caller's.
+        let delivered = r#","recipientAccountId":"444455556666""#;
+        assert_eq!(
+            grantees(own, delivered, principals),
+            [
+                "account/111122223333",
+                "arn:aws:iam::444455556666:role/ci",
+                "account/777788889999",
+                "account/111122223333"
+            ]
+        );
+        // With no account known, only bare account ids are foreign.
+        let nobody = r#"{"type":"IAMUser","userName":"alice"}"#;
+        assert_eq!(
+            grantees(nobody, "", principals),
+            [
+                "arn:aws:iam::111122223333:root",
+                "arn:aws:iam::444455556666:role/ci",
+                "account/777788889999",
+                "account/111122223333"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inline_policy_allowing_everything_has_role_star() {
+        let all = r#"{"userName":"bob","policyName":"p","policyDocument":"{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}}"}"#;
+        let Body::Grant(g) = one(&record(ALICE, "PutUserPolicy", all, "")) else {
+            panic!()
+        };
+        assert_eq!(
+            (g.resource.as_str(), g.role.as_deref()),
+            ("inline:p", Some("*"))
+        );
+        let some = all.replace(r#"\"Action\":\"*\""#, r#"\"Action\":\"s3:GetObject\""#);
+        let Body::Grant(g) = one(&record(ALICE, "PutUserPolicy", &some, "")) else {
+            panic!()
+        };
+        assert_eq!(g.role, None);
     }
 
     #[test]

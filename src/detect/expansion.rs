@@ -60,6 +60,17 @@ pub struct DetectionConfig {
     pub min_events_for_peers: u64,
     /// Actors whose changes are routine provisioning.
     pub provisioners: Vec<Pattern>,
+    /// An actor that changed the memberships of at least this many different
+    /// people and never accessed a resource itself is a provisioner too.
+    pub provisioner_min_people: usize,
+    /// A member joining a group gains nothing new in what at least this share
+    /// of the group's members use.
+    pub group_routine_share: f64,
+    /// This many distinct new resources in one short window, each scoring at
+    /// least `burst_min_score`, are a sudden expansion even below the threshold.
+    pub burst_count: usize,
+    /// Least novelty of a resource counted towards `burst_count`.
+    pub burst_min_score: f64,
 }
 
 mod humantime_serde_compat {
@@ -123,7 +134,13 @@ pub struct Expansion {
     /// Engineers' groups, groups' use of resources and resources' holders,
     /// by number.
     groups: Groups,
+    /// The people each actor changed memberships of, to recognise
+    /// provisioners by behaviour (capped per actor and in actors).
+    changed_by: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
 }
+
+/// Most actors whose membership changes are remembered.
+const MAX_MEMBERSHIP_ACTORS: usize = 10_000;
 
 /// The grant model by number, for the path of a resource new to an engineer
 /// (one access in ten): which groups the engineer is in, the small ones'
@@ -203,7 +220,89 @@ impl Expansion {
             cfg,
             max_resources: usize::MAX,
             groups: Groups::default(),
+            changed_by: Default::default(),
         }
+    }
+
+    /// Notes that `actor` changed `member`'s group memberships.
+    pub fn membership_changed_by(&mut self, actor: &str, member: &str) {
+        let cap = self.cfg.provisioner_min_people;
+        if let Some(people) = self.changed_by.get_mut(actor) {
+            if people.len() < cap {
+                people.insert(member.to_owned());
+            }
+        } else if self.changed_by.len() < MAX_MEMBERSHIP_ACTORS {
+            self.changed_by.insert(
+                actor.to_owned(),
+                std::iter::once(member.to_owned()).collect(),
+            );
+        }
+    }
+
+    /// Whether `actor` provisions: named in `provisioners`, or it changed the
+    /// memberships of `provisioner_min_people` different people and has never
+    /// accessed a resource itself (an HR or IdP sync, whatever its name).
+    pub fn is_provisioner(&self, actor: &str) -> bool {
+        if self.cfg.provisioners.iter().any(|p| p.matches(actor)) {
+            return true;
+        }
+        let many = self
+            .changed_by
+            .get(actor)
+            .is_some_and(|p| p.len() >= self.cfg.provisioner_min_people.max(1));
+        many && self
+            .reach
+            .principals
+            .get(actor)
+            .and_then(|id| self.reach.baselines.get(id))
+            .is_none_or(|b| b.events == 0)
+    }
+
+    /// Of `resources` a member gains by joining `group`, those its current
+    /// members do not routinely use (fewer than `group_routine_share` of them
+    /// have it in their baseline): only those are new for someone joining it.
+    /// A group nobody is in yet keeps them all.
+    pub fn unusual_for_group<'r>(
+        &self,
+        group: &str,
+        resources: &[&'r str],
+        model: &Model,
+    ) -> Vec<&'r str> {
+        const SAMPLE: usize = 256;
+        let n = model.group_size(group);
+        if n == 0 || resources.is_empty() {
+            return resources.to_vec();
+        }
+        let step = n.div_ceil(SAMPLE).max(1);
+        let rids: Vec<Option<u32>> = resources
+            .iter()
+            .map(|r| self.reach.resources.get(r))
+            .collect();
+        let mut using = vec![0usize; resources.len()];
+        let mut sampled = 0usize;
+        for m in model.members_of(group).step_by(step) {
+            sampled += 1;
+            let Some(b) = self
+                .reach
+                .principals
+                .get(m)
+                .and_then(|id| self.reach.baselines.get(id))
+            else {
+                continue;
+            };
+            for (i, rid) in rids.iter().enumerate() {
+                if rid.is_some_and(|r| b.count(r) > 0) {
+                    using[i] += 1;
+                }
+            }
+        }
+        let least = self.cfg.group_routine_share * sampled as f64;
+        resources
+            .iter()
+            .zip(using)
+            .filter(|(_, u)| (*u as f64) < least)
+            .map(|(r, _)| *r)
+            .collect()
     }
 
     /// Forgets everything remembered by number: after principals were
@@ -726,7 +825,16 @@ impl Expansion {
             let window = self.reach.window(pid, ts, lens[scale]);
             let sum: f64 = window.iter().map(|n| n.score).sum();
             let (threshold, mean, std, from) = self.threshold(pid, scale, info.cluster);
-            if sum < threshold {
+            // A burst of many resources the peers do not use is sudden even
+            // when each weighs little: it need not wait for the sum.
+            let burst = scale == 0
+                && self.cfg.burst_count > 0
+                && window
+                    .iter()
+                    .filter(|n| n.score >= self.cfg.burst_min_score)
+                    .count()
+                    >= self.cfg.burst_count;
+            if sum < threshold && !burst {
                 continue;
             }
             self.reach
@@ -858,7 +966,7 @@ impl Expansion {
         if affected.is_empty() || resources.is_empty() {
             return (None, 0.0);
         }
-        let routine = self.cfg.provisioners.iter().any(|p| p.matches(actor));
+        let routine = self.is_provisioner(actor);
         // Large groups are judged on an even sample and scaled up.
         const SAMPLE: usize = 256;
         let step = affected.len().div_ceil(SAMPLE).max(1);
@@ -987,6 +1095,7 @@ mod tests {
                 ..DetectionConfig::default()
             },
             limits: crate::detect::Limits::default(),
+            min_confidence: 0.7,
         }
     }
 
@@ -1621,5 +1730,121 @@ mod tests {
         );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].finding.severity, Severity::Medium);
+    }
+
+    fn join_by(ts: i64, actor: &str, group: &str, who: &str) -> Event {
+        let mut ev = join(ts, group, who);
+        if let Body::Membership(m) = &mut ev.body {
+            m.actor = actor.into();
+        }
+        ev
+    }
+
+    fn leave_by(ts: i64, actor: &str, group: &str, who: &str) -> Event {
+        let mut ev = leave(ts, group, who);
+        if let Body::Membership(m) = &mut ev.body {
+            m.actor = actor.into();
+        }
+        ev
+    }
+
+    /// team-a holds a critical vault its members use daily; break-glass holds
+    /// two its three members (from team-a) never use.
+    fn org_with_vaults() -> (Engine, i64) {
+        let (mut e, t0) = org();
+        let mut setup = vec![
+            grant(t0, "g-va", "a5", "team-a", true, "vault/a-keys"),
+            grant(t0, "g-bg", "a5", "break-glass", true, "vault/root"),
+            grant(t0, "g-bg2", "a5", "break-glass", true, "vault/hsm"),
+        ];
+        for i in 0..3 {
+            setup.push(join_by(t0, "a5", "break-glass", &format!("a{i}")));
+        }
+        for i in 0..6 {
+            setup.push(access(t0 + (i + 1) * MIN, &format!("a{i}"), "vault/a-keys"));
+        }
+        feed(&mut e, &setup);
+        (e, t0 + 10 * MIN)
+    }
+
+    #[test]
+    fn transfers_and_new_hires_by_an_hr_actor_of_any_name_raise_nothing() {
+        let (mut e, t) = org_with_vaults();
+        // Not in `provisioners`, and too new to be known as one: the joins are
+        // judged, against the group joined, whose members all use its vault.
+        let moves = [
+            leave_by(t, "people-sync", "team-b", "b0"),
+            join_by(t, "people-sync", "team-a", "b0"),
+            join_by(t + MIN, "people-sync", "team-a", "new-hire-1"),
+        ];
+        let d = feed(&mut e, &moves);
+        assert!(
+            d.is_empty(),
+            "{:#?}",
+            d.iter().map(|d| &d.finding.summary).collect::<Vec<_>>()
+        );
+        assert!(!e.expansion().is_provisioner("people-sync"));
+        // A sync that moves many people and never uses anything itself is a
+        // provisioner, whatever its name; an engineer doing the same is not.
+        let many: Vec<Event> = (0..10)
+            .flat_map(|i| {
+                [
+                    join_by(t + 2 * MIN, "people-sync", "team-b", &format!("hire-{i}")),
+                    join_by(t + 2 * MIN, "a4", "team-b", &format!("hire-{i}x")),
+                ]
+            })
+            .collect();
+        feed(&mut e, &many);
+        assert!(e.expansion().is_provisioner("people-sync"));
+        assert!(!e.expansion().is_provisioner("a4"), "a4 uses resources");
+        let d = feed(
+            &mut e,
+            &[join_by(t + 3 * MIN, "people-sync", "break-glass", "b2")],
+        );
+        assert!(d.is_empty(), "provisioning is routine");
+    }
+
+    #[test]
+    fn joining_a_group_whose_members_do_not_use_what_it_holds_is_an_expansion() {
+        let (mut e, t) = org_with_vaults();
+        let d = feed(&mut e, &[join_by(t, "a5", "break-glass", "b1")]);
+        assert_eq!(d.len(), 1);
+        let f = &d[0].finding;
+        assert_eq!(f.kind, FindingKind::GrantExpansion);
+        assert!(
+            f.summary.contains("b1 membership of group break-glass"),
+            "{}",
+            f.summary
+        );
+        assert!(f.severity >= Severity::Medium);
+    }
+
+    #[test]
+    fn a_burst_of_resources_nobody_nearby_uses_is_sudden_before_its_sum_is() {
+        let (mut e, t0) = org();
+        // Four unknown, low-tier resources 45 s apart: each scores
+        // (1 + rarity 4) = 5, far below the floor of 40 together.
+        let burst: Vec<Event> = (0..4)
+            .map(|i| access(t0 + i * 45_000, "a0", &format!("c/x{i}")))
+            .collect();
+        let d = feed(&mut e, &burst[..3]);
+        assert!(d.is_empty(), "three are not yet a burst");
+        let d = feed(&mut e, &burst[3..]);
+        assert_eq!(d.len(), 1, "the fourth, 135 s after the first");
+        assert_eq!(d[0].finding.kind, FindingKind::ReachExpansion);
+        // Turned off, the same accesses wait for the sum.
+        let (e2, t0) = org();
+        let cfg = EngineConfig {
+            detection: DetectionConfig {
+                burst_count: 0,
+                ..settings().detection
+            },
+            ..settings()
+        };
+        let mut e2 = Engine::new(e2.model().clone(), e2.reach().clone(), &cfg);
+        let burst: Vec<Event> = (0..4)
+            .map(|i| access(t0 + i * 45_000, "a0", &format!("c/x{i}")))
+            .collect();
+        assert!(feed(&mut e2, &burst).is_empty());
     }
 }

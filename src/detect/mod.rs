@@ -24,6 +24,7 @@ use serde_json::json;
 
 use crate::event::{AccessRef, ActorType, Body, Event, EventRef, GranteeType, MembershipOp, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
+use crate::model::catalogue::{self, Verdict};
 use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
 
 pub use expansion::{DetectionConfig, Expansion};
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     pub detection: DetectionConfig,
     /// Memory caps.
     pub limits: Limits,
+    /// The least trace confidence that is acted on (`[response]
+    /// min_confidence`): a weaker trace is reported at `low` severity only.
+    pub min_confidence: f64,
 }
 
 /// Caps on what the engine keeps in memory (`[limits]`). Past a cap the least
@@ -83,6 +87,7 @@ impl EngineConfig {
             trace_window: c.trace_window,
             detection: c.detection.clone(),
             limits: c.limits,
+            min_confidence: c.response.min_confidence,
         }
     }
 }
@@ -176,6 +181,7 @@ pub struct Engine {
     identities: Identities,
     sensitivity: Sensitivity,
     window_ms: i64,
+    min_confidence: f64,
     last_expiry: Ts,
     stats: EngineStats,
 }
@@ -191,6 +197,7 @@ impl Engine {
             identities: cfg.identities.clone(),
             sensitivity: cfg.sensitivity.clone(),
             window_ms: i64::try_from(cfg.trace_window.as_millis()).unwrap_or(i64::MAX),
+            min_confidence: cfg.min_confidence,
             last_expiry: Ts(i64::MIN),
             stats: EngineStats::default(),
         }
@@ -327,6 +334,26 @@ impl Engine {
                         &self.model,
                         &self.sensitivity,
                     );
+                    let builtin = catalogue::judge(
+                        &g.resource,
+                        g.role.as_deref(),
+                        &g.grantee,
+                        g.grantee_type,
+                        &self.sensitivity,
+                    );
+                    let expansion = critical_grant(
+                        expansion,
+                        builtin,
+                        CriticalGrant {
+                            key: &g.grant_id,
+                            actor: &g.actor,
+                            what: &what,
+                            grantee: &g.grantee,
+                            affected: &affected,
+                            resource: &g.resource,
+                            ts: ev.ts,
+                        },
+                    );
                     if let Some(mut f) = expansion {
                         f.grant_id = Some(g.grant_id.clone());
                         out.push(Detection {
@@ -389,6 +416,11 @@ impl Engine {
                     let actor_type = self.identities.classify(&m.actor, m.actor_type);
                     let resources: Vec<&str> =
                         self.model.group_resources(&m.group).into_iter().collect();
+                    // Judged against the group joined: what its members
+                    // routinely use is no news for a new member.
+                    let unusual =
+                        self.expansion
+                            .unusual_for_group(&m.group, &resources, &self.model);
                     let tier = resources
                         .iter()
                         .map(|r| self.sensitivity.tier_of(r))
@@ -411,10 +443,38 @@ impl Engine {
                         &m.actor,
                         &format!("{} membership of group {}", m.member, m.group),
                         std::slice::from_ref(&m.member),
-                        &resources,
+                        &unusual,
                         ev.ts,
                         &self.model,
                         &self.sensitivity,
+                    );
+                    // Joining a group that holds an administrator policy is
+                    // being granted it.
+                    let builtin = resources
+                        .iter()
+                        .filter_map(|r| {
+                            catalogue::judge(
+                                r,
+                                None,
+                                &m.member,
+                                GranteeType::User,
+                                &self.sensitivity,
+                            )
+                        })
+                        .max_by_key(|v| v.tier);
+                    let what = format!("{} membership of group {}", m.member, m.group);
+                    let expansion = critical_grant(
+                        expansion,
+                        builtin,
+                        CriticalGrant {
+                            key: &format!("{grant_key}@{}", ev.ts.0),
+                            actor: &m.actor,
+                            what: &what,
+                            grantee: &m.member,
+                            affected: std::slice::from_ref(&m.member),
+                            resource: &m.group,
+                            ts: ev.ts,
+                        },
                     );
                     if let Some(mut f) = expansion {
                         f.grant_id = Some(grant_key);
@@ -463,11 +523,13 @@ impl Engine {
                             &key,
                         ));
                     }
+                    self.expansion.membership_changed_by(&m.actor, &m.member);
                     self.model.add_member(&m.group, &m.member);
                     self.expansion
                         .membership_changed(&m.group, &m.member, &self.model);
                 }
                 MembershipOp::Remove => {
+                    self.expansion.membership_changed_by(&m.actor, &m.member);
                     if !self.model.remove_member(&m.group, &m.member) {
                         self.stats.duplicates += 1;
                     }
@@ -562,7 +624,12 @@ impl Engine {
                     .unwrap_or_default(),
             );
         }
-        let severity = if tier >= Tier::High || group_grant {
+        // A trace too weak to act on, or a coincidence of grantee beside the
+        // change's own ticket, is noted, never paged on.
+        let weak = t.confidence < self.min_confidence;
+        let severity = if weak || t.grantee_only_own_reference {
+            Severity::Low
+        } else if tier >= Tier::High || group_grant {
             Severity::Critical
         } else {
             Severity::High
@@ -614,6 +681,8 @@ impl Engine {
             evidence: json!({
                 "change": change,
                 "affected_engineers": n_affected,
+                "below_min_confidence": weak,
+                "min_confidence": self.min_confidence,
                 "trace": t,
             }),
             action: None,
@@ -680,6 +749,74 @@ impl Engine {
     }
 }
 
+/// A grant the built-in catalogue may call critical.
+struct CriticalGrant<'a> {
+    key: &'a str,
+    actor: &'a str,
+    what: &'a str,
+    grantee: &'a str,
+    affected: &'a [String],
+    resource: &'a str,
+    ts: Ts,
+}
+
+/// Joins the baseline's judgement of a grant (`expansion`) with the built-in
+/// catalogue's (`builtin`, see [`catalogue`]): a grant the catalogue names is a
+/// `grant_expansion` from the first event, warm-up or not, at least `medium`
+/// (`high` for a `high` or `critical` tier), with `why` in its evidence. When
+/// the baseline flagged it too, that finding is kept and made at least as severe.
+fn critical_grant(
+    expansion: Option<Finding>,
+    builtin: Option<Verdict>,
+    g: CriticalGrant<'_>,
+) -> Option<Finding> {
+    let Some(v) = builtin else {
+        return expansion;
+    };
+    let severity = if v.tier >= Tier::High {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let why: Vec<&str> = v.why.iter().map(|w| w.as_str()).collect();
+    if let Some(mut f) = expansion {
+        f.severity = f.severity.max(severity);
+        if let Some(e) = f.evidence.as_object_mut() {
+            e.insert("why".into(), json!(why));
+        }
+        return Some(f);
+    }
+    let mut principals: Vec<String> = g.affected.iter().take(100).cloned().collect();
+    if principals.is_empty() {
+        principals.push(g.grantee.to_owned());
+    }
+    principals.sort();
+    Some(Finding {
+        finding_id: finding_id(FindingKind::GrantExpansion, g.key),
+        kind: FindingKind::GrantExpansion,
+        severity,
+        ts: g.ts,
+        principals,
+        grant_id: None,
+        advice_id: None,
+        resource: Some(g.resource.to_owned()),
+        score: v.tier.weight(),
+        summary: format!(
+            "{} granted {}: {} ({} sensitivity), critical whatever the baseline.",
+            g.actor,
+            g.what,
+            why.join(", "),
+            v.tier.as_str()
+        ),
+        evidence: json!({
+            "actor": g.actor, "grantee": g.grantee, "resource": g.resource,
+            "why": why, "tier": v.tier.as_str(), "source": "builtin catalogue",
+            "affected_engineers": g.affected.len(),
+        }),
+        action: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,6 +833,7 @@ mod tests {
             trace_window: Duration::from_secs(3600),
             detection: DetectionConfig::default(),
             limits: Limits::default(),
+            min_confidence: 0.7,
         }
     }
 
@@ -970,5 +1108,100 @@ mod tests {
         let d = feed(&mut e, &[&again]);
         let g = grants(&d);
         assert_eq!(g[0].target.as_ref().unwrap().expands, Some(false));
+    }
+
+    #[test]
+    fn a_catalogued_grant_is_flagged_from_the_first_event_and_sensitivity_overrides_it() {
+        let admin = r#"{"ts":"2026-03-18T10:00:00Z","type":"grant","grant_id":"g-adm","actor":"erin","grantee":"mallory","resource":"arn:aws:iam::aws:policy/AdministratorAccess"}"#;
+        let public = r#"{"ts":"2026-03-18T10:01:00Z","type":"grant","grant_id":"g-pub","actor":"erin","grantee":"allUsers","grantee_type":"group","resource":"gcp/projects/p/buckets/site","role":"roles/storage.objectViewer"}"#;
+        let d = feed(&mut engine(), &[admin, public]);
+        let f: Vec<&Finding> = d.iter().map(|d| &d.finding).collect();
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(f.iter().all(|f| f.kind == FindingKind::GrantExpansion));
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].evidence["why"], json!(["admin policy"]));
+        assert_eq!(f[0].grant_id.as_deref(), Some("g-adm"));
+        assert_eq!(f[1].evidence["why"], json!(["public"]));
+        assert_eq!(f[1].principals, ["allUsers"]);
+        assert!(f[1].summary.contains("public"), "{}", f[1].summary);
+
+        let mut cfg = settings();
+        cfg.sensitivity = Sensitivity::new(vec![
+            (Pattern::new("builtin:public").unwrap(), Tier::Low),
+            (Pattern::new("builtin:admin-policy").unwrap(), Tier::Medium),
+        ]);
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let d = feed(&mut e, &[admin, public]);
+        assert_eq!(d.len(), 1, "public shares turned off");
+        assert_eq!(d[0].finding.severity, Severity::Medium);
+    }
+
+    #[test]
+    fn joining_a_group_that_holds_an_admin_policy_is_flagged() {
+        let mut e = engine();
+        let lines = [
+            r#"{"ts":"2026-03-18T10:00:00Z","type":"grant","grant_id":"g-1","actor":"erin","grantee":"Admins","grantee_type":"group","resource":"arn:aws:iam::aws:policy/AdministratorAccess"}"#,
+            r#"{"ts":"2026-03-18T10:05:00Z","type":"membership","actor":"erin","group":"Admins","member":"mallory","op":"add"}"#,
+        ];
+        let d = feed(&mut e, &lines);
+        assert_eq!(d.len(), 2, "{d:#?}");
+        assert!(
+            d[1].finding
+                .summary
+                .contains("mallory membership of group Admins")
+        );
+        assert_eq!(d[1].finding.evidence["why"], json!(["admin policy"]));
+    }
+
+    #[test]
+    fn a_trace_below_min_confidence_never_pages() {
+        // Viewed published advice that recommends this resource for someone
+        // else: 0.8, above 0.7 -- paged.
+        let other_grantee = GRANT
+            .replace("\"eng-all\",\"grantee_type\":\"group\"", "\"dave\"")
+            .replace("per forum/infra-q-4512", "");
+        let d = feed(&mut engine(), &[ADVICE, VIEW, &other_grantee]);
+        let g = grants(&d);
+        assert_eq!(g[0].target.as_ref().unwrap().confidence, 0.8);
+        assert_eq!(g[0].finding.severity, Severity::Critical);
+        // The same with min_confidence 0.85: reported, low, never paged.
+        let mut cfg = settings();
+        cfg.min_confidence = 0.85;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let d = feed(&mut e, &[ADVICE, VIEW, &other_grantee]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].finding.severity, Severity::Low);
+        assert_eq!(g[0].finding.evidence["below_min_confidence"], true);
+    }
+
+    #[test]
+    fn a_shared_grantee_beside_the_grants_own_ticket_is_noted_not_paged() {
+        let mut cfg = settings();
+        // Even where the operator acts on weak traces.
+        cfg.min_confidence = 0.5;
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let ticketed = GRANT
+            .replace("acl/internal-tools", "wiki/edit")
+            .replace("per forum/infra-q-4512", "OPS-4411");
+        let d = feed(&mut e, &[ADVICE, VIEW, &ticketed]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 1);
+        let f = &g[0].finding;
+        assert_eq!(f.severity, Severity::Low);
+        assert_eq!(f.evidence["trace"]["grantee_only_own_reference"], true);
+        let chain = f.evidence["trace"]["chain"].to_string();
+        assert!(chain.contains("change_cites_own_reference"), "{chain}");
+        assert!(chain.contains("OPS-4411"), "{chain}");
+        // Without a reference of its own the same coincidence is a trace at 0.6.
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let bare = ticketed.replace(",\"reference\":\"OPS-4411\"", "");
+        let d = feed(&mut e, &[ADVICE, VIEW, &bare]);
+        let g = grants(&d);
+        assert_eq!(
+            g[0].finding.evidence["trace"]["grantee_only_own_reference"],
+            false
+        );
+        assert_eq!(g[0].finding.severity, Severity::Critical);
     }
 }

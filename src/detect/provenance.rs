@@ -10,6 +10,10 @@
 //! | the reference cites the channel the advice was posted in | 0.9 if the advice recommends this resource (or resource and grantee), 0.8 if only this grantee, 0.6 otherwise |
 //! | the actor viewed published advice (or asked for it) within the trace window before the change | 0.9 if the advice recommends this resource and grantee, 0.8 resource only, 0.6 grantee only; no link if it recommends neither |
 //!
+//! A trace whose only link is a view of advice that shares just the grantee
+//! (another resource) while the change cites a reference of its own is marked
+//! [`Trace::grantee_only_own_reference`]: detection notes it and never pages.
+//!
 //! Two or more signals for the same advice add 0.05 (capped at 1.0). The best
 //! candidate wins; at equal confidence a verified one wins, so a change that cites
 //! advice a human approved beforehand is not blamed on some other advice.
@@ -72,6 +76,10 @@ pub struct Trace {
     pub verified: Option<(Ts, String)>,
     /// What happened, in order.
     pub chain: Vec<Link>,
+    /// The advice shares only the grantee with the change (it recommends
+    /// other resources) and the change cites a reference of its own: a weak
+    /// coincidence, noted but never paged on.
+    pub grantee_only_own_reference: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,6 +128,8 @@ pub(crate) fn describe_recs(recs: &[Recommendation]) -> String {
 
 struct Candidate<'m> {
     advice: &'m AdviceRecord,
+    /// Some signal names the advice or matches the resource, not only the grantee.
+    beyond_grantee: bool,
     confidence: f64,
     signals: u32,
     link: LinkKind,
@@ -129,7 +139,7 @@ struct Candidate<'m> {
 fn add<'m>(
     cands: &mut Vec<Candidate<'m>>,
     advice: &'m AdviceRecord,
-    conf: f64,
+    (conf, beyond_grantee): (f64, bool),
     link: LinkKind,
     step: Link,
 ) {
@@ -137,6 +147,7 @@ fn add<'m>(
         .iter_mut()
         .find(|c| c.advice.advice_id == advice.advice_id)
     {
+        c.beyond_grantee |= beyond_grantee;
         c.confidence = c.confidence.max(conf);
         c.signals += 1;
         if link == LinkKind::Explicit {
@@ -146,6 +157,7 @@ fn add<'m>(
     } else {
         cands.push(Candidate {
             advice,
+            beyond_grantee,
             confidence: conf,
             signals: 1,
             link,
@@ -163,7 +175,7 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             add(
                 &mut cands,
                 a,
-                1.0,
+                (1.0, true),
                 LinkKind::Explicit,
                 Link {
                     ts: s.ts,
@@ -185,7 +197,7 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             add(
                 &mut cands,
                 a,
-                conf,
+                (conf, true),
                 LinkKind::Inferred,
                 Link {
                     ts: s.ts,
@@ -210,7 +222,8 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
         if !a.published && seen.how == SawHow::Viewed {
             continue;
         }
-        let conf = match recommendation_match(&a.recommends, s.resource, s.grantee) {
+        let m = recommendation_match(&a.recommends, s.resource, s.grantee);
+        let conf = match m {
             Match::Both => 0.9,
             Match::Resource => 0.8,
             Match::Grantee => 0.6,
@@ -223,7 +236,7 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
         add(
             &mut cands,
             a,
-            conf,
+            (conf, m != Match::Grantee),
             LinkKind::Inferred,
             Link {
                 ts: seen.ts,
@@ -282,11 +295,18 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             link: LinkKind::Explicit,
             verified,
             chain,
+            grantee_only_own_reference: false,
         });
     }
 
     let c = best?;
     let a = c.advice;
+    // Only views link it, the advice recommends the grantee something else, and
+    // the change cites a reference that is not the advice's.
+    let own_reference = s
+        .reference
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && !c.beyond_grantee);
     let mut chain = vec![Link {
         ts: a.ts,
         step: if a.published {
@@ -328,6 +348,16 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             detail: format!("{who} verified the advice before the change"),
         });
     }
+    if let Some(r) = own_reference {
+        chain.push(Link {
+            ts: s.ts,
+            step: "change_cites_own_reference",
+            detail: format!(
+                "the change cites its own reference {r:?}, and advice {} shares only its grantee {}, not its resource",
+                a.advice_id, s.grantee
+            ),
+        });
+    }
     chain.sort_by_key(|l| l.ts);
     Some(Trace {
         advice_id: Some(a.advice_id.clone()),
@@ -336,5 +366,6 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
         link: c.link,
         verified,
         chain,
+        grantee_only_own_reference: own_reference.is_some(),
     })
 }

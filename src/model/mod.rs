@@ -7,6 +7,7 @@
 //! whole model is serialisable: it is saved in the checkpoint together with the
 //! source offsets, so a restart resumes with exactly the state those offsets imply.
 
+pub mod catalogue;
 mod identity;
 mod sensitivity;
 

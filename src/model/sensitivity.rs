@@ -63,6 +63,14 @@ impl Sensitivity {
             .map(|(_, t)| *t)
             .unwrap_or_default()
     }
+
+    /// The tier of the first matching rule; `None` when no rule matches.
+    pub fn rule_for(&self, name: &str) -> Option<Tier> {
+        self.rules
+            .iter()
+            .find(|(p, _)| p.matches(name))
+            .map(|(_, t)| *t)
+    }
 }
 
 #[cfg(test)]

@@ -148,6 +148,7 @@ pub fn engine_config(org: &Org) -> EngineConfig {
         trace_window: Duration::from_secs(24 * 3600),
         detection,
         limits: crate::detect::Limits::default(),
+        min_confidence: 0.7,
     }
 }
 

@@ -210,3 +210,90 @@ fn train_refuses_while_a_daemon_owns_the_state_dir() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("baselines for 1 engineers"));
 }
+
+/// The Stratus Red Team detonation logs hold seven well-known dangerous grants.
+/// With no config file and no history at all, each must raise a finding of at
+/// least medium that says why: an administrator policy, a foreign account, the
+/// public. Nothing else in the file may page.
+#[test]
+fn stratus_red_team_grants_are_flagged_on_a_fresh_install_with_the_reason() {
+    let corpus = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/cloudtrail/stratus_red_team_detonation_logs.jsonl"
+    );
+    let out = Command::new(BIN)
+        .args(["replay", "--format", "cloudtrail", corpus])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at_least_medium = |f: &&serde_json::Value| f["severity"] != "low";
+    // (resource, grantee, why) of each grant the logs hold.
+    let expected = [
+        (
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            "malicious-iam-user",
+            "admin policy",
+        ),
+        (
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            "role/stratus-red-team-malicious-iam-role",
+            "admin policy",
+        ),
+        (
+            "aws/iam/role/stratus-red-team-backdoor-r-role",
+            "account/193672423079",
+            "foreign account",
+        ),
+        (
+            "aws/ec2/image/ami-de1fbCab6ccB03e6D",
+            "account/846424999548",
+            "foreign account",
+        ),
+        (
+            "aws/ec2/snapshot/snap-041993b54a9b3af6f",
+            "account/098797384747",
+            "foreign account",
+        ),
+        (
+            "aws/rds/snapshot/exfiltration",
+            "account/503161813013",
+            "foreign account",
+        ),
+        (
+            "aws/lambda/function/stratus-red-team-backdoor-f-func",
+            "*",
+            "public",
+        ),
+    ];
+    for (resource, grantee, why) in expected {
+        let f = findings
+            .iter()
+            .filter(at_least_medium)
+            .find(|f| f["resource"] == resource && f["evidence"]["grantee"] == grantee)
+            .unwrap_or_else(|| panic!("no finding for {grantee} on {resource}: {findings:#?}"));
+        assert_eq!(f["kind"], "grant_expansion");
+        let whys: Vec<&str> = f["evidence"]["why"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .collect();
+        assert_eq!(whys, [why], "{f:#}");
+        assert!(f["summary"].as_str().unwrap().contains(why), "{f:#}");
+    }
+    let paging: Vec<_> = findings.iter().filter(at_least_medium).collect();
+    assert_eq!(
+        paging.len(),
+        expected.len(),
+        "the EC2 service trusted with a role, access keys and login profiles are not in the catalogue: {paging:#?}"
+    );
+}
