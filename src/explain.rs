@@ -86,6 +86,9 @@ pub struct Explanation {
 
 /// Builds the explanation of `principal` from the state dir of `cfg`.
 pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
+    // Any name the person goes by.
+    let canonical = cfg.identities.canonical(principal);
+    let principal: &str = &canonical;
     let state = StateDir::open(&cfg.state_dir)?;
     let saved = state.load()?.unwrap_or_default();
     let engine = Engine::new(saved.model, saved.reach, &EngineConfig::from_config(cfg));

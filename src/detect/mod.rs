@@ -162,6 +162,38 @@ pub struct EngineStats {
     pub evicted: crate::model::Evicted,
 }
 
+/// `ev` with every name of a person acting (not of grantees, which revocation
+/// hooks must find as the source wrote them) replaced by its canonical name.
+fn canonical_people<'e>(ids: &Identities, ev: &'e Event) -> std::borrow::Cow<'e, Event> {
+    use std::borrow::Cow;
+    fn swap(ids: &Identities, name: &mut String, changed: &mut bool) {
+        if let Cow::Owned(c) = ids.canonical(name) {
+            *name = c;
+            *changed = true;
+        }
+    }
+    let mut e = ev.clone();
+    let mut changed = false;
+    match &mut e.body {
+        Body::Access(a) => swap(ids, &mut a.principal, &mut changed),
+        Body::Grant(g) => swap(ids, &mut g.actor, &mut changed),
+        Body::Revoke(r) => swap(ids, &mut r.actor, &mut changed),
+        Body::Membership(m) => swap(ids, &mut m.actor, &mut changed),
+        Body::Advice(a) => {
+            if let Some(r) = &mut a.requested_by {
+                swap(ids, r, &mut changed);
+            }
+        }
+        Body::AdviceViewed(v) => swap(ids, &mut v.principal, &mut changed),
+        Body::AdviceVerified(v) => swap(ids, &mut v.verifier, &mut changed),
+    }
+    if changed {
+        Cow::Owned(e)
+    } else {
+        Cow::Borrowed(ev)
+    }
+}
+
 /// The detection engine: the model plus the rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -240,12 +272,27 @@ impl Engine {
         // An access only adds to the baselines; other events may add advice,
         // grants and sightings too.
         let model_grew = match ev {
-            EventRef::Access(a) => {
+            EventRef::Access(mut a) => {
+                // The person behind an alias: their canonical name (the
+                // decoding thread's key was for the alias, so it is dropped).
+                let canonical;
+                if self.identities.has_aliases() {
+                    if let std::borrow::Cow::Owned(c) = self.identities.canonical(a.principal) {
+                        canonical = c;
+                        a.principal = &canonical;
+                        a.key = None;
+                    }
+                }
                 self.access(a, &mut out);
                 false
             }
             EventRef::Other(ev) => {
-                self.other(ev, origin, &mut out);
+                if self.identities.has_aliases() {
+                    let ev = canonical_people(&self.identities, ev);
+                    self.other(&ev, origin, &mut out);
+                } else {
+                    self.other(ev, origin, &mut out);
+                }
                 true
             }
         };

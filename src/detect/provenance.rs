@@ -295,7 +295,7 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             "agent_produced_advice"
         },
         detail: format!(
-            "{} {} advice {}{} recommending {}",
+            "{} {} advice {}{} recommending {}{}",
             a.agent,
             if a.published { "published" } else { "produced" },
             a.advice_id,
@@ -303,7 +303,13 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
                 .as_deref()
                 .map(|ch| format!(" in {ch}"))
                 .unwrap_or_default(),
-            describe_recs(&a.recommends)
+            describe_recs(&a.recommends),
+            // Agent telemetry's advice is a call: its command, decision and source.
+            a.summary
+                .as_deref()
+                .filter(|_| a.advice_id.starts_with("otel:"))
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
         ),
     }];
     let mut rest = c.chain;
