@@ -162,6 +162,10 @@ pub struct Mapper {
     options: Arc<OtlpOptions>,
     decisions: HashMap<String, Decision>,
     agents: HashMap<Vec<u8>, AgentInfo>,
+    /// Tool spans naming no person whose agent span has not arrived yet (an
+    /// exporter sends a trace's children before the span that encloses them,
+    /// often in an earlier batch), with their resource's attributes.
+    held: HashMap<Vec<u8>, Vec<(Span, Vec<KeyValue>)>>,
 }
 
 /// Attributes looked up by key: a record's (or span's) first, then its resource's.
@@ -312,6 +316,7 @@ impl Mapper {
             options,
             decisions: HashMap::new(),
             agents: HashMap::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -353,6 +358,10 @@ impl Mapper {
                             self.agents.clear();
                         }
                         self.agents.insert(s.trace_id.clone(), info);
+                        // Its tool spans that came first.
+                        for (held, res) in self.held.remove(&s.trace_id).unwrap_or_default() {
+                            self.tool_span(&held, &res, out);
+                        }
                     }
                 }
             }
@@ -374,9 +383,23 @@ impl Mapper {
             own: &s.attributes,
             resource,
         };
-        let parent = self.agents.get(&s.trace_id).cloned().unwrap_or_default();
         let Some(tool) = a.get("gen_ai.tool.name") else {
             return;
+        };
+        let parent = match self.agents.get(&s.trace_id) {
+            Some(p) => p.clone(),
+            None if a.first(&PERSON_KEYS).is_none() => {
+                // Who asked is on the agent span, still to come.
+                if self.held.values().map(Vec::len).sum::<usize>() >= MAX_PENDING {
+                    self.held.clear();
+                }
+                self.held
+                    .entry(s.trace_id.clone())
+                    .or_default()
+                    .push((s.clone(), resource.to_vec()));
+                return;
+            }
+            None => AgentInfo::default(),
         };
         let Some(ts) = nanos_to_ts(s.start_time_unix_nano) else {
             return;
@@ -762,6 +785,39 @@ mod tests {
         assert_eq!(a.requested_by.as_deref(), Some("carol"));
         assert_eq!(a.recommends[0].resource, "gcp/projects/prod-1");
         assert_eq!(ev[0].ts, Ts(1_773_824_890_000));
+    }
+
+    #[test]
+    fn a_tool_span_waits_for_its_agent_span_from_a_later_batch() {
+        let span = |name: &str, op: &str, attrs: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"{name}","startTimeUnixNano":"1773824890000000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"{op}"}}}}{attrs}]}}]}}]}}]}}"#
+            )
+        };
+        let tool = span(
+            "execute_tool",
+            "execute_tool",
+            r#",{"key":"gen_ai.tool.name","value":{"stringValue":"shell"}},{"key":"gen_ai.tool.call.arguments","value":{"stringValue":"{\"command\":\"kubectl create clusterrolebinding x --clusterrole=admin --user=eve\"}"}}"#,
+        );
+        let agent = span(
+            "invoke_agent",
+            "invoke_agent",
+            r#",{"key":"gen_ai.agent.name","value":{"stringValue":"OpsBot"}},{"key":"user.id","value":{"stringValue":"dana"}}"#,
+        );
+        let mut d = OtlpDecoder {
+            mapper: Mapper::new(Arc::new(OtlpOptions::default())),
+        };
+        let mut out = Vec::new();
+        d.decode(tool.as_bytes(), &mut out).unwrap();
+        assert!(out.is_empty(), "held until the agent span: {out:?}");
+        d.decode(agent.as_bytes(), &mut out).unwrap();
+        let Body::Advice(a) = &out[0].body else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (a.agent.as_str(), a.requested_by.as_deref()),
+            ("OpsBot", Some("dana"))
+        );
     }
 
     #[test]

@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn aliases_and_local_parts_name_the_canonical_person() {
-        let alice = vec!["alice".to_owned(), "role/eng/alice".to_owned()];
+        let alice = ["alice".to_owned(), "role/eng/alice".to_owned()];
         let bob: Vec<String> = Vec::new();
         let table = [
             ("alice@example.com", &alice[..]),
@@ -304,10 +304,10 @@ mod tests {
         assert_eq!(ids.canonical("carol"), "carol");
         assert!(!Identities::new(Vec::new()).has_aliases());
 
-        let twice = vec!["al".to_owned()];
+        let twice = ["al".to_owned()];
         let err = Aliases::new([("a@x", &twice[..]), ("b@x", &twice[..])], false).unwrap_err();
         assert!(err.contains("\"al\""), "{err}");
-        let chained = vec!["b@x".to_owned()];
+        let chained = ["b@x".to_owned()];
         assert!(Aliases::new([("a@x", &chained[..]), ("b@x", &bob[..])], false).is_err());
         // A local part two people share names neither.
         let ids = Identities::new(Vec::new()).with_aliases(

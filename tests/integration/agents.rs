@@ -479,3 +479,89 @@ fn the_opentelemetry_python_sdk_sends_agent_telemetry_over_http_and_grpc() {
         BTreeSet::from(["k8s:py-1:0".to_owned(), "k8s:py-2:0".to_owned()])
     );
 }
+
+/// The grants of GCP and GitHub commands are named as their audit logs name
+/// the grants, so calls that ran them trace there too.
+#[test]
+fn agent_commands_trace_to_gcp_and_github_audit_grants() {
+    use reachguard::config::Config;
+    use reachguard::decode::Format;
+    use reachguard::detect::{Engine, EngineConfig, Origin};
+
+    let cfg =
+        Config::parse("[identities.aliases]\n\"carol@example.com\" = [\"carol-gh\"]\n").unwrap();
+    let mut engine = Engine::new(
+        Default::default(),
+        Default::default(),
+        &EngineConfig::from_config(&cfg),
+    );
+    let call = |id: &str, cmd: &str, ts: &str| {
+        let args = serde_json::json!({ "command": cmd }).to_string();
+        serde_json::json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "ops-assistant"}},
+            {"key": "user.email", "value": {"stringValue": "carol@example.com"}}]},
+          "scopeSpans": [{"spans": [{"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b8",
+            "name": "execute_tool run_shell", "startTimeUnixNano": ts, "endTimeUnixNano": ts,
+            "attributes": [
+              {"key": "gen_ai.tool.name", "value": {"stringValue": "run_shell"}},
+              {"key": "gen_ai.tool.call.id", "value": {"stringValue": id}},
+              {"key": "gen_ai.tool.call.arguments", "value": {"stringValue": args}}]}]}]}]})
+        .to_string()
+    };
+    let lines: Vec<(Format, String)> = vec![
+        (
+            Format::Otlp,
+            call(
+                "c1",
+                "gcloud projects add-iam-policy-binding prod-1 --member=user:dave@example.com --role=roles/owner",
+                "1773824400000000000",
+            ),
+        ),
+        (
+            Format::Otlp,
+            call(
+                "c2",
+                "gh api --method PUT repos/acme/infra/collaborators/mallory -f permission=admin",
+                "1773824410000000000",
+            ),
+        ),
+        (
+            Format::GcpAudit,
+            r#"{"insertId":"gcp-1","timestamp":"2026-03-18T09:01:00Z","protoPayload":{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","status":{},"authenticationInfo":{"principalEmail":"carol@example.com"},"serviceName":"cloudresourcemanager.googleapis.com","methodName":"SetIamPolicy","resourceName":"projects/prod-1","serviceData":{"@type":"type.googleapis.com/google.iam.v1.logging.AuditData","policyDelta":{"bindingDeltas":[{"action":"ADD","role":"roles/owner","member":"user:dave@example.com"}]}}}}"#.to_owned(),
+        ),
+        (
+            Format::GithubAudit,
+            r#"{"_document_id":"gh-1","action":"repo.add_member","actor":"carol-gh","created_at":1773824470000,"org":"acme","repo":"acme/infra","user":"mallory","permission":"admin"}"#.to_owned(),
+        ),
+    ];
+    let mut traced = BTreeMap::new();
+    for (format, line) in lines {
+        let mut out = Vec::new();
+        format.decoder().decode(line.as_bytes(), &mut out).unwrap();
+        assert!(!out.is_empty(), "{format}: {line}");
+        for ev in out {
+            for d in engine.observe(&ev, Origin::TRUSTED) {
+                if d.finding.kind.as_str() == "unverified_agent_grant" {
+                    traced.insert(
+                        d.finding.grant_id.clone().unwrap(),
+                        d.finding.advice_id.clone().unwrap(),
+                    );
+                    assert!(d.target.is_some(), "a revocation is called for");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        traced,
+        BTreeMap::from([
+            (
+                "gcp:gcp-1:0".to_owned(),
+                "otel:ops-assistant:4bf92f3577b34da6a3ce929d0e0e4736:c1".to_owned()
+            ),
+            (
+                "gh:gh-1".to_owned(),
+                "otel:ops-assistant:4bf92f3577b34da6a3ce929d0e0e4736:c2".to_owned()
+            ),
+        ])
+    );
+}
