@@ -174,6 +174,15 @@ fn rule_binding() -> String {
 }
 
 fn otlp_daemon(dir: &std::path::Path, hook: &Webhook, extra: &str) -> (Daemon, std::path::PathBuf) {
+    otlp_daemon_with(dir, hook, extra, "")
+}
+
+fn otlp_daemon_with(
+    dir: &std::path::Path,
+    hook: &Webhook,
+    extra: &str,
+    server_extra: &str,
+) -> (Daemon, std::path::PathBuf) {
     let audit = dir.join("kube-audit.log");
     std::fs::write(&audit, "").unwrap();
     let daemon = Daemon::start(
@@ -190,7 +199,7 @@ format = "k8s-audit"
 
 [server]
 listen = "127.0.0.1:0"
-
+{server_extra}
 [otlp]
 listen = "127.0.0.1:0"
 {extra}
@@ -206,7 +215,7 @@ timeout = "2s"
 "#,
             state = dir.join("state").display(),
             audit = audit.display(),
-            url = hook.url()
+            url = hook.url(),
         ),
     );
     (daemon, audit)
@@ -564,4 +573,47 @@ fn agent_commands_trace_to_gcp_and_github_audit_grants() {
             ),
         ])
     );
+}
+
+#[test]
+fn the_otlp_receiver_requires_the_api_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "otlp-s3cret\n").unwrap();
+    let hook = Webhook::start();
+    let (daemon, _audit) = otlp_daemon_with(
+        dir.path(),
+        &hook,
+        "",
+        &format!("token_file = \"{}\"\n", token.display()),
+    );
+    let otlp = otlp_addr(&daemon, "http");
+    let req = rule_call_requests().remove(0);
+    let (code, _) = http_post(
+        otlp,
+        "/v1/logs",
+        &[("Content-Type", "application/json")],
+        req.as_bytes(),
+    );
+    assert_eq!(code, 401);
+    let (code, _) = http_post(
+        otlp,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer wrong"),
+        ],
+        req.as_bytes(),
+    );
+    assert_eq!(code, 401);
+    let (code, _) = http_post(
+        otlp,
+        "/v1/logs",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer otlp-s3cret"),
+        ],
+        req.as_bytes(),
+    );
+    assert_eq!(code, 200);
 }
