@@ -67,7 +67,9 @@ pub enum Error {
     #[error("{0}")]
     Token(String),
     /// Nothing to follow.
-    #[error("no [[sources]] configured: nothing to follow (see `reachguard check-config`)")]
+    #[error(
+        "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
+    )]
     NoSources,
 }
 
