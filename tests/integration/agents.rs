@@ -617,3 +617,41 @@ fn the_otlp_receiver_requires_the_api_token_when_one_is_set() {
     );
     assert_eq!(code, 200);
 }
+
+#[test]
+fn explain_takes_any_name_the_person_goes_by() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let (mut daemon, audit) = otlp_daemon(dir.path(), &hook, "");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&audit)
+        .unwrap();
+    writeln!(
+        f,
+        r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"get-1","stage":"ResponseComplete","verb":"get","user":{{"username":"alice"}},"objectRef":{{"resource":"pods","namespace":"web"}},"responseStatus":{{"code":200}},"stageTimestamp":"2026-03-18T09:00:00Z"}}"#
+    )
+    .unwrap();
+    drop(f);
+    wait_until(Duration::from_secs(10), "the access line", || {
+        daemon.metric(r#"reachguard_events_total{type="access"}"#) == 1.0
+    });
+    assert!(daemon.sigterm().success());
+    for name in ["alice", "alice@example.com"] {
+        let out = Command::new(BIN)
+            .args(["explain", "--json", "--config"])
+            .arg(dir.path().join("reachguard.toml"))
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["principal"], "alice@example.com", "{name}");
+        assert_eq!(e["events"], 1, "{name}");
+    }
+}
