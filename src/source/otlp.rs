@@ -14,7 +14,8 @@
 //! Answers follow the OTLP specification: success (no partial rejection: every
 //! record of a well-formed request is read), 400 / `InvalidArgument` for a
 //! payload that does not decode, 413 / `ResourceExhausted` over
-//! `[otlp] max_body_bytes`, 415 for other content types, 401 /
+//! `[otlp] max_body_bytes` (gRPC: `OutOfRange` from twice that, where tonic
+//! refuses the message before decoding it), 415 for other content types, 401 /
 //! `Unauthenticated` without the `[server]` bearer token when one is set.
 
 use std::io::Read;
@@ -299,7 +300,13 @@ impl Grpc {
         }
     }
 
-    async fn deliver<T: serde::Serialize>(&self, r: &T) -> Result<(), tonic::Status> {
+    async fn deliver<T: serde::Serialize + Message>(&self, r: &T) -> Result<(), tonic::Status> {
+        let limit = self.shared.settings.max_body_bytes;
+        if r.encoded_len() > limit {
+            return Err(tonic::Status::resource_exhausted(format!(
+                "the request exceeds {limit} bytes"
+            )));
+        }
         let line =
             serde_json::to_vec(r).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         deliver(&self.shared.tx, line, Instant::now())
@@ -339,7 +346,10 @@ pub fn spawn_grpc(
     tx: mpsc::Sender<Received>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let limit = settings.max_body_bytes;
+    // tonic refuses larger messages itself, before they are decoded, with
+    // `OutOfRange`; up to twice the limit they are decoded and refused with
+    // `ResourceExhausted`, as OTLP asks.
+    let limit = settings.max_body_bytes.saturating_mul(2);
     let svc = Grpc {
         shared: Shared { settings, tx },
     };

@@ -655,3 +655,68 @@ fn explain_takes_any_name_the_person_goes_by() {
         assert_eq!(e["events"], 1, "{name}");
     }
 }
+
+#[test]
+fn the_grpc_receiver_answers_with_grpc_codes() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "grpc-s3cret\n").unwrap();
+    let hook = Webhook::start();
+    let (daemon, _audit) = otlp_daemon_with(
+        dir.path(),
+        &hook,
+        "grpc_listen = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n",
+        &format!("token_file = \"{}\"\n", token.display()),
+    );
+    let grpc = otlp_addr(&daemon, "grpc");
+    let small: ExportLogsServiceRequest =
+        serde_json::from_str(&rule_call_requests().remove(0)).unwrap();
+    let big = |n: usize| {
+        let mut r = small.clone();
+        r.resource_logs[0].scope_logs[0].log_records[0].severity_text = "x".repeat(n);
+        r
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let codes = rt.block_on(async {
+        let mut client = LogsServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        let with_token = |r: ExportLogsServiceRequest| {
+            let mut req = tonic::Request::new(r);
+            req.metadata_mut()
+                .insert("authorization", "Bearer grpc-s3cret".parse().unwrap());
+            req
+        };
+        let mut codes = Vec::new();
+        for req in [
+            tonic::Request::new(small.clone()),
+            with_token(big(5000)),
+            with_token(big(10_000)),
+            with_token(small.clone()),
+        ] {
+            codes.push(match client.export(req).await {
+                Ok(_) => tonic::Code::Ok,
+                Err(s) => s.code(),
+            });
+        }
+        codes
+    });
+    assert_eq!(
+        codes,
+        [
+            tonic::Code::Unauthenticated,
+            tonic::Code::ResourceExhausted,
+            tonic::Code::OutOfRange,
+            tonic::Code::Ok
+        ]
+    );
+    assert_eq!(
+        daemon.metric(r#"reachguard_lines_total{source="otlp"}"#),
+        1.0
+    );
+}
