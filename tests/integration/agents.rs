@@ -233,7 +233,7 @@ fn otlp_addr(d: &Daemon, kind: &str) -> std::net::SocketAddr {
 fn a_daemon_receiving_agent_telemetry_revokes_the_binding_within_a_second() {
     use std::io::Write;
     let mut latencies = Vec::new();
-    for _run in 0..5 {
+    for _run in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let hook = Webhook::start();
         let (daemon, audit) = otlp_daemon(dir.path(), &hook, "");
@@ -278,7 +278,7 @@ fn a_daemon_receiving_agent_telemetry_revokes_the_binding_within_a_second() {
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "line written -> signed webhook revocation over {} runs: p50 {:.1} ms, p99 (max) {:.1} ms",
+        "line written -> signed webhook revocation over {} runs: p50 {:.1} ms, p99 (the max of 20) {:.1} ms",
         latencies.len(),
         ms(latencies[latencies.len() / 2]),
         ms(*latencies.last().unwrap())
