@@ -773,6 +773,30 @@ mod tests {
     ];
 
     #[test]
+    fn an_agent_call_links_only_to_the_grants_its_command_names() {
+        let mut e = engine();
+        let call = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"otel:claude-code:s:t1","agent":"claude-code","requested_by":"alice","recommends":[{"resource":"k8s/cluster/ClusterRole/cluster-admin","role":"cluster-admin","grantee":"ci-runner"},{"resource":"aws/iam/role/deploy"}]}"#;
+        let grant = |id: &str, grantee: &str, resource: &str| {
+            format!(
+                r#"{{"ts":"2026-03-18T09:05:00Z","type":"grant","grant_id":"{id}","actor":"alice","grantee":"{grantee}","resource":"{resource}"}}"#
+            )
+        };
+        feed(&mut e, &[call]);
+        let same = grant("g1", "ci-runner", "k8s/cluster/ClusterRole/cluster-admin");
+        let other = grant("g2", "bob", "k8s/cluster/ClusterRole/cluster-admin");
+        let trust = grant("g3", "arn:aws:iam::1:root", "aws/iam/role/deploy");
+        let traced: Vec<Option<String>> = [same, other, trust]
+            .iter()
+            .map(|l| {
+                grants(&feed(&mut e, &[l.as_str()]))
+                    .first()
+                    .and_then(|d| d.finding.grant_id.clone())
+            })
+            .collect();
+        assert_eq!(traced, [Some("g1".to_owned()), None, Some("g3".to_owned())]);
+    }
+
+    #[test]
     fn the_incident_is_traced_through_view_and_channel() {
         let mut e = engine();
         assert!(

@@ -10,6 +10,10 @@
 //! | the reference cites the channel the advice was posted in | 0.9 if the advice recommends this resource (or resource and grantee), 0.8 if only this grantee, 0.6 otherwise |
 //! | the actor viewed published advice (or asked for it) within the trace window before the change | 0.9 if the advice recommends this resource and grantee, 0.8 resource only, 0.6 grantee only; no link if it recommends neither |
 //!
+//! Advice read from agent telemetry (an agent's call that ran a command) links
+//! only to the grants the command names: resource and grantee, or the resource
+//! alone where the command leaves the grantee open.
+//!
 //! Two or more signals for the same advice add 0.05 (capped at 1.0). The best
 //! candidate wins; at equal confidence a verified one wins, so a change that cites
 //! advice a human approved beforehand is not blamed on some other advice.
@@ -95,6 +99,20 @@ fn recommendation_match(recs: &[Recommendation], resource: &str, grantee: &str) 
         }
     }
     best
+}
+
+/// Whether the advice is an agent's tool call read from telemetry
+/// (`decode::otlp` names those `otel:...`).
+fn from_telemetry(a: &AdviceRecord) -> bool {
+    a.advice_id.starts_with("otel:")
+}
+
+/// Whether a recommendation of `resource` leaves the grantee open (a command
+/// whose grantee is the caller or is in a document, say).
+fn names_no_grantee(a: &AdviceRecord, resource: &str) -> bool {
+    a.recommends
+        .iter()
+        .any(|r| r.resource == resource && r.grantee.is_none())
 }
 
 /// "viewer on acl/x for eng-all; ...": what advice recommends, for summaries.
@@ -212,7 +230,11 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
         }
         let conf = match recommendation_match(&a.recommends, s.resource, s.grantee) {
             Match::Both => 0.9,
+            // A command names its grants exactly: the same role for someone
+            // else is another change, not this call's.
+            Match::Resource if from_telemetry(a) && !names_no_grantee(a, s.resource) => continue,
             Match::Resource => 0.8,
+            Match::Grantee if from_telemetry(a) => continue,
             Match::Grantee => 0.6,
             Match::Neither => continue,
         };
