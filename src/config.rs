@@ -49,6 +49,65 @@ pub struct RawConfig {
     pub cluster: Option<crate::cluster::RawCluster>,
     /// `[limits]` (extension): memory caps.
     pub limits: crate::detect::Limits,
+    /// `[identities]`: the names one person goes by in different sources.
+    pub identities: RawIdentities,
+    /// `[otlp]`: agent telemetry, as a file format and as a receiver.
+    pub otlp: RawOtlp,
+}
+
+/// `[identities]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentities {
+    /// Canonical person -> the names other sources use for them
+    /// (`"alice@example.com" = ["alice", "role/eng/alice"]`).
+    pub aliases: IndexMap<String, Vec<String>>,
+    /// Extension: a bare user name that is the local part of one canonical
+    /// e-mail stands for it (`alice` for `alice@example.com`).
+    pub match_local_part: bool,
+}
+
+/// `[otlp]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOtlp {
+    /// OTLP/HTTP receiver address (`POST /v1/logs`, `/v1/traces`); none by default.
+    pub listen: Option<SocketAddr>,
+    /// Extension: OTLP/gRPC receiver address; none by default.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Extension: the largest request body accepted, in bytes (after gzip).
+    pub max_body_bytes: usize,
+    /// Extension: tool-decision sources meaning a person approved that very
+    /// call (default: Claude Code `user_temporary`, Codex `user`).
+    pub approval_sources: Vec<String>,
+    /// Extension: tools whose calls publish text where others read it (globs).
+    pub publish_tools: Vec<Pattern>,
+}
+
+impl Default for RawOtlp {
+    fn default() -> Self {
+        let d = crate::decode::otlp::OtlpOptions::default();
+        RawOtlp {
+            listen: None,
+            grpc_listen: None,
+            max_body_bytes: 4 << 20,
+            approval_sources: d.approval_sources,
+            publish_tools: d.publish_tools,
+        }
+    }
+}
+
+/// The validated `[otlp]`.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP address.
+    pub listen: Option<SocketAddr>,
+    /// OTLP/gRPC address.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Largest body.
+    pub max_body_bytes: usize,
+    /// How records are read.
+    pub options: crate::decode::otlp::OtlpOptions,
 }
 
 /// `[state]`.
@@ -304,6 +363,8 @@ pub struct Config {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// Memory caps.
     pub limits: crate::detect::Limits,
+    /// Agent telemetry.
+    pub otlp: OtlpConfig,
 }
 
 /// The validated `[response]`.
@@ -466,7 +527,44 @@ impl Config {
                 })?
             }
         };
+        let aliases = crate::model::Aliases::new(
+            raw.identities
+                .aliases
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice())),
+            raw.identities.match_local_part,
+        )
+        .map_err(|m| ValidationError::new("aliases", m))?;
+        if raw.otlp.max_body_bytes < 1024 {
+            return Err(ValidationError::new(
+                "max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if let Some(s) = raw
+            .otlp
+            .approval_sources
+            .iter()
+            .find(|s| s.trim().is_empty())
+        {
+            return Err(ValidationError::new(
+                "approval_sources",
+                format!("{s:?} is not a decision source"),
+            ));
+        }
+        let options = crate::decode::otlp::OtlpOptions {
+            approval_sources: raw.otlp.approval_sources,
+            publish_tools: raw.otlp.publish_tools,
+        };
+        // Decoders of the `otlp` format made from now on read these.
+        crate::decode::otlp::set_options(options.clone());
         Ok(Config {
+            otlp: OtlpConfig {
+                listen: raw.otlp.listen,
+                grpc_listen: raw.otlp.grpc_listen,
+                max_body_bytes: raw.otlp.max_body_bytes,
+                options,
+            },
             cluster,
             detection,
             limits: raw.limits,
@@ -488,7 +586,7 @@ impl Config {
             },
             protect_metrics: raw.server.protect_metrics,
             top_engineers: raw.server.top_engineers,
-            identities: Identities::new(raw.agents.patterns),
+            identities: Identities::new(raw.agents.patterns).with_aliases(aliases),
             sensitivity: Sensitivity::new(raw.sensitivity.into_iter().collect()),
             trace_window: raw.provenance.window,
             response: ResponseConfig {
@@ -662,6 +760,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.starts_with("line 3, key `url`"), "{err}");
+    }
+
+    #[test]
+    fn identities_and_otlp_keys_parse_and_are_validated() {
+        let c = Config::parse(
+            "[identities]\nmatch_local_part = true\n[identities.aliases]\n\"alice@example.com\" = [\"alice\", \"role/eng/alice\"]\n\n[otlp]\nlisten = \"127.0.0.1:4318\"\napproval_sources = [\"user_temporary\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.identities.canonical("role/eng/alice"),
+            "alice@example.com"
+        );
+        assert_eq!(c.otlp.listen.unwrap().port(), 4318);
+        assert_eq!(c.otlp.options.approval_sources, ["user_temporary"]);
+        let err = Config::parse("[identities.aliases]\n\"a@x\" = [\"al\"]\n\"b@x\" = [\"al\"]\n")
+            .unwrap_err();
+        assert!(
+            err.contains("key `aliases`") && err.contains("\"al\""),
+            "{err}"
+        );
+        let err = Config::parse("[otlp]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        let err = Config::parse("[otlp]\nmax_body_bytes = 10\n").unwrap_err();
+        assert!(err.starts_with("line 2, key `max_body_bytes`"), "{err}");
+        let c = Config::parse("").unwrap();
+        assert!(c.otlp.listen.is_none() && !c.identities.has_aliases());
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub enum Error {
     #[error("{0}")]
     Token(String),
     /// Nothing to follow.
-    #[error("no [[sources]] configured: nothing to follow (see `reachguard check-config`)")]
+    #[error(
+        "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
+    )]
     NoSources,
 }
 
@@ -97,7 +99,8 @@ impl Handle {
 
 /// Starts the daemon: everything that can fail at start-up fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
-    if cfg.sources.is_empty() {
+    let receiving = cfg.otlp.listen.is_some() || cfg.otlp.grpc_listen.is_some();
+    if cfg.sources.is_empty() && !receiving {
         return Err(Error::NoSources);
     }
     let state = StateDir::open(&cfg.state_dir)?;
@@ -127,9 +130,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Hook)?;
 
-    let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-    let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
-    let inputs = cfg
+    let mut names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let mut inputs: Vec<Input> = cfg
         .sources
         .iter()
         .map(|s| Input {
@@ -140,6 +142,17 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             },
         })
         .collect();
+    // The OTLP receiver is one more source, after the files.
+    let otlp_input = receiving.then(|| {
+        names.push(source::otlp::SOURCE_NAME.to_owned());
+        inputs.push(Input {
+            name: source::otlp::SOURCE_NAME.to_owned(),
+            format: crate::decode::Format::Otlp,
+            origin: Origin { trust_advice: true },
+        });
+        inputs.len() - 1
+    });
+    let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
     let mut pipeline = Pipeline::new(
         &cfg,
         inputs,
@@ -191,8 +204,50 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
     };
+    let otlp_settings = source::otlp::Settings {
+        max_body_bytes: cfg.otlp.max_body_bytes,
+        token: app.token.clone(),
+    };
     let server_task = server::spawn(listener, app, stop_rx.clone());
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
+
+    let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);
+    let mut receiver_tasks = Vec::new();
+    let mut otlp_addrs = Vec::new();
+    if let Some(listen) = cfg.otlp.listen {
+        let (l, a) = source::otlp::bind(listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: listen,
+                source,
+            })?;
+        tracing::info!(addr = %a, "receiving OTLP/HTTP on /v1/logs and /v1/traces");
+        otlp_addrs.push(("http", a));
+        receiver_tasks.push(source::otlp::spawn_http(
+            l,
+            otlp_settings.clone(),
+            otlp_tx.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if let Some(listen) = cfg.otlp.grpc_listen {
+        let (l, a) = source::otlp::bind(listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: listen,
+                source,
+            })?;
+        tracing::info!(addr = %a, "receiving OTLP/gRPC");
+        otlp_addrs.push(("grpc", a));
+        receiver_tasks.push(source::otlp::spawn_grpc(
+            l,
+            otlp_settings,
+            otlp_tx.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    drop(otlp_tx);
+    state.record_otlp_addrs(&otlp_addrs)?;
 
     let specs = cfg
         .sources
@@ -258,10 +313,14 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         metrics,
         processed: processed_tx,
         dirty: false,
+        otlp_input,
+        otlp_requests: 0,
     };
     let task = tokio::spawn(worker.run(
         cfg.checkpoint_interval,
         line_rx,
+        otlp_rx,
+        receiver_tasks,
         job_tx,
         done_rx,
         stop_rx,
@@ -291,6 +350,10 @@ struct Worker {
     metrics: Metrics,
     processed: watch::Sender<u64>,
     dirty: bool,
+    /// The pipeline input of the OTLP receiver, when one runs.
+    otlp_input: Option<usize>,
+    /// Requests the receiver handed on, for their locations in logs.
+    otlp_requests: u64,
 }
 
 impl Worker {
@@ -299,6 +362,8 @@ impl Worker {
         mut self,
         checkpoint_every: Duration,
         mut lines: mpsc::Receiver<TailEvent>,
+        mut otlp: mpsc::Receiver<source::otlp::Received>,
+        receiver_tasks: Vec<JoinHandle<()>>,
         jobs: mpsc::Sender<Job>,
         mut done: mpsc::Receiver<Completed>,
         mut stop: watch::Receiver<bool>,
@@ -315,8 +380,18 @@ impl Worker {
                 // The guard `wait_for` returns is not Send; drop it inside.
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                 Some(c) = done.recv() => self.completed(c),
+                Some(r) = otlp.recv() => {
+                    self.received(r, &jobs).await;
+                    self.dirty = true;
+                }
                 event = lines.recv() => {
-                    let Some(event) = event else { break };
+                    // With no files to follow, only the receiver feeds the pipeline.
+                    let Some(event) = event else {
+                        if self.otlp_input.is_some() {
+                            let _ = stop.wait_for(|s| *s).await;
+                        }
+                        break;
+                    };
                     if let TailEvent::Line(line) = &event {
                         self.line(line, &jobs).await;
                         // Caught up: make the model's metrics exact now rather
@@ -345,6 +420,14 @@ impl Worker {
         let _ = tailer_stop.send(true);
         let _ = tailer_task.await;
         drop(lines);
+        // Requests already handed on are processed; later ones are refused.
+        otlp.close();
+        while let Some(r) = otlp.recv().await {
+            self.received(r, &jobs).await;
+        }
+        for t in receiver_tasks {
+            let _ = t.await;
+        }
         drop(jobs);
         // Let in-flight revocations finish (their outcomes are findings to write);
         // whatever is still running after the grace period resumes from the
@@ -381,6 +464,23 @@ impl Worker {
             &location,
             Some(line.read_at),
         );
+        self.resolve(resolved, jobs).await;
+    }
+
+    /// One request of the OTLP receiver, through the same door as a line.
+    async fn received(&mut self, r: source::otlp::Received, jobs: &mpsc::Sender<Job>) {
+        let Some(input) = self.otlp_input else { return };
+        self.otlp_requests += 1;
+        let location = format!("otlp request {}", self.otlp_requests);
+        let resolved =
+            self.pipeline
+                .process_line(input, &r.line, false, &location, Some(r.read_at));
+        self.resolve(resolved, jobs).await;
+        // The sender hears back once the request's effects are recorded.
+        let _ = r.done.send(());
+    }
+
+    async fn resolve(&mut self, resolved: Vec<Resolved>, jobs: &mpsc::Sender<Job>) {
         for r in resolved {
             match r {
                 Resolved::Final(f) => {

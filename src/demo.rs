@@ -8,6 +8,11 @@
 //! engineer views it and opens a sensitive internal system to everyone, others
 //! start using it. It prints what happened, what reachguard found, what it
 //! revoked and how many milliseconds after the grant line was written.
+//!
+//! A second act shows agent telemetry as the source of advice: a coding
+//! agent's `kubectl` call that an allow rule approved unseen, the
+//! ClusterRoleBinding it made (revoked), and the same call approved by the
+//! engineer in the permission dialog (left alone).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -349,6 +354,15 @@ dir = "{state}"
 checkpoint_interval = "200ms"
 [[sources]]
 path = "{logs}/*.jsonl"
+[[sources]]
+path = "{logs}/agents.otlp"
+format = "otlp"
+[[sources]]
+path = "{logs}/kube-audit.log"
+format = "k8s-audit"
+[identities.aliases]
+"yusuf@example.com" = ["yusuf"]
+"zoe@example.com" = ["zoe"]
 [server]
 listen = "127.0.0.1:0"
 [sensitivity]
@@ -438,6 +452,7 @@ secret_file = "{secret}"
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let act_two = act_two(out, dir.path(), &mut calls, &mut processed, total).await?;
     daemon.shutdown();
     daemon.wait().await.map_err(other)?;
     hook_server.abort();
@@ -516,8 +531,209 @@ secret_file = "{secret}"
             .filter(|e| matches!(e.body, Body::Access(_)))
             .count()
     )?;
+    act_two.print(out)?;
     writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
+}
+
+/// One Claude Code log event as the Collector's file exporter writes it.
+fn claude_code_event(ts: Ts, event: &str, attrs: &[(&str, &str)]) -> String {
+    let kv = |k: &str, v: &str| serde_json::json!({"key": k, "value": {"stringValue": v}});
+    let mut attributes = vec![kv("event.name", event)];
+    attributes.extend(attrs.iter().map(|(k, v)| kv(k, v)));
+    let nanos = (ts.0 as i128 * 1_000_000).to_string();
+    serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [kv("service.name", "claude-code"), kv("host.name", "dev-3")]},
+        "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code.events"}, "logRecords": [{
+            "timeUnixNano": nanos,
+            "body": {"stringValue": format!("claude_code.{event}")},
+            "attributes": attributes,
+        }]}],
+    }]})
+    .to_string()
+}
+
+/// A ClusterRoleBinding's creation as the Kubernetes API server audits it.
+fn binding_audit(ts: Ts, audit_id: &str, user: &str, name: &str, subject: &str) -> String {
+    serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+        "auditID": audit_id, "stage": "ResponseComplete", "verb": "create",
+        "requestURI": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "user": {"username": user, "groups": ["system:authenticated"]},
+        "objectRef": {"resource": "clusterrolebindings", "name": name, "apiGroup": "rbac.authorization.k8s.io", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 201},
+        "requestObject": {"kind": "ClusterRoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": name},
+            "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": subject}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}},
+        "requestReceivedTimestamp": ts.to_string(), "stageTimestamp": ts.to_string(),
+    })
+    .to_string()
+}
+
+/// What the second act showed.
+struct ActTwo {
+    revoked: serde_json::Value,
+    valid: bool,
+    ms: f64,
+    extra_calls: usize,
+}
+
+impl ActTwo {
+    fn print(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "\nAct two: agent telemetry")?;
+        writeln!(
+            out,
+            "  yusuf's coding agent ran `kubectl create clusterrolebinding ci-admin --clusterrole=cluster-admin --user=ci-runner`;\n  \
+             an allow rule approved the call (decision accept, source config): nobody saw it."
+        )?;
+        writeln!(
+            out,
+            "  Revoked: grant {} ({} on {}), signature {}, {:.1} ms after the audit line was written.",
+            self.revoked["grant_id"].as_str().unwrap_or("?"),
+            self.revoked["grantee"].as_str().unwrap_or("?"),
+            self.revoked["resource"].as_str().unwrap_or("?"),
+            if self.valid { "valid" } else { "INVALID" },
+            self.ms
+        )?;
+        if self.extra_calls == 0 {
+            writeln!(
+                out,
+                "  Left alone: zoe's agent ran the same command and zoe approved that call in the dialog (user_temporary)."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "  NOT left alone: zoe's approved call was revoked too ({} more calls; a bug).",
+                self.extra_calls
+            )?;
+        }
+        Ok(())
+    }
+}
+
+type Call = (Instant, bool, Option<String>, serde_json::Value);
+
+async fn act_two(
+    out: &mut dyn Write,
+    dir: &std::path::Path,
+    calls: &mut mpsc::UnboundedReceiver<Call>,
+    processed: &mut tokio::sync::watch::Receiver<u64>,
+    lines_before: u64,
+) -> io::Result<ActTwo> {
+    let logs = dir.join("logs");
+    let agents = logs.join("agents.otlp");
+    let audit = logs.join("kube-audit.log");
+    let t0 = at("2026-03-18T10:00:00Z");
+    let cmd = r#"{"bash_command":"kubectl","full_command":"kubectl create clusterrolebinding NAME --clusterrole=cluster-admin --user=ci-runner"}"#;
+    let mut lines = String::new();
+    for (who, session, tool_use, source, name, dt) in [
+        (
+            "yusuf@example.com",
+            "s-101",
+            "toolu_a1",
+            "config",
+            "ci-admin",
+            0,
+        ),
+        (
+            "zoe@example.com",
+            "s-202",
+            "toolu_b2",
+            "user_temporary",
+            "ci-admin-zoe",
+            60_000,
+        ),
+    ] {
+        let common = [
+            ("session.id", session),
+            ("user.email", who),
+            ("tool_use_id", tool_use),
+            ("tool_name", "Bash"),
+        ];
+        let mut decision = common.to_vec();
+        decision.extend([("decision", "accept"), ("source", source)]);
+        let params = cmd.replace("NAME", name);
+        let mut result = common.to_vec();
+        result.extend([
+            ("success", "true"),
+            ("duration_ms", "800"),
+            ("tool_parameters", params.as_str()),
+        ]);
+        lines.push_str(&claude_code_event(
+            t0.add_millis(dt),
+            "tool_decision",
+            &decision,
+        ));
+        lines.push('\n');
+        lines.push_str(&claude_code_event(
+            t0.add_millis(dt + 2_000),
+            "tool_result",
+            &result,
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&agents, lines)?;
+    // The agent's records reach reachguard before the audit log does.
+    processed
+        .wait_for(|n| *n >= lines_before + 4)
+        .await
+        .map_err(other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&audit)?;
+    let written = Instant::now();
+    writeln!(
+        file,
+        "{}",
+        binding_audit(
+            t0.add_millis(1_500),
+            "a2-rule",
+            "yusuf",
+            "ci-admin",
+            "ci-runner"
+        )
+    )?;
+    writeln!(
+        file,
+        "{}",
+        binding_audit(
+            t0.add_millis(61_500),
+            "a2-human",
+            "zoe",
+            "ci-admin-zoe",
+            "ci-runner"
+        )
+    )?;
+    file.flush()?;
+    writeln!(
+        out,
+        "\n(act two written: agent telemetry and two audit lines)"
+    )?;
+    let (received, valid, _key, revoked) =
+        tokio::time::timeout(Duration::from_secs(10), calls.recv())
+            .await
+            .map_err(|_| other("no act-two revocation within 10 s"))?
+            .ok_or_else(|| other("webhook receiver stopped"))?;
+    // Both audit lines processed; a revocation of the second would have been
+    // handed to the hooks by now and reach the webhook as fast as the first.
+    processed
+        .wait_for(|n| *n >= lines_before + 6)
+        .await
+        .map_err(other)?;
+    let waited = received.saturating_duration_since(written);
+    tokio::time::sleep(waited + Duration::from_millis(200)).await;
+    let mut extra_calls = 0;
+    while calls.try_recv().is_ok() {
+        extra_calls += 1;
+    }
+    Ok(ActTwo {
+        revoked,
+        valid,
+        ms: waited.as_secs_f64() * 1000.0,
+        extra_calls,
+    })
 }
 
 #[cfg(test)]

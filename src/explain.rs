@@ -85,7 +85,19 @@ pub struct Explanation {
 }
 
 /// Builds the explanation of `principal` from the state dir of `cfg`.
+///
+/// Any name the person goes by (`[identities.aliases]`) is explained as their
+/// canonical name; a name the canonical one knows nothing about (a grantee as
+/// an audit log spells it) is explained as given.
 pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
+    let canonical = cfg.identities.canonical(principal);
+    match explain_as(cfg, &canonical) {
+        Err(Error::Unknown(_)) if canonical != principal => explain_as(cfg, principal),
+        r => r,
+    }
+}
+
+fn explain_as(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
     let state = StateDir::open(&cfg.state_dir)?;
     let saved = state.load()?.unwrap_or_default();
     let engine = Engine::new(saved.model, saved.reach, &EngineConfig::from_config(cfg));

@@ -8,6 +8,8 @@
 //!
 //! - [`source`]: follows log files like `tail -F` (rotation-safe, checkpointed).
 //! - [`decode`]: raw lines to normalised [`event::Event`]s, one decoder per format.
+//! - [`commands`]: the grants a shell command makes (the commands agents run),
+//!   named as the audit decoders name them.
 //! - [`event`]: event schema v1, the one shape every decoder produces, and
 //!   [`event::Events`], a compact run of decoded events (plain accesses kept
 //!   as offsets into one buffer) that replay hands from decoding to the model.
@@ -40,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod decode;

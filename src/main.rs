@@ -239,6 +239,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.state_dir.display(),
                 cfg.listen
             );
+            if let Some(a) = cfg.otlp.listen {
+                println!("otlp: OTLP/HTTP on {a}");
+            }
+            if let Some(a) = cfg.otlp.grpc_listen {
+                println!("otlp: OTLP/gRPC on {a}");
+            }
+            if cfg.identities.has_aliases() {
+                println!("identities: aliases set");
+            }
             if let Some(c) = &cfg.cluster {
                 println!(
                     "cluster: instance {}, {} partitions, NATS {} (input from the raw stream, see docs/cluster.md)",

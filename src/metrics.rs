@@ -85,6 +85,10 @@ pub struct Metrics {
     /// `reachguard_untrusted_advice_ignored_total`: advice events from untrusted
     /// sources; set through [`Metrics::set_untrusted_advice_ignored`].
     pub untrusted_advice_ignored: IntCounter,
+    /// `reachguard_agent_commands_unparsed_total`: grant commands in agent
+    /// telemetry that could not be read (synced from
+    /// [`crate::commands::UNPARSED`] when rendered).
+    pub agent_commands_unparsed: IntCounter,
     /// `reachguard_journal_pending`: revocations journaled but not finished.
     pub journal_pending: IntGauge,
     /// `reachguard_source_lag_bytes{source}`: bytes in followed files not yet read
@@ -207,6 +211,10 @@ impl Metrics {
             "reachguard_untrusted_advice_ignored_total",
             "Advice, verification and view events ignored because their source is not trusted for advice.",
         );
+        let agent_commands_unparsed = counter(
+            "reachguard_agent_commands_unparsed_total",
+            "Grant commands run by agents that could not be read (never guessed).",
+        );
         let journal_pending = int_gauge(
             "reachguard_journal_pending",
             "Revocations journaled whose hooks have not finished.",
@@ -326,6 +334,7 @@ impl Metrics {
             principals_tracked,
             last_event_timestamp,
             untrusted_advice_ignored,
+            agent_commands_unparsed,
             journal_pending,
             source_lag_bytes,
             baseline_principals,
@@ -396,6 +405,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let total = crate::commands::UNPARSED.load(std::sync::atomic::Ordering::Relaxed);
+        let now = self.agent_commands_unparsed.get();
+        if total > now {
+            self.agent_commands_unparsed.inc_by(total - now);
+        }
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

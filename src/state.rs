@@ -165,6 +165,21 @@ impl StateDir {
         write_atomic(&self.dir.join("http.addr"), format!("{addr}\n").as_bytes())
     }
 
+    /// Records the OTLP receivers' addresses (`otlp-http.addr`,
+    /// `otlp-grpc.addr`), for tests and tools that ask for port 0.
+    pub fn record_otlp_addrs(
+        &self,
+        addrs: &[(&str, std::net::SocketAddr)],
+    ) -> Result<(), StateError> {
+        for (kind, addr) in addrs {
+            write_atomic(
+                &self.dir.join(format!("otlp-{kind}.addr")),
+                format!("{addr}\n").as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
     fn checkpoint_path(&self) -> PathBuf {
         self.dir.join("checkpoint.json")
     }

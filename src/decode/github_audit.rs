@@ -73,6 +73,10 @@ struct AuditEvent<'a> {
     integration: Str<'a>,
     #[serde(borrow)]
     data: Obj<Data<'a>>,
+    /// Whether the actor is an AI agent (acting for `user`); any type is read.
+    actor_is_agent: Option<serde_json::Value>,
+    #[serde(borrow)]
+    agent_session_id: Str<'a>,
 }
 
 /// Older events keep some fields under `data`.
@@ -140,6 +144,14 @@ impl Decoder for GithubAuditDecoder {
             None => json::content_id("gh", text),
         };
 
+        // An agent's change names the agent's session, so that the finding does.
+        let agent = matches!(&ev.actor_is_agent, Some(serde_json::Value::Bool(true)))
+            || matches!(&ev.actor_is_agent, Some(serde_json::Value::String(s)) if s == "true");
+        let actor_type = agent.then_some(crate::event::ActorType::Agent);
+        let reference = agent.then(|| match ev.agent_session_id.get() {
+            Some(s) => format!("agent session {s}"),
+            None => "agent session".to_owned(),
+        });
         let grant = |grantee: &str,
                      ty: GranteeType,
                      resource: String,
@@ -154,8 +166,8 @@ impl Decoder for GithubAuditDecoder {
                 grantee_type: ty,
                 resource,
                 role: role.map(str::to_owned),
-                reference: None,
-                actor_type: None,
+                reference: reference.clone(),
+                actor_type,
                 target,
             }),
         };
@@ -168,8 +180,8 @@ impl Decoder for GithubAuditDecoder {
                 member: member.to_owned(),
                 op,
                 grant_id: Some(id.clone()),
-                reference: None,
-                actor_type: None,
+                reference: reference.clone(),
+                actor_type,
                 target: match group.split_once('/') {
                     Some((org, team)) => Target::GithubTeamMember {
                         org: org.to_owned(),
@@ -394,6 +406,13 @@ mod tests {
         );
         assert_eq!(g.role.as_deref(), Some("write"));
         assert_eq!(g.actor_type, None, "bots are left to the agent patterns");
+        let Body::Grant(g) = body(
+            r#"{"actor":"Copilot","actor_is_agent":true,"agent_session_id":"as-42","action":"repo.add_member","created_at":1621305118553,"org":"my-org","repo":"my-org/api","user":"cat","permission":"admin"}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(g.actor_type, Some(crate::event::ActorType::Agent));
+        assert_eq!(g.reference.as_deref(), Some("agent session as-42"));
         let Body::Grant(g) = body(
             r#"{"actor":"cat","action":"team.add_repository","created_at":1621305118553,"data":{"team":"my-org/my-team"},"org":"my-org","repo":"my-org/my-repo"}"#,
         ) else {

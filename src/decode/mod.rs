@@ -16,6 +16,7 @@
 //! - `github_audit`: GitHub audit log events.
 //! - `linux_auth`: syslog `auth.log` / `secure` lines (and auditd records).
 //! - `web_access`: NCSA common / combined access logs.
+//! - `otlp`: agent telemetry (OpenTelemetry logs and traces) as advice.
 //!
 //! Two helpers serve them: `json` (lenient borrowed field types for the JSON
 //! formats) and `time` (the timestamp shapes these formats write, and the time
@@ -29,6 +30,7 @@ mod k8s_audit;
 mod linux_auth;
 mod native;
 mod okta;
+pub mod otlp;
 mod time;
 mod web_access;
 
@@ -45,6 +47,7 @@ pub use k8s_audit::K8sAuditDecoder;
 pub use linux_auth::LinuxAuthDecoder;
 pub use native::NativeDecoder;
 pub use okta::OktaDecoder;
+pub use otlp::OtlpDecoder;
 pub use web_access::WebAccessDecoder;
 
 /// The input formats a source can declare.
@@ -69,11 +72,13 @@ pub enum Format {
     LinuxAuth,
     /// NCSA common / combined access logs, with or without a vhost prefix.
     WebAccess,
+    /// OTLP/JSON agent telemetry, one export request per line.
+    Otlp,
 }
 
 impl Format {
     /// Every format, in documentation order.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Native,
         Format::Cloudtrail,
         Format::K8sAudit,
@@ -82,6 +87,7 @@ impl Format {
         Format::GithubAudit,
         Format::LinuxAuth,
         Format::WebAccess,
+        Format::Otlp,
     ];
 
     /// The config / CLI name.
@@ -95,6 +101,7 @@ impl Format {
             Format::GithubAudit => "github-audit",
             Format::LinuxAuth => "linux-auth",
             Format::WebAccess => "web-access",
+            Format::Otlp => "otlp",
         }
     }
 
@@ -109,6 +116,7 @@ impl Format {
             Format::GithubAudit => Box::new(GithubAuditDecoder::default()),
             Format::LinuxAuth => Box::new(LinuxAuthDecoder::default()),
             Format::WebAccess => Box::new(WebAccessDecoder),
+            Format::Otlp => Box::new(OtlpDecoder::default()),
         }
     }
 }
@@ -247,7 +255,8 @@ mod tests {
                 "gcp-audit",
                 "github-audit",
                 "linux-auth",
-                "web-access"
+                "web-access",
+                "otlp"
             ]
         );
         let err = "syslog".parse::<Format>().unwrap_err();

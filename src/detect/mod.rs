@@ -172,6 +172,38 @@ pub struct EngineStats {
     pub evicted: crate::model::Evicted,
 }
 
+/// `ev` with every name of a person acting (not of grantees, which revocation
+/// hooks must find as the source wrote them) replaced by its canonical name.
+fn canonical_people<'e>(ids: &Identities, ev: &'e Event) -> std::borrow::Cow<'e, Event> {
+    use std::borrow::Cow;
+    fn swap(ids: &Identities, name: &mut String, changed: &mut bool) {
+        if let Cow::Owned(c) = ids.canonical(name) {
+            *name = c;
+            *changed = true;
+        }
+    }
+    let mut e = ev.clone();
+    let mut changed = false;
+    match &mut e.body {
+        Body::Access(a) => swap(ids, &mut a.principal, &mut changed),
+        Body::Grant(g) => swap(ids, &mut g.actor, &mut changed),
+        Body::Revoke(r) => swap(ids, &mut r.actor, &mut changed),
+        Body::Membership(m) => swap(ids, &mut m.actor, &mut changed),
+        Body::Advice(a) => {
+            if let Some(r) = &mut a.requested_by {
+                swap(ids, r, &mut changed);
+            }
+        }
+        Body::AdviceViewed(v) => swap(ids, &mut v.principal, &mut changed),
+        Body::AdviceVerified(v) => swap(ids, &mut v.verifier, &mut changed),
+    }
+    if changed {
+        Cow::Owned(e)
+    } else {
+        Cow::Borrowed(ev)
+    }
+}
+
 /// The detection engine: the model plus the rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -252,12 +284,27 @@ impl Engine {
         // An access only adds to the baselines; other events may add advice,
         // grants and sightings too.
         let model_grew = match ev {
-            EventRef::Access(a) => {
+            EventRef::Access(mut a) => {
+                // The person behind an alias: their canonical name (the
+                // decoding thread's key was for the alias, so it is dropped).
+                let canonical;
+                if self.identities.has_aliases() {
+                    if let std::borrow::Cow::Owned(c) = self.identities.canonical(a.principal) {
+                        canonical = c;
+                        a.principal = &canonical;
+                        a.key = None;
+                    }
+                }
                 self.access(a, &mut out);
                 false
             }
             EventRef::Other(ev) => {
-                self.other(ev, origin, &mut out);
+                if self.identities.has_aliases() {
+                    let ev = canonical_people(&self.identities, ev);
+                    self.other(&ev, origin, &mut out);
+                } else {
+                    self.other(ev, origin, &mut out);
+                }
                 true
             }
         };
@@ -871,6 +918,30 @@ mod tests {
         r#"{"ts":"2026-03-01T00:00:00Z","type":"membership","actor":"hr","group":"eng-all","member":"carol","op":"add","actor_type":"service"}"#,
         r#"{"ts":"2026-03-01T00:00:00Z","type":"membership","actor":"hr","group":"eng-all","member":"ivan","op":"add","actor_type":"service"}"#,
     ];
+
+    #[test]
+    fn an_agent_call_links_only_to_the_grants_its_command_names() {
+        let mut e = engine();
+        let call = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"otel:claude-code:s:t1","agent":"claude-code","requested_by":"alice","recommends":[{"resource":"k8s/cluster/ClusterRole/cluster-admin","role":"cluster-admin","grantee":"ci-runner"},{"resource":"aws/iam/role/deploy"}]}"#;
+        let grant = |id: &str, grantee: &str, resource: &str| {
+            format!(
+                r#"{{"ts":"2026-03-18T09:05:00Z","type":"grant","grant_id":"{id}","actor":"alice","grantee":"{grantee}","resource":"{resource}"}}"#
+            )
+        };
+        feed(&mut e, &[call]);
+        let same = grant("g1", "ci-runner", "k8s/cluster/ClusterRole/cluster-admin");
+        let other = grant("g2", "bob", "k8s/cluster/ClusterRole/cluster-admin");
+        let trust = grant("g3", "arn:aws:iam::1:root", "aws/iam/role/deploy");
+        let traced: Vec<Option<String>> = [same, other, trust]
+            .iter()
+            .map(|l| {
+                grants(&feed(&mut e, &[l.as_str()]))
+                    .first()
+                    .and_then(|d| d.finding.grant_id.clone())
+            })
+            .collect();
+        assert_eq!(traced, [Some("g1".to_owned()), None, Some("g3".to_owned())]);
+    }
 
     #[test]
     fn the_incident_is_traced_through_view_and_channel() {

@@ -14,6 +14,10 @@
 //! (another resource) while the change cites a reference of its own is marked
 //! [`Trace::grantee_only_own_reference`]: detection notes it and never pages.
 //!
+//! Advice read from agent telemetry (an agent's call that ran a command) links
+//! only to the grants the command names: resource and grantee, or the resource
+//! alone where the command leaves the grantee open.
+//!
 //! Two or more signals for the same advice add 0.05 (capped at 1.0). The best
 //! candidate wins; at equal confidence a verified one wins, so a change that cites
 //! advice a human approved beforehand is not blamed on some other advice.
@@ -103,6 +107,20 @@ fn recommendation_match(recs: &[Recommendation], resource: &str, grantee: &str) 
         }
     }
     best
+}
+
+/// Whether the advice is an agent's tool call read from telemetry
+/// (`decode::otlp` names those `otel:...`).
+fn from_telemetry(a: &AdviceRecord) -> bool {
+    a.advice_id.starts_with("otel:")
+}
+
+/// Whether a recommendation of `resource` leaves the grantee open (a command
+/// whose grantee is the caller or is in a document, say).
+fn names_no_grantee(a: &AdviceRecord, resource: &str) -> bool {
+    a.recommends
+        .iter()
+        .any(|r| r.resource == resource && r.grantee.is_none())
 }
 
 /// "viewer on acl/x for eng-all; ...": what advice recommends, for summaries.
@@ -225,7 +243,11 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
         let m = recommendation_match(&a.recommends, s.resource, s.grantee);
         let conf = match m {
             Match::Both => 0.9,
+            // A command names its grants exactly: the same role for someone
+            // else is another change, not this call's.
+            Match::Resource if from_telemetry(a) && !names_no_grantee(a, s.resource) => continue,
             Match::Resource => 0.8,
+            Match::Grantee if from_telemetry(a) => continue,
             Match::Grantee => 0.6,
             Match::Neither => continue,
         };
@@ -315,7 +337,7 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
             "agent_produced_advice"
         },
         detail: format!(
-            "{} {} advice {}{} recommending {}",
+            "{} {} advice {}{} recommending {}{}",
             a.agent,
             if a.published { "published" } else { "produced" },
             a.advice_id,
@@ -323,7 +345,13 @@ pub fn trace(model: &Model, s: &Subject<'_>, window_ms: i64) -> Option<Trace> {
                 .as_deref()
                 .map(|ch| format!(" in {ch}"))
                 .unwrap_or_default(),
-            describe_recs(&a.recommends)
+            describe_recs(&a.recommends),
+            // Agent telemetry's advice is a call: its command, decision and source.
+            a.summary
+                .as_deref()
+                .filter(|_| a.advice_id.starts_with("otel:"))
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
         ),
     }];
     let mut rest = c.chain;

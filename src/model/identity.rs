@@ -1,6 +1,10 @@
-//! Who is who: glob patterns and the recognition of AI agents.
+//! Who is who: glob patterns, the recognition of AI agents, and the names
+//! one person goes by in different sources (`[identities.aliases]`).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -90,10 +94,85 @@ impl Serialize for Pattern {
     }
 }
 
-/// Decides whether a principal is a human, an agent or a service.
+/// Decides whether a principal is a human, an agent or a service, and which
+/// person a name stands for.
 #[derive(Debug, Clone)]
 pub struct Identities {
     agents: Vec<Pattern>,
+    aliases: Arc<Aliases>,
+}
+
+/// The names people go by: alias -> canonical name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aliases {
+    by_alias: HashMap<String, String>,
+    /// Local part -> canonical e-mail, when bare user names are matched to
+    /// e-mail local parts (`None` when that rule is off).
+    by_local_part: Option<HashMap<String, String>>,
+}
+
+impl Aliases {
+    /// Builds the table from `canonical -> [aliases]`; with `match_local_part`,
+    /// a bare user name (no `@`, `/` or `:`) that is the local part of exactly
+    /// one canonical e-mail stands for it too. An alias given to two people is
+    /// an error (it names the alias).
+    pub fn new<'a>(
+        table: impl IntoIterator<Item = (&'a str, &'a [String])>,
+        match_local_part: bool,
+    ) -> Result<Aliases, String> {
+        let mut by_alias: HashMap<String, String> = HashMap::new();
+        let mut canonicals = Vec::new();
+        for (canonical, aliases) in table {
+            if canonical.trim().is_empty() {
+                return Err("a canonical name is empty".into());
+            }
+            canonicals.push(canonical.to_owned());
+            for a in aliases {
+                if a.trim().is_empty() {
+                    return Err(format!("{canonical:?} has an empty alias"));
+                }
+                if a == canonical {
+                    continue;
+                }
+                if let Some(other) = by_alias.insert(a.clone(), canonical.to_owned()) {
+                    if other != canonical {
+                        return Err(format!(
+                            "alias {a:?} is given to both {other:?} and {canonical:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        for c in &canonicals {
+            if let Some(other) = by_alias.get(c) {
+                return Err(format!(
+                    "{c:?} is a canonical name and also an alias of {other:?}"
+                ));
+            }
+        }
+        let by_local_part = match_local_part.then(|| {
+            let mut seen: HashMap<String, Option<String>> = HashMap::new();
+            for c in &canonicals {
+                if let Some((local, _)) = c.split_once('@') {
+                    seen.entry(local.to_owned())
+                        .and_modify(|v| *v = None)
+                        .or_insert_with(|| Some(c.clone()));
+                }
+            }
+            // A local part two people share names neither.
+            seen.into_iter()
+                .filter_map(|(l, c)| c.map(|c| (l, c)))
+                .collect()
+        });
+        Ok(Aliases {
+            by_alias,
+            by_local_part,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_alias.is_empty() && self.by_local_part.as_ref().is_none_or(|m| m.is_empty())
+    }
 }
 
 impl Identities {
@@ -101,7 +180,34 @@ impl Identities {
     pub fn new(agent_patterns: Vec<Pattern>) -> Self {
         Identities {
             agents: agent_patterns,
+            aliases: Arc::new(Aliases::default()),
         }
+    }
+
+    /// The same, knowing who goes by which names.
+    pub fn with_aliases(mut self, aliases: Aliases) -> Self {
+        self.aliases = Arc::new(aliases);
+        self
+    }
+
+    /// Whether any name stands for another.
+    pub fn has_aliases(&self) -> bool {
+        !self.aliases.is_empty()
+    }
+
+    /// The person `name` stands for: its canonical name, or itself.
+    pub fn canonical<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        if let Some(c) = self.aliases.by_alias.get(name) {
+            return Cow::Owned(c.clone());
+        }
+        if let Some(locals) = &self.aliases.by_local_part {
+            if !name.contains(['@', '/', ':']) {
+                if let Some(c) = locals.get(name) {
+                    return Cow::Owned(c.clone());
+                }
+            }
+        }
+        Cow::Borrowed(name)
     }
 
     /// Whether the name matches an agent pattern.
@@ -177,6 +283,37 @@ mod tests {
             ActorType::Service
         );
         assert!(!ids.counts_as_human_reviewer("agent:reviewer"));
+    }
+
+    #[test]
+    fn aliases_and_local_parts_name_the_canonical_person() {
+        let alice = ["alice".to_owned(), "role/eng/alice".to_owned()];
+        let bob: Vec<String> = Vec::new();
+        let table = [
+            ("alice@example.com", &alice[..]),
+            ("bob@example.com", &bob[..]),
+        ];
+        let ids = Identities::new(Vec::new()).with_aliases(Aliases::new(table, false).unwrap());
+        assert!(ids.has_aliases());
+        assert_eq!(ids.canonical("role/eng/alice"), "alice@example.com");
+        assert_eq!(ids.canonical("alice"), "alice@example.com");
+        assert_eq!(ids.canonical("bob"), "bob");
+        let ids = ids.with_aliases(Aliases::new(table, true).unwrap());
+        assert_eq!(ids.canonical("bob"), "bob@example.com");
+        assert_eq!(ids.canonical("team/bob"), "team/bob");
+        assert_eq!(ids.canonical("carol"), "carol");
+        assert!(!Identities::new(Vec::new()).has_aliases());
+
+        let twice = ["al".to_owned()];
+        let err = Aliases::new([("a@x", &twice[..]), ("b@x", &twice[..])], false).unwrap_err();
+        assert!(err.contains("\"al\""), "{err}");
+        let chained = ["b@x".to_owned()];
+        assert!(Aliases::new([("a@x", &chained[..]), ("b@x", &bob[..])], false).is_err());
+        // A local part two people share names neither.
+        let ids = Identities::new(Vec::new()).with_aliases(
+            Aliases::new([("bob@a.com", &bob[..]), ("bob@b.com", &bob[..])], true).unwrap(),
+        );
+        assert_eq!(ids.canonical("bob"), "bob");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Advice, Grant, GranteeType, Recommendation, Ts};
 
-pub use identity::{Identities, Pattern};
+pub use identity::{Aliases, Identities, Pattern};
 pub use sensitivity::{Sensitivity, Tier};
 
 /// A grant as the model remembers it.

@@ -167,4 +167,16 @@ fn demo_revokes_the_incident_grant_within_a_minute() {
         !stdout.contains("revoke g-88120"),
         "verified advice is left alone:\n{stdout}"
     );
+    // Act two: the allow-rule call's binding revoked, the approved one left alone.
+    assert!(
+        stdout.contains(
+            "Revoked: grant k8s:a2-rule:0 (ci-runner on k8s/cluster/ClusterRole/cluster-admin), signature valid"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Left alone: zoe's agent ran the same command"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("revoke k8s:a2-human"), "{stdout}");
 }

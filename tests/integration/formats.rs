@@ -623,5 +623,5 @@ fn every_format_name_is_accepted_in_sources() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("config ok: 8 source(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config ok: 9 source(s)"));
 }

@@ -164,6 +164,40 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// A blocking HTTP GET over a plain TCP socket (HTTP/1.0, so the server closes).
+/// POSTs `body` with `headers`; returns the status code and the body.
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = String::from_utf8_lossy(&resp[..split]);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, resp[split + 4..].to_vec())
+}
+
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -195,6 +229,8 @@ pub fn append(path: &Path, lines: &[String]) {
 /// One request the webhook received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When the request arrived.
+    pub at: Instant,
     pub path: String,
     pub signature: Option<String>,
     pub idempotency_key: Option<String>,
@@ -312,6 +348,7 @@ async fn record(
             .map(str::to_owned)
     };
     shared.received.lock().unwrap().push(Received {
+        at: Instant::now(),
         path: uri.path().to_owned(),
         signature: h("x-reachguard-signature"),
         idempotency_key: h("idempotency-key"),

@@ -5,6 +5,7 @@ mod helpers;
 
 mod hostile;
 
+mod agents;
 mod cli;
 mod cluster;
 mod crash;
