@@ -469,14 +469,10 @@ impl OpenFile {
     }
 }
 
-/// (fingerprint, offset, line number) of content that was read.
-type Head = (u64, u64, u64);
-
 struct ReadOutcome {
-    /// The file was found truncated and reading restarted at 0.
-    restarted: bool,
-    /// On a restart: the content that was there.
-    retired: Option<Head>,
+    /// The file was found truncated and reading restarted at 0: where reading
+    /// of the content that was there had ended.
+    restarted_after: Option<FilePosition>,
     lines: usize,
     bytes: u64,
     at_eof: bool,
@@ -635,16 +631,8 @@ impl Tailer {
             let budget = max_lines.saturating_sub(stats.lines);
             match read_new_lines(id, of, &mut buf, out, budget, now) {
                 Ok(r) => {
-                    if let Some((fingerprint, offset, line_no)) = r.retired {
-                        let head = RetiredHead {
-                            source: id.0,
-                            fingerprint,
-                            offset,
-                            line_no,
-                        };
-                        remember_head(&mut self.retired, head);
-                    }
-                    if r.restarted {
+                    if let Some(before) = &r.restarted_after {
+                        remember_head(&mut self.retired, retired_head(id.0, before));
                         // The old checkpoint would now resume at a wrong offset.
                         let mut pos = of.position();
                         pos.offset = 0;
@@ -1164,9 +1152,9 @@ fn literal_dir(pattern: &str) -> PathBuf {
     }
 }
 
-/// Detect truncation (see the module doc); returns the current length and
-/// whether reading restarted at 0.
-fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<Head>)> {
+/// Detect truncation (see the module doc); returns the current length and,
+/// if reading restarted at 0, the position it had reached before.
+fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<FilePosition>)> {
     let meta = of.file.metadata()?;
     let sig = meta_signature(&meta);
     if sig == of.last_meta && of.read_pos >= sig.0 {
@@ -1186,10 +1174,10 @@ fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<Head>)> {
             let mut now = vec![0u8; of.pending.len()];
             read_full_at(&of.file, &mut now, of.offset)? != now.len() || now != of.pending
         });
-    let mut retired = None;
+    let mut before = None;
     if truncated {
         info!(path = %of.path.display(), len, read_pos = of.read_pos, "file truncated; reading from start");
-        retired = Some((of.fingerprint, of.offset, of.line_no));
+        before = Some(of.position());
         of.offset = 0;
         of.read_pos = 0;
         of.line_no = 0;
@@ -1200,7 +1188,7 @@ fn check_truncation(of: &mut OpenFile) -> io::Result<(u64, Option<Head>)> {
     if truncated || of.fingerprint == 0 {
         of.fingerprint = fp;
     }
-    Ok((len, retired))
+    Ok((len, before))
 }
 
 /// Read complete lines of one file into `out`, at most `budget`, up to the size
@@ -1213,8 +1201,7 @@ fn read_new_lines(
     budget: usize,
     now: Instant,
 ) -> io::Result<ReadOutcome> {
-    let (len, retired) = check_truncation(of)?;
-    let restarted = retired.is_some();
+    let (len, restarted_after) = check_truncation(of)?;
     let start = of.read_pos;
     let (mut lines, mut hit_end) = (0, false);
     while of.read_pos < len && lines < budget {
@@ -1247,8 +1234,7 @@ fn read_new_lines(
         of.read_pos += pos as u64;
     }
     Ok(ReadOutcome {
-        restarted,
-        retired,
+        restarted_after,
         lines,
         bytes: of.read_pos - start,
         at_eof: hit_end || of.read_pos >= len,
@@ -1471,6 +1457,16 @@ mod tests {
         f.write_all(data.as_bytes()).unwrap();
     }
 
+    /// Truncate in place, as copytruncate does after the copy.
+    fn truncate(path: &Path) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
     fn spec(pattern: &Path) -> SourceSpec {
         SourceSpec::new(0, pattern.to_str().unwrap())
     }
@@ -1680,12 +1676,7 @@ mod tests {
         let between = drain(&mut t);
         assert_eq!(texts(&between), ["l4"], "the original, not the copy");
         between.iter().for_each(|l| cps.ack(l));
-        File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&p);
         append(&p, "n1\n");
         let after = drain(&mut t);
         assert_eq!(texts(&after), ["n1"], "the copy's lines were read already");
@@ -1698,12 +1689,7 @@ mod tests {
         append(&p, "n2\n");
         fs::rename(dir.path().join("app.log.1"), dir.path().join("app.log.2")).unwrap();
         fs::copy(&p, dir.path().join("app.log.1")).unwrap();
-        File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&p);
         append(&p, "m1\n");
         let json = serde_json::to_string(&cps).unwrap();
         let cps: Checkpoints = serde_json::from_str(&json).unwrap();
@@ -1764,17 +1750,9 @@ mod tests {
         let (dir, p) = log("l1\nl2\nl3\n");
         let mut t = tailer(vec![spec(&p)], &Checkpoints::default());
         assert_eq!(read(&mut t), ["l1", "l2", "l3"]);
-        let truncate = || {
-            File::options()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_len(0)
-                .unwrap()
-        };
         // Shorter than our offset.
         fs::copy(&p, dir.path().join("app.log.1")).unwrap();
-        truncate();
+        truncate(&p);
         append(&p, "n1\n");
         let lines = drain(&mut t);
         assert_eq!(texts(&lines), ["n1"]);
@@ -1783,16 +1761,16 @@ mod tests {
             (1, 1, 3)
         );
         // Rewritten past the old offset before we looked: the fingerprint tells.
-        truncate();
+        truncate(&p);
         append(&p, "cc\ndd\neeeeeeee\n");
         let lines = drain(&mut t);
         assert_eq!(texts(&lines), ["cc", "dd", "eeeeeeee"]);
         assert_eq!(lines[0].epoch, 2);
         // Fingerprint still unknown: the held partial line's bytes tell.
-        truncate();
+        truncate(&p);
         append(&p, "abc");
         assert!(read(&mut t).is_empty());
-        truncate();
+        truncate(&p);
         append(&p, "xyz\n");
         assert_eq!(read(&mut t), ["xyz"]);
     }

@@ -18,6 +18,16 @@ fn batch(prefix: &str, from: u64, n: u64) -> Vec<String> {
         .collect()
 }
 
+/// Truncate in place, as copytruncate does after the copy.
+fn truncate(path: &std::path::Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 fn settle(daemon: &Daemon, log: &std::path::Path, expected: f64) {
     wait_until(Duration::from_secs(20), "the expected lines", || {
         daemon.metric(LINES) >= expected
@@ -73,12 +83,7 @@ fn rotation_by_copytruncate_delivers_every_line_once() {
     });
     // copytruncate: copy aside (not followed), truncate in place, keep writing.
     std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &batch("b", 300, 40));
     settle(&daemon, &log, 340.0);
     assert!(daemon.sigterm().success());
@@ -141,12 +146,7 @@ fn copytruncate_under_a_glob_matching_the_copies_delivers_every_line_once_across
             std::fs::rename(&one, &two).unwrap();
         }
         std::fs::copy(&log, logs.join(to)).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
     };
     append(&log, &batch("a", 0, 300));
     let mut first = Daemon::start(dir.path(), &cfg);
