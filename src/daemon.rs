@@ -97,6 +97,13 @@ impl Handle {
     }
 }
 
+/// Binds a listener of the daemon's (HTTP, OTLP/HTTP, OTLP/gRPC).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+    server::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
 /// Starts the daemon: everything that can fail at start-up fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let receiving = cfg.otlp.listen.is_some() || cfg.otlp.grpc_listen.is_some();
@@ -188,12 +195,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     };
     metrics.journal_pending.set(pending.len() as i64);
 
-    let (listener, addr) = server::bind(cfg.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
+    let (listener, addr) = bind(cfg.listen).await?;
     state.record_http_addr(addr)?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -215,12 +217,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let mut receiver_tasks = Vec::new();
     let mut otlp_addrs = Vec::new();
     if let Some(listen) = cfg.otlp.listen {
-        let (l, a) = source::otlp::bind(listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: listen,
-                source,
-            })?;
+        let (l, a) = bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/HTTP on /v1/logs and /v1/traces");
         otlp_addrs.push(("http", a));
         receiver_tasks.push(source::otlp::spawn_http(
@@ -231,12 +228,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         ));
     }
     if let Some(listen) = cfg.otlp.grpc_listen {
-        let (l, a) = source::otlp::bind(listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: listen,
-                source,
-            })?;
+        let (l, a) = bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/gRPC");
         otlp_addrs.push(("grpc", a));
         receiver_tasks.push(source::otlp::spawn_grpc(

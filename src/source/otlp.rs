@@ -19,7 +19,6 @@
 //! `Unauthenticated` without the `[server]` bearer token when one is set.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -384,13 +383,6 @@ fn tokio_stream_listener(
         let r = l.accept().await.map(|(s, _)| s);
         Some((r, l))
     })
-}
-
-/// Binds `addr`, returning the listener and the address it got.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let l = TcpListener::bind(addr).await?;
-    let a = l.local_addr()?;
-    Ok((l, a))
 }
 
 #[cfg(test)]
