@@ -791,11 +791,7 @@ fn grants(
                 Undo::Ec2Share {
                     resource_type: kind.to_owned(),
                     id: id.to_owned(),
-                    account: if t.grantee == "*" {
-                        "all".to_owned()
-                    } else {
-                        t.grantee.clone()
-                    },
+                    account: shared_with(&t.grantee),
                 }
                 .boxed()
             };
@@ -834,11 +830,7 @@ fn grants(
                 Undo::RdsShare {
                     resource_type: resource_type.to_owned(),
                     id: id.to_owned(),
-                    account: if t.grantee == "*" {
-                        "all".to_owned()
-                    } else {
-                        t.grantee.clone()
-                    },
+                    account: shared_with(&t.grantee),
                 }
                 .boxed()
             };
@@ -999,6 +991,12 @@ fn public_target(role: &str) -> Target {
         grantee_type: GranteeType::Group,
         role: Some(role.to_owned()),
     }
+}
+
+/// The account a snapshot / image / DB snapshot share names in its undo: the
+/// grantee's account id, or `all` for a public share (grantee `*`).
+fn shared_with(grantee: &str) -> String {
+    if grantee == "*" { "all" } else { grantee }.to_owned()
 }
 
 fn dedup(mut targets: Vec<Target>) -> Vec<Target> {
