@@ -468,7 +468,10 @@ impl Worker {
             self.pipeline
                 .process_line(input, &r.line, false, &location, Some(r.read_at));
         self.resolve(resolved, jobs).await;
-        // The sender hears back once the request's effects are recorded.
+        // The sender hears back once the request's effects are recorded, its
+        // events in the metrics included (a request is a batch, not a line:
+        // refreshing them per request costs little).
+        self.pipeline.update_model_gauges();
         let _ = r.done.send(());
     }
 

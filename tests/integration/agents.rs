@@ -429,10 +429,13 @@ fn the_opentelemetry_python_sdk_sends_agent_telemetry_over_http_and_grpc() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Both exporters finished: their requests were answered after processing.
+    // Both exporters finished: their requests were answered after processing,
+    // metrics included.
     assert_eq!(
         daemon.metric(r#"reachguard_events_total{type="advice"}"#),
-        2.0
+        2.0,
+        "the SDK said: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let binding = |id: &str,
                    user: &str,
