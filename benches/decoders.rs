@@ -76,7 +76,7 @@ fn input(format: Format) -> Option<Input> {
 
 fn decode_all(format: Format, data: &[u8]) -> usize {
     let mut d = format.decoder();
-    let mut out = Vec::new();
+    let mut out = reachguard::event::Events::default();
     let mut n = 0;
     for line in data.split(|b| *b == b'\n') {
         out.clear();

@@ -1,8 +1,11 @@
 //! End-to-end throughput and memory over generated organisations.
 //!
 //! `cargo bench --bench pipeline` (optionally `-- 300,1500,10000`) generates, for
-//! each size, an organisation with two weeks of history as a native log file,
-//! then in separate processes (so each peak RSS is its own):
+//! each size, an organisation with two weeks of history as a native log file in
+//! the layouts real writers give it (any field order, optional `id` / `action` /
+//! `outcome` there or not, second and sub-second times with `Z` or offsets,
+//! spaces, escaped strings: `reachguard::synth::layout`), then in separate
+//! processes (so each peak RSS is its own):
 //!
 //! - the parse floor: the time `serde_json` takes to deserialise every line into a
 //!   struct that borrows from the line, reading the file the way replay does;
@@ -25,7 +28,9 @@
 //!
 //! `--gen ENGINEERS PATH [DAYS [inject]]` only writes an organisation's log
 //! (with `inject`, a week of injected expansion cases follows the history), to
-//! compare the findings of two builds on the same input.
+//! compare the findings of two builds on the same input. `--plain` before the
+//! sizes (or after `--gen`'s arguments) writes every line in the one layout
+//! `Event::to_native_json` gives, for comparison.
 
 /// The allocator the `reachguard` binary uses.
 #[global_allocator]
@@ -37,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use reachguard::synth::{OrgSpec, generate};
+use reachguard::synth::{OrgSpec, generate, layout};
 
 /// The fields a native line has, borrowed where the JSON allows.
 #[derive(serde::Deserialize)]
@@ -61,6 +66,12 @@ struct Floor<'a> {
     group: Option<Cow<'a, str>>,
     #[serde(borrow)]
     member: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Option<Cow<'a, str>>,
 }
 
 fn peak_rss_mib() -> f64 {
@@ -72,7 +83,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn generate_file(engineers: usize, path: &Path, days: u32, inject: bool) {
+fn generate_file(engineers: usize, path: &Path, days: u32, inject: bool, plain: bool) {
     let org = generate(OrgSpec {
         engineers,
         history_days: days,
@@ -80,9 +91,17 @@ fn generate_file(engineers: usize, path: &Path, days: u32, inject: bool) {
         seed: 1,
         inject,
     });
+    let mut rng = reachguard::synth::Rng::new(engineers as u64);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for e in &org.events {
-        out.write_all(e.to_native_json().as_bytes()).unwrap();
+        let line = if plain {
+            e.to_native_json()
+        } else {
+            let mut e = e.clone();
+            layout::vary(&mut e, &mut rng);
+            layout::native_line(&e, &mut rng)
+        };
+        out.write_all(line.as_bytes()).unwrap();
         out.write_all(b"\n").unwrap();
     }
     out.flush().unwrap();
@@ -209,10 +228,12 @@ fn model_stage(path: &Path, keyed: bool) -> (f64, u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let plain = args.iter().any(|a| a == "--plain");
+    args.retain(|a| a != "--plain");
     match args.first().map(String::as_str) {
         Some("--memory") => {
             let me = std::env::current_exe().unwrap();
@@ -253,7 +274,13 @@ fn main() {
         Some("--gen") => {
             let days = args.get(3).map_or(14, |d| d.parse().unwrap());
             let inject = args.get(4).is_some_and(|a| a == "inject");
-            return generate_file(args[1].parse().unwrap(), Path::new(&args[2]), days, inject);
+            return generate_file(
+                args[1].parse().unwrap(),
+                Path::new(&args[2]),
+                days,
+                inject,
+                plain,
+            );
         }
         Some("--floor") => {
             let (secs, n) = floor(Path::new(&args[1]));
@@ -309,8 +336,13 @@ fn main() {
     );
     for size in sizes {
         let path: PathBuf = dir.path().join(format!("org-{size}.jsonl"));
+        let size_text = size.to_string();
         let p = path.to_str().unwrap();
-        run(&["--gen", &size.to_string(), p]);
+        let mut gen_args = vec!["--gen", &size_text, p];
+        if plain {
+            gen_args.push("--plain");
+        }
+        run(&gen_args);
         let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
         // Best of five rounds, each running every mode once in turn, so the
         // other load on a shared machine stays out of the figures and falls

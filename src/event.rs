@@ -306,13 +306,15 @@ pub struct Access {
 }
 
 impl Access {
-    /// This access at `ts`, read in place (its action, if any, left out).
-    pub fn at(&self, ts: Ts) -> AccessRef<'_> {
+    /// This access at `ts` with the event's `id`, read in place.
+    pub fn at<'a>(&'a self, ts: Ts, id: Option<&'a str>) -> AccessRef<'a> {
         AccessRef {
             ts,
             principal: &self.principal,
             resource: &self.resource,
             outcome: self.outcome,
+            action: self.action.as_deref(),
+            id,
             key: None,
         }
     }
@@ -488,6 +490,8 @@ impl Event {
             principal,
             resource,
             outcome: Outcome::Success,
+            action: None,
+            id: None,
             key: None,
         }
         .to_event()
@@ -590,6 +594,10 @@ pub struct AccessRef<'a> {
     pub resource: &'a str,
     /// Success or denied.
     pub outcome: Outcome,
+    /// The verb, if the source has one.
+    pub action: Option<&'a str>,
+    /// The event's id, if it has one.
+    pub id: Option<&'a str>,
     /// The ids a decoding thread gave its names, if it did.
     pub key: Option<Key>,
 }
@@ -610,26 +618,26 @@ pub struct Key {
 }
 
 impl AccessRef<'_> {
-    /// The owned event (no id, no action).
+    /// The owned event.
     pub fn to_event(&self) -> Event {
         Event {
             ts: self.ts,
-            id: None,
+            id: self.id.map(str::to_owned),
             body: Body::Access(Access {
                 principal: self.principal.to_owned(),
                 resource: self.resource.to_owned(),
-                action: None,
+                action: self.action.map(str::to_owned),
                 outcome: self.outcome,
             }),
         }
     }
 }
 
-/// An event read from an [`Events`] run: a plain access in place, or any
-/// other event.
+/// An event read from an [`Events`] run: an access in place, or any other
+/// event.
 #[derive(Debug, Clone, Copy)]
 pub enum EventRef<'a> {
-    /// An access event with no id and no action.
+    /// An access event.
     Access(AccessRef<'a>),
     /// Any other event.
     Other(&'a Event),
@@ -662,38 +670,51 @@ impl EventRef<'_> {
 }
 
 impl<'a> From<&'a Event> for EventRef<'a> {
-    /// A plain access (no id, no action) reads as [`EventRef::Access`], as it
-    /// would from an [`Events`] run.
+    /// An access reads as [`EventRef::Access`], as it would from an
+    /// [`Events`] run.
     fn from(e: &'a Event) -> EventRef<'a> {
         match &e.body {
-            Body::Access(a) if e.id.is_none() && a.action.is_none() => EventRef::Access(a.at(e.ts)),
+            Body::Access(a) => EventRef::Access(a.at(e.ts, e.id.as_deref())),
             _ => EventRef::Other(e),
         }
     }
 }
 
-/// A run of decoded events in order, kept compactly: plain access events
-/// (no id, no action), nearly all of a busy log, as offsets into one shared
-/// text buffer, so that decoding one allocates nothing and handing a run to
-/// another thread moves a few buffers, not every name; any other event as
-/// itself.
+/// A run of decoded events in order, kept compactly: the one hand-off between
+/// a decoder and whatever consumes its events (replay, the daemon, `train`, the
+/// cluster). Access events, nearly all of a busy log, are kept as offsets into
+/// one shared text buffer, so that decoding one allocates nothing and handing
+/// a run to another thread moves a few buffers, not every name; any other
+/// event as itself.
 #[derive(Debug, Default)]
 pub struct Events {
     text: String,
     items: Vec<Item>,
-    /// Keys of the plain accesses by index, once [`Events::key`] gave them.
+    /// Keys of the accesses by index, once [`Events::key`] gave them.
     keys: Vec<Option<Key>>,
+}
+
+/// Where an access's names are in the run's text: `text[start..principal]`
+/// is the principal, then the resource, the action and the id, each ending
+/// where the next begins. A run's text stays far below 4 GiB: runs are
+/// blocks of lines of bounded length.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    principal: u32,
+    resource: u32,
+    action: u32,
+    id: u32,
 }
 
 #[derive(Debug)]
 enum Item {
-    /// `text[start..mid]` is the principal, `text[mid..end]` the resource.
     Access {
         ts: Ts,
-        start: usize,
-        mid: usize,
-        end: usize,
+        at: Span,
         outcome: Outcome,
+        has_action: bool,
+        has_id: bool,
     },
     Other(Box<Event>),
     /// Moved out by [`Events::move_to`].
@@ -727,34 +748,68 @@ impl Events {
         self.keys.clear();
     }
 
-    /// Gives every plain access the key `f` makes of its principal and
-    /// resource (events appended afterwards have none).
+    /// Keeps the first `len` events and forgets the rest (a decoder undoing
+    /// what it appended for a line it then rejects).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.items.len() {
+            return;
+        }
+        let text = self.items[len..].iter().find_map(|item| match item {
+            Item::Access { at, .. } => Some(at.start as usize),
+            _ => None,
+        });
+        if let Some(text) = text {
+            self.text.truncate(text);
+        }
+        self.items.truncate(len);
+        self.keys.truncate(len);
+    }
+
+    /// Gives every access the key `f` makes of its principal and resource
+    /// (events appended afterwards have none).
     pub fn key(&mut self, mut f: impl FnMut(&str, &str) -> Key) {
         self.keys.clear();
         self.keys.extend(self.items.iter().map(|item| match item {
-            Item::Access {
-                start, mid, end, ..
-            } => Some(f(&self.text[*start..*mid], &self.text[*mid..*end])),
+            Item::Access { at, .. } => Some(f(
+                &self.text[at.start as usize..at.principal as usize],
+                &self.text[at.principal as usize..at.resource as usize],
+            )),
             _ => None,
         }));
     }
 
-    /// Appends a plain access event, copying its names.
+    /// The text's length as an offset.
+    fn offset(&self) -> u32 {
+        u32::try_from(self.text.len()).expect("a run's text stays below 4 GiB")
+    }
+
+    /// Appends an access event, copying its names.
     pub fn push_access(&mut self, a: AccessRef<'_>) {
-        let start = self.text.len();
+        let start = self.offset();
         self.text.push_str(a.principal);
-        let mid = self.text.len();
+        let principal = self.offset();
         self.text.push_str(a.resource);
+        let resource = self.offset();
+        self.text.push_str(a.action.unwrap_or(""));
+        let action = self.offset();
+        self.text.push_str(a.id.unwrap_or(""));
+        let id = self.offset();
         self.items.push(Item::Access {
             ts: a.ts,
-            start,
-            mid,
-            end: self.text.len(),
+            at: Span {
+                start,
+                principal,
+                resource,
+                action,
+                id,
+            },
             outcome: a.outcome,
+            has_action: a.action.is_some(),
+            has_id: a.id.is_some(),
         });
     }
 
-    /// Appends any event (a plain access is kept compactly).
+    /// Appends any event (an access is kept compactly).
     pub fn push(&mut self, e: Event) {
         match EventRef::from(&e) {
             EventRef::Access(a) => self.push_access(a),
@@ -771,17 +826,22 @@ impl Events {
         match &self.items[i] {
             Item::Access {
                 ts,
-                start,
-                mid,
-                end,
+                at,
                 outcome,
-            } => EventRef::Access(AccessRef {
-                ts: *ts,
-                principal: &self.text[*start..*mid],
-                resource: &self.text[*mid..*end],
-                outcome: *outcome,
-                key: self.keys.get(i).copied().flatten(),
-            }),
+                has_action,
+                has_id,
+            } => {
+                let text = |from: u32, to: u32| &self.text[from as usize..to as usize];
+                EventRef::Access(AccessRef {
+                    ts: *ts,
+                    principal: text(at.start, at.principal),
+                    resource: text(at.principal, at.resource),
+                    outcome: *outcome,
+                    action: has_action.then(|| text(at.resource, at.action)),
+                    id: has_id.then(|| text(at.action, at.id)),
+                    key: self.keys.get(i).copied().flatten(),
+                })
+            }
             Item::Other(e) => EventRef::Other(e),
             Item::Moved => panic!("event {i} was moved out"),
         }
@@ -792,8 +852,13 @@ impl Events {
         (0..self.items.len()).map(|i| self.get(i))
     }
 
-    /// Moves the `i`-th event to the end of `out` (a plain access is copied;
-    /// any other event is taken and reads as moved here afterwards).
+    /// Owned copies of every event, in order.
+    pub fn to_vec(&self) -> Vec<Event> {
+        self.iter().map(|e| e.to_event()).collect()
+    }
+
+    /// Moves the `i`-th event to the end of `out` (an access is copied; any
+    /// other event is taken and reads as moved here afterwards).
     pub fn move_to(&mut self, i: usize, out: &mut Events) {
         match std::mem::replace(&mut self.items[i], Item::Moved) {
             Item::Other(e) => out.items.push(Item::Other(e)),
@@ -813,12 +878,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_go_to_plain_accesses_until_the_events_are_cleared() {
+    fn keys_go_to_accesses_until_the_events_are_cleared() {
         let mut events = Events::default();
         events.push(Event::access(Ts(1), "alice", "db/a"));
-        let mut grant = Event::access(Ts(2), "bob", "db/b");
-        grant.id = Some("g".into());
-        events.push(grant);
+        events.push(Event {
+            ts: Ts(2),
+            id: None,
+            body: Body::Revoke(Revoke {
+                grant_id: "g".into(),
+                actor: "bob".into(),
+                reference: None,
+            }),
+        });
         events.push(Event::access(Ts(3), "carol", "db/c"));
         let mut seen = Vec::new();
         events.key(|p, r| {
@@ -843,6 +914,47 @@ mod tests {
         events.clear();
         events.push(Event::access(Ts(5), "erin", "db/e"));
         assert!(matches!(events.get(0), EventRef::Access(a) if a.key.is_none()));
+    }
+
+    #[test]
+    fn truncating_a_run_forgets_the_events_and_their_text() {
+        let mut run = Events::default();
+        run.push(Event::access(Ts(1), "alice", "db/a"));
+        let mut with_id = Event::access(Ts(2), "bob", "db/b");
+        with_id.id = Some("e-2".into());
+        run.push(with_id);
+        let before = run.text.len();
+        run.push(Event::access(Ts(3), "carol", "db/c"));
+        run.push(Event {
+            ts: Ts(4),
+            id: None,
+            body: Body::Revoke(Revoke {
+                grant_id: "g".into(),
+                actor: "dave".into(),
+                reference: None,
+            }),
+        });
+        run.truncate(2);
+        assert_eq!(run.len(), 2);
+        assert_eq!(run.text.len(), before, "the cut accesses' names are gone");
+        run.push(Event::access(Ts(5), "erin", "db/e"));
+        let names: Vec<String> = run
+            .iter()
+            .map(|e| match e {
+                EventRef::Access(a) => format!("{} {} {:?}", a.principal, a.resource, a.id),
+                EventRef::Other(_) => "other".into(),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "alice db/a None",
+                "bob db/b Some(\"e-2\")",
+                "erin db/e None"
+            ]
+        );
+        run.truncate(5);
+        assert_eq!(run.len(), 3);
     }
 
     #[test]
@@ -967,12 +1079,12 @@ mod tests {
         assert_eq!(run.len(), 5);
         let back: Vec<Event> = run.iter().map(|e| e.to_event()).collect();
         assert_eq!(back, all);
-        // Only the plain ones read in place.
+        // Every access reads in place, with its id and action.
         let kinds: Vec<bool> = run
             .iter()
             .map(|e| matches!(e, EventRef::Access(_)))
             .collect();
-        assert_eq!(kinds, [true, false, false, false, true]);
+        assert_eq!(kinds, [true, false, true, true, true]);
 
         let mut out = Events::default();
         for i in [1, 0, 2] {

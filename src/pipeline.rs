@@ -132,7 +132,7 @@ pub fn decode_block(decoder: &mut dyn Decoder, block: &[u8], out: &mut Events) -
         rest = next;
         line = line.strip_suffix(b"\r").unwrap_or(line);
         let before = out.len();
-        match decoder.decode_to(line, out) {
+        match decoder.decode(line, out) {
             Err(e) => outcome.errors.push((outcome.lines, e)),
             Ok(()) if out.len() == before => outcome.skipped += 1,
             Ok(()) => {}
@@ -227,7 +227,7 @@ impl Decoding {
         line: &[u8],
         oversized: bool,
         location: &dyn std::fmt::Display,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> Result<(), DecodeError> {
         out.clear();
         self.counts.lines += 1;
@@ -270,7 +270,7 @@ pub struct Pipeline {
     journal: Option<Arc<Mutex<Journal>>>,
     metrics: Metrics,
     summary: Summary,
-    scratch: Vec<Event>,
+    scratch: Events,
 }
 
 impl Pipeline {
@@ -303,7 +303,7 @@ impl Pipeline {
             journal: None,
             metrics,
             summary: Summary::default(),
-            scratch: Vec::new(),
+            scratch: Events::default(),
         }
     }
 
@@ -376,7 +376,7 @@ impl Pipeline {
         line: &[u8],
         oversized: bool,
         location: &dyn std::fmt::Display,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> Result<(), DecodeError> {
         self.decoding
             .decode_into(input, line, oversized, location, out)
@@ -404,8 +404,8 @@ impl Pipeline {
             .decode_into(input, line, oversized, location, &mut events)
             .is_ok()
         {
-            for ev in &events {
-                out.extend(self.process_event(input, ev, read_at));
+            for ev in events.iter() {
+                out.extend(self.process(input, ev, read_at));
             }
         }
         self.scratch = events;

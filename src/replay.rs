@@ -739,11 +739,11 @@ mod tests {
 
     /// Line-by-line decoding of `text`, as events.
     fn line_by_line(text: &str) -> Vec<Event> {
-        let mut out = Vec::new();
+        let mut out = Events::default();
         for line in text.lines() {
             let _ = crate::decode::NativeDecoder.decode(line.as_bytes(), &mut out);
         }
-        out
+        out.to_vec()
     }
 
     fn merged(paths: &[PathBuf], parallel: bool) -> (Vec<(usize, Event)>, DecodeCounts) {

@@ -5,7 +5,7 @@
 //! several separated by newlines; its format and source come from the subject
 //! (`<prefix>.raw.<format>.<source>`) or from the `Reachguard-Format` and
 //! `Reachguard-Source` headers. The events decoded from a batch are
-//! republished as native JSON lines ([`Event::to_native_json`]), grouped into
+//! republished in the compact encoding of [`super::wire`], grouped into
 //! one message per subject (their partition's, or the control subject: see
 //! [`route`]), with each event's position (raw sequence and index) in the
 //! `Reachguard-Positions` header. A line republished after a crash carries the
@@ -32,8 +32,9 @@ use tokio::sync::watch;
 use super::headers;
 use super::partition::Shared;
 use super::route::{self, Position, Route};
+use super::wire;
 use crate::decode::{Decoder, Format};
-use crate::event::Event;
+use crate::event::{EventRef, Events};
 
 /// Distinct `source` label values before the rest are counted as `other`.
 const MAX_SOURCE_LABELS: usize = 64;
@@ -55,7 +56,7 @@ pub struct Ingest {
     sources: HashSet<String>,
     errors_logged: u64,
     last_marker: u64,
-    scratch: Vec<Event>,
+    scratch: Events,
 }
 
 impl Ingest {
@@ -223,15 +224,15 @@ impl Ingest {
                 if out.is_empty() {
                     shared.metrics.skipped.with_label_values(&[&label]).inc();
                 }
-                for ev in out.drain(..) {
-                    let subject = match route::route(&ev, partitions) {
+                for ev in out.iter() {
+                    let subject = match route::route(ev, partitions) {
                         Route::Partition(p) => names.partition(p),
                         Route::Control => names.control(),
                     };
                     groups
                         .entry((subject, untrusted))
                         .or_default()
-                        .push(Position::new(raw, idx), &ev);
+                        .push(Position::new(raw, idx), ev);
                     idx += 1;
                 }
                 self.scratch = out;
@@ -301,23 +302,26 @@ impl Ingest {
     }
 }
 
-/// The events of a batch bound for one subject.
+/// The events of a batch bound for one subject: their positions, and their
+/// frames one after the other (`ends[i]` is where the `i`-th ends).
 #[derive(Default)]
 struct Group {
     positions: Vec<Position>,
-    lines: Vec<String>,
+    frames: Vec<u8>,
+    ends: Vec<usize>,
 }
 
-/// One message's worth of a group: native JSON lines and their positions.
+/// One message's worth of a group: event frames and their positions.
 struct Chunk {
     positions: Vec<Position>,
     payload: Vec<u8>,
 }
 
 impl Group {
-    fn push(&mut self, pos: Position, ev: &Event) {
+    fn push(&mut self, pos: Position, ev: EventRef<'_>) {
         self.positions.push(pos);
-        self.lines.push(ev.to_native_json());
+        wire::encode(ev, &mut self.frames);
+        self.ends.push(self.frames.len());
     }
 
     /// Splits the group into messages of at most [`MAX_EVENTS_PER_MESSAGE`]
@@ -328,10 +332,13 @@ impl Group {
             positions: Vec::new(),
             payload: Vec::new(),
         };
-        for (pos, line) in self.positions.into_iter().zip(self.lines) {
+        let mut start = 0;
+        for (pos, end) in self.positions.into_iter().zip(self.ends) {
+            let frame = &self.frames[start..end];
+            start = end;
             if !cur.positions.is_empty()
                 && (cur.positions.len() >= MAX_EVENTS_PER_MESSAGE
-                    || cur.payload.len() + line.len() > MAX_MESSAGE_BYTES)
+                    || cur.payload.len() + frame.len() > MAX_MESSAGE_BYTES)
             {
                 out.push(std::mem::replace(
                     &mut cur,
@@ -341,10 +348,7 @@ impl Group {
                     },
                 ));
             }
-            if !cur.positions.is_empty() {
-                cur.payload.push(b'\n');
-            }
-            cur.payload.extend_from_slice(line.as_bytes());
+            cur.payload.extend_from_slice(frame);
             cur.positions.push(pos);
         }
         if !cur.positions.is_empty() {
@@ -402,19 +406,20 @@ mod tests {
     use crate::decode::{Decoder, NativeDecoder};
 
     #[test]
-    fn a_group_splits_into_messages_the_native_decoder_reads_back() {
+    fn a_group_splits_into_messages_the_partitions_read_back() {
         let mut g = Group::default();
         let mut events = Vec::new();
         for i in 0..(MAX_EVENTS_PER_MESSAGE + 3) {
-            let mut out = Vec::new();
-            NativeDecoder
-                .decode(
+            let mut out = NativeDecoder
+                .decode_owned(
                     format!(r#"{{"ts":"2026-03-18T09:00:00Z","type":"access","principal":"u{i}","resource":"r"}}"#)
                         .as_bytes(),
-                    &mut out,
                 )
                 .unwrap();
-            g.push(Position::new(7 + i as u64 / 2, i as u32 % 2), &out[0]);
+            g.push(
+                Position::new(7 + i as u64 / 2, i as u32 % 2),
+                EventRef::from(&out[0]),
+            );
             events.push(out.remove(0));
         }
         let chunks = g.chunks();
@@ -422,13 +427,13 @@ mod tests {
             chunks.iter().map(|c| c.positions.len()).collect::<Vec<_>>(),
             [MAX_EVENTS_PER_MESSAGE, 3]
         );
-        let mut back = Vec::new();
+        let mut back = Events::default();
         for c in &chunks {
-            for line in c.payload.split(|b| *b == b'\n') {
-                NativeDecoder.decode(line, &mut back).unwrap();
+            for frame in wire::frames(&c.payload) {
+                wire::decode(frame.unwrap(), &mut back).unwrap();
             }
         }
-        assert_eq!(back, events);
+        assert_eq!(back.to_vec(), events);
         assert_eq!(chunks[1].positions[0], Position::new(7 + 256, 0));
     }
 }

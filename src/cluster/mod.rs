@@ -36,6 +36,7 @@ pub mod reseq;
 pub mod revoke;
 pub mod route;
 pub mod snapshot;
+pub mod wire;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

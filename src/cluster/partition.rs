@@ -38,9 +38,9 @@ use super::reseq::{Offer, Resequencer, Src};
 use super::revoke::{self, Created, Outcome, Record, Updated};
 use super::route::{self, Position, Route};
 use super::snapshot::{self, Progress};
-use crate::decode::{Decoder, NativeDecoder};
+use super::wire;
 use crate::detect::{Detection, Engine, EngineConfig, Origin, RevocationTarget};
-use crate::event::Event;
+use crate::event::Events;
 use crate::finding::{ActionStatus, Finding};
 use crate::metrics::Metrics;
 use crate::respond::{self, Decision, Hook, Payload, Policy, Suppression};
@@ -146,7 +146,7 @@ pub async fn run(
         jobs: JoinSet::new(),
         lease,
         dirty: false,
-        scratch: Vec::new(),
+        scratch: Events::default(),
         shared,
     };
     w.resume_revocations().await?;
@@ -183,8 +183,8 @@ fn parse_finding_position(s: &str) -> Option<(Position, u32)> {
 
 /// One event waiting for its turn.
 struct Item {
-    /// Its native JSON line.
-    json: bytes::Bytes,
+    /// Its frame ([`super::wire`]).
+    frame: bytes::Bytes,
     /// From a source whose advice events do not count.
     untrusted: bool,
     /// When an instance read its raw line (Unix milliseconds).
@@ -205,7 +205,7 @@ struct Worker {
     lease: watch::Receiver<Instant>,
     /// Applied something since the last snapshot.
     dirty: bool,
-    scratch: Vec<Event>,
+    scratch: Events,
 }
 
 impl Worker {
@@ -355,9 +355,9 @@ impl Worker {
             let untrusted = header(headers::UNTRUSTED).is_some();
             let read_ms = header(headers::READ_MS).and_then(|v| v.parse().ok());
             let payload = &message.payload;
-            let mut lines = payload.split(|b| *b == b'\n');
+            let mut frames = wire::frames(payload);
             for pos in positions.split(',') {
-                let (Ok(pos), Some(line)) = (pos.parse::<Position>(), lines.next()) else {
+                let (Ok(pos), Some(Ok(frame))) = (pos.parse::<Position>(), frames.next()) else {
                     tracing::error!(
                         partition = self.p,
                         seq,
@@ -366,7 +366,7 @@ impl Worker {
                     break;
                 };
                 let item = Item {
-                    json: payload.slice_ref(line),
+                    frame: payload.slice_ref(frame),
                     untrusted,
                     read_ms,
                 };
@@ -397,32 +397,28 @@ impl Worker {
     /// Applies one event to the engine and reports what is this partition's to report.
     async fn apply(&mut self, pos: Position, item: &Item) -> Result<(), String> {
         self.scratch.clear();
-        if let Err(e) = NativeDecoder.decode(&item.json, &mut self.scratch) {
+        if let Err(e) = wire::decode(&item.frame, &mut self.scratch) {
             tracing::error!(partition = self.p, %pos, error = %e, "normalised event unreadable; skipped");
             return Ok(());
         }
-        let Some(ev) = self.scratch.pop() else {
-            return Ok(());
-        };
+        let ev = self.scratch.get(0);
         let (untrusted, read_ms) = (item.untrusted, item.read_ms);
-        let detections = self.engine.observe(
-            &ev,
+        let detections = self.engine.observe_ref(
+            ev,
             Origin {
                 trust_advice: !untrusted,
             },
         );
         let partitions = self.shared.cluster.partitions;
-        let speaks = match route::route(&ev, partitions) {
+        let speaks = match route::route(ev, partitions) {
             Route::Partition(q) => q == self.p,
-            Route::Control => route::designated(&ev, partitions) == self.p,
+            Route::Control => route::designated(ev, partitions) == self.p,
         };
         if !speaks {
             return Ok(());
         }
         let m = &self.shared.metrics;
-        m.events
-            .with_label_values(&[ev.body.event_type().as_str()])
-            .inc();
+        m.events.with_label_values(&[ev.event_type().as_str()]).inc();
         let latest = self.engine.model().latest().as_secs_f64();
         if latest > m.last_event_timestamp.get() {
             m.last_event_timestamp.set(latest);

@@ -19,7 +19,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::event::{Body, Event};
+use crate::event::{Body, Event, EventRef};
 
 /// Where an event is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +63,22 @@ pub fn key_of(ev: &Event) -> &str {
 }
 
 /// Where `ev` is published.
-pub fn route(ev: &Event, partitions: u32) -> Route {
-    match &ev.body {
-        Body::Access(a) => Route::Partition(partition_of(&a.principal, partitions)),
-        _ => Route::Control,
+pub fn route(ev: EventRef<'_>, partitions: u32) -> Route {
+    match ev {
+        EventRef::Access(a) => Route::Partition(partition_of(a.principal, partitions)),
+        EventRef::Other(e) => match &e.body {
+            Body::Access(a) => Route::Partition(partition_of(&a.principal, partitions)),
+            _ => Route::Control,
+        },
     }
 }
 
 /// The partition that reports `ev`'s findings and carries out its revocation.
-pub fn designated(ev: &Event, partitions: u32) -> u32 {
-    partition_of(key_of(ev), partitions)
+pub fn designated(ev: EventRef<'_>, partitions: u32) -> u32 {
+    match ev {
+        EventRef::Access(a) => partition_of(a.principal, partitions),
+        EventRef::Other(e) => partition_of(key_of(e), partitions),
+    }
 }
 
 /// An event's place in the cluster's total order: the raw stream sequence of
@@ -137,9 +143,7 @@ mod tests {
     use crate::decode::{Decoder, NativeDecoder};
 
     fn event(line: &str) -> Event {
-        let mut out = Vec::new();
-        NativeDecoder.decode(line.as_bytes(), &mut out).unwrap();
-        out.pop().unwrap()
+        NativeDecoder.decode_owned(line.as_bytes()).unwrap().remove(0)
     }
 
     #[test]
@@ -171,19 +175,19 @@ mod tests {
             r#"{"ts":"2026-03-18T09:09:15Z","type":"access","principal":"carol","resource":"acl/internal-tools"}"#,
         );
         assert_eq!(
-            route(&access, 12),
+            route((&access).into(), 12),
             Route::Partition(partition_of("carol", 12))
         );
         let grant = event(
             r#"{"ts":"2026-03-18T09:07:02Z","type":"grant","grant_id":"g-1","actor":"alice","grantee":"eng-all","grantee_type":"group","resource":"acl/internal-tools"}"#,
         );
-        assert_eq!(route(&grant, 12), Route::Control);
-        assert_eq!(designated(&grant, 12), partition_of("eng-all", 12));
+        assert_eq!(route((&grant).into(), 12), Route::Control);
+        assert_eq!(designated((&grant).into(), 12), partition_of("eng-all", 12));
         let member = event(
             r#"{"ts":"2026-03-18T09:07:02Z","type":"membership","actor":"hr","group":"eng-all","member":"dave","op":"add"}"#,
         );
-        assert_eq!(route(&member, 12), Route::Control);
-        assert_eq!(designated(&member, 12), partition_of("dave", 12));
+        assert_eq!(route((&member).into(), 12), Route::Control);
+        assert_eq!(designated((&member).into(), 12), partition_of("dave", 12));
     }
 
     #[test]

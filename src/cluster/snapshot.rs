@@ -205,8 +205,7 @@ mod tests {
             r#"{"ts":"2026-03-18T09:07:02Z","type":"grant","grant_id":"g-1","actor":"alice","grantee":"eng","grantee_type":"group","resource":"acl/tools"}"#,
             r#"{"ts":"2026-03-18T09:09:15Z","type":"access","principal":"carol","resource":"acl/tools"}"#,
         ] {
-            let mut evs = Vec::new();
-            NativeDecoder.decode(l.as_bytes(), &mut evs).unwrap();
+            let evs = NativeDecoder.decode_owned(l.as_bytes()).unwrap();
             e.observe(&evs[0], Origin::TRUSTED);
         }
         let reseq = ReseqState {

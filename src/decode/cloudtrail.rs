@@ -38,9 +38,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Obj, Objs, Str, Strs};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{
-    Access, ActorType, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts,
-};
+use crate::event::{Access, ActorType, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts, Events};
 use crate::undo::Target as Undo;
 
 /// Decoder for AWS CloudTrail records.
@@ -226,7 +224,7 @@ struct PermissionItem<'a> {
 }
 
 impl Decoder for CloudTrailDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let Some(text) = json::text(line)? else {
             return Ok(());
         };
@@ -266,7 +264,7 @@ impl CloudTrailDecoder {
         &mut self,
         r: &Record<'_>,
         raw: &str,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> Result<(), DecodeError> {
         let Some(event_name) = r.event_name.get() else {
             return Err(DecodeError::Unrecognized {
@@ -587,7 +585,7 @@ impl GrantContext<'_> {
         targets: Vec<Target>,
         resource: &str,
         undo: impl Fn(&Target) -> Option<Box<Undo>>,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         for (i, t) in targets.into_iter().enumerate() {
             let target = undo(&t);
@@ -610,7 +608,7 @@ fn grants(
     service: &str,
     p: &Params<'_>,
     c: &GrantContext<'_>,
-    out: &mut Vec<Event>,
+    out: &mut Events,
 ) {
     let user = || p.user_name.get();
     let role = || p.role_name.get();
@@ -1218,9 +1216,7 @@ mod tests {
     use super::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        CloudTrailDecoder::default().decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        CloudTrailDecoder::default().decode_owned(line.as_bytes())
     }
 
     fn one(line: &str) -> Body {
@@ -1678,10 +1674,10 @@ mod tests {
     #[test]
     fn records_without_time_take_the_previous_time_and_without_ids_get_a_content_id() {
         let mut d = CloudTrailDecoder::default();
-        let mut out = Vec::new();
+        let mut run = Events::default();
         let no_time = r#"{"eventSource":"iam.amazonaws.com","eventName":"AddUserToGroup","userIdentity":{"type":"IAMUser","userName":"a"},"requestParameters":{"userName":"b","groupName":"g"}}"#;
         assert_eq!(
-            d.decode(no_time.as_bytes(), &mut out),
+            d.decode(no_time.as_bytes(), &mut run),
             Err(DecodeError::MissingField {
                 event_type: "CloudTrail",
                 field: "eventTime"
@@ -1689,18 +1685,18 @@ mod tests {
         );
         d.decode(
             sample_attach_user_policy("1", "a", "b").as_bytes(),
-            &mut out,
+            &mut run,
         )
         .unwrap();
-        d.decode(no_time.as_bytes(), &mut out).unwrap();
+        d.decode(no_time.as_bytes(), &mut run).unwrap();
+        let out = run.to_vec();
         assert_eq!(out[1].ts, out[0].ts);
         let Body::Membership(m) = &out[1].body else {
             panic!()
         };
         let id = m.grant_id.clone().unwrap();
         assert!(id.starts_with("ct:h"), "{id}");
-        let mut again = Vec::new();
-        d.decode(no_time.as_bytes(), &mut again).unwrap();
+        let again = d.decode_owned(no_time.as_bytes()).unwrap();
         assert!(
             matches!(&again[0].body, Body::Membership(m) if m.grant_id.as_deref() == Some(id.as_str()))
         );

@@ -32,7 +32,7 @@ use super::json::{self, Obj, Objs, Str};
 use super::k8s_audit::Binding;
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts};
+use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts, Events};
 use crate::undo::Target;
 
 /// Decoder for Google Cloud audit log entries.
@@ -171,7 +171,7 @@ struct BindingDelta<'a> {
 const NAME: &str = "Google Cloud audit";
 
 impl Decoder for GcpAuditDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let Some(text) = json::text(line)? else {
             return Ok(());
         };
@@ -322,7 +322,7 @@ fn grants(
     ts: Ts,
     base_id: &str,
     actor: &str,
-    out: &mut Vec<Event>,
+    out: &mut Events,
 ) {
     let grant = |id: String,
                  grantee: String,
@@ -500,9 +500,7 @@ mod tests {
     use super::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        GcpAuditDecoder::default().decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        GcpAuditDecoder::default().decode_owned(line.as_bytes())
     }
 
     fn entry(method: &str, resource_name: &str, extra: &str) -> String {

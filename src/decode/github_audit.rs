@@ -27,7 +27,7 @@ use serde::Deserialize;
 use super::json::{self, Obj, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome};
+use crate::event::{Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Events};
 use crate::undo::Target;
 
 /// Decoder for GitHub audit log events.
@@ -92,7 +92,7 @@ struct Data<'a> {
 const NAME: &str = "GitHub audit";
 
 impl Decoder for GithubAuditDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let Some(text) = json::text(line)? else {
             return Ok(());
         };
@@ -353,9 +353,7 @@ mod tests {
     use super::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        GithubAuditDecoder::default().decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        GithubAuditDecoder::default().decode_owned(line.as_bytes())
     }
 
     fn body(line: &str) -> Body {

@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Obj, Objs, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts};
+use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts, Events};
 use crate::undo::Target;
 
 /// Decoder for Kubernetes audit events.
@@ -311,7 +311,7 @@ impl<'a> Binding<'a> {
 const NAME: &str = "Kubernetes audit";
 
 impl Decoder for K8sAuditDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let Some(text) = json::text(line)? else {
             return Ok(());
         };
@@ -332,7 +332,7 @@ impl K8sAuditDecoder {
         &mut self,
         ev: &AuditEvent<'_>,
         raw: &str,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) -> Result<(), DecodeError> {
         match ev.kind.get() {
             Some("Event") => {}
@@ -496,9 +496,7 @@ mod tests {
     use super::*;
 
     fn decode_with(d: &mut K8sAuditDecoder, line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        d.decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        d.decode_owned(line.as_bytes())
     }
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {

@@ -41,7 +41,7 @@ use chrono::{Datelike, TimeZone, Utc};
 
 use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, DAY_MS, Event, Membership, MembershipOp, Outcome, Ts};
+use crate::event::{Access, Body, DAY_MS, Event, Membership, MembershipOp, Outcome, Ts, Events};
 
 /// Decoder for Linux authentication logs.
 #[derive(Debug, Default)]
@@ -94,7 +94,7 @@ struct Line<'a> {
 }
 
 impl Decoder for LinuxAuthDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
         let text = text.trim_end();
         if text.trim_start().is_empty() {
@@ -184,7 +184,7 @@ fn bsd_timestamp(text: &str, reference: Ts) -> Option<(Ts, &str)> {
 }
 
 impl LinuxAuthDecoder {
-    fn syslog(&mut self, l: &Line<'_>, out: &mut Vec<Event>) {
+    fn syslog(&mut self, l: &Line<'_>, out: &mut Events) {
         let msg = l.message;
         match l.program {
             "sshd" | "sshd-session" => {
@@ -289,7 +289,7 @@ impl LinuxAuthDecoder {
         }
     }
 
-    fn sudo(&mut self, l: &Line<'_>, out: &mut Vec<Event>) {
+    fn sudo(&mut self, l: &Line<'_>, out: &mut Events) {
         let msg = l.message;
         if let Some(rest) = msg.strip_prefix("pam_unix(sudo:auth): authentication failure;") {
             if let Some(user) = kv(rest, "ruser")
@@ -326,7 +326,7 @@ impl LinuxAuthDecoder {
 
     /// Memberships a command line (`usermod -aG g u`, `gpasswd -a u g`,
     /// `adduser u g`) makes, remembered so their confirmation is not counted again.
-    fn announced(&mut self, ts: Ts, host: &str, actor: &str, command: &str, out: &mut Vec<Event>) {
+    fn announced(&mut self, ts: Ts, host: &str, actor: &str, command: &str, out: &mut Events) {
         for (group, member) in command_memberships(command) {
             out.push(membership(
                 ts,
@@ -358,7 +358,7 @@ impl LinuxAuthDecoder {
         group: &str,
         member: &str,
         op: MembershipOp,
-        out: &mut Vec<Event>,
+        out: &mut Events,
     ) {
         if op == MembershipOp::Add {
             if let Some(i) = self.pending.iter().position(|p| {
@@ -375,7 +375,7 @@ impl LinuxAuthDecoder {
         out.push(membership(ts, host, actor, group, member, op));
     }
 
-    fn auditd(&mut self, text: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn auditd(&mut self, text: &str, out: &mut Events) -> Result<(), DecodeError> {
         let unrecognized = DecodeError::Unrecognized {
             format: "auditd",
             reason: "no msg=audit(TIME:SERIAL)",
@@ -659,9 +659,7 @@ mod tests {
     const REF: Ts = Ts(1_773_835_200_000);
 
     fn decode_with(d: &mut LinuxAuthDecoder, line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        d.decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        d.decode_owned(line.as_bytes())
     }
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
@@ -1042,7 +1040,7 @@ mod tests {
             assert!(decode(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            LinuxAuthDecoder::default().decode(&[0xff], &mut Vec::new()),
+            LinuxAuthDecoder::default().decode_owned(&[0xff]),
             Err(DecodeError::InvalidUtf8)
         );
     }

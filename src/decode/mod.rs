@@ -143,29 +143,27 @@ impl std::str::FromStr for Format {
 
 /// Turns one line into zero or more events.
 pub trait Decoder: Send {
-    /// Decodes `line` (without its newline), appending events to `out`.
+    /// Decodes `line` (without its newline), appending its events to `out`,
+    /// the run every consumer reads ([`Events`]: accesses are kept there
+    /// without allocating). On an error `out` is left as it was.
     ///
     /// Appending nothing and returning `Ok` means the line was understood but is of
     /// no use (it is counted as skipped).
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError>;
-
-    /// Decodes `line` onto the end of a run of events; on an error the run is
-    /// left as it was. Formats whose lines are mostly plain accesses override
-    /// it to store those without building owned events first.
-    fn decode_to(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
-        let mut events = Vec::new();
-        self.decode(line, &mut events)?;
-        for e in events {
-            out.push(e);
-        }
-        Ok(())
-    }
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError>;
 
     /// Whether every line decodes on its own, with nothing carried over from
     /// earlier lines (no clock, no pending state). Blocks of such a format's
     /// lines can be decoded on several threads at once.
     fn independent_lines(&self) -> bool {
         false
+    }
+
+    /// The events of one line as owned events: for tests and for the rare
+    /// caller that keeps events (it goes through [`Decoder::decode`]).
+    fn decode_owned(&mut self, line: &[u8]) -> Result<Vec<Event>, DecodeError> {
+        let mut run = Events::default();
+        self.decode(line, &mut run)?;
+        Ok(run.to_vec())
     }
 }
 
@@ -322,7 +320,7 @@ mod tests {
         };
         for (format, line) in samples {
             let mut d = format.decoder();
-            let mut out = Vec::new();
+            let mut out = Events::default();
             let bytes = line.as_bytes();
             for cut in 0..=bytes.len() {
                 let _ = d.decode(&bytes[..cut], &mut out);

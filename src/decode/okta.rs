@@ -27,9 +27,7 @@ use serde::Deserialize;
 use super::json::{self, Obj, Objs, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{
-    Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts,
-};
+use crate::event::{Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts, Events};
 use crate::undo::Target;
 
 /// Decoder for Okta System Log events.
@@ -134,7 +132,7 @@ impl LogEvent<'_> {
 const NAME: &str = "Okta System Log";
 
 impl Decoder for OktaDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let Some(text) = json::text(line)? else {
             return Ok(());
         };
@@ -267,7 +265,7 @@ fn grants(
     ts: Ts,
     base_id: &str,
     actor: &str,
-    out: &mut Vec<Event>,
+    out: &mut Events,
 ) {
     let grant = |id: String,
                  grantee: &str,
@@ -423,9 +421,7 @@ mod tests {
     use super::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        OktaDecoder::default().decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        OktaDecoder::default().decode_owned(line.as_bytes())
     }
 
     fn event(event_type: &str, result: &str, targets: &str, extra: &str) -> String {

@@ -37,7 +37,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::{DecodeError, Decoder};
 use crate::commands::{self, Context};
-use crate::event::{Advice, AdviceVerified, AdviceViewed, Body, Event, Recommendation, Ts};
+use crate::event::{Advice, AdviceVerified, AdviceViewed, Body, Event, Recommendation, Ts, Events};
 use crate::model::Pattern;
 
 /// How agent telemetry is read (`[otlp]` in the config).
@@ -107,7 +107,7 @@ impl Default for OtlpDecoder {
 }
 
 impl Decoder for OtlpDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
         let text = text.trim();
         if text.is_empty() {
@@ -321,7 +321,7 @@ impl Mapper {
     }
 
     /// The events of one logs request.
-    pub fn logs(&mut self, req: &ExportLogsServiceRequest, out: &mut Vec<Event>) {
+    pub fn logs(&mut self, req: &ExportLogsServiceRequest, out: &mut Events) {
         for rl in &req.resource_logs {
             let resource = rl.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
             for sl in &rl.scope_logs {
@@ -333,7 +333,7 @@ impl Mapper {
     }
 
     /// The events of one traces request.
-    pub fn traces(&mut self, req: &ExportTraceServiceRequest, out: &mut Vec<Event>) {
+    pub fn traces(&mut self, req: &ExportTraceServiceRequest, out: &mut Events) {
         // Agent spans first: a batch holds a trace's tool spans before the
         // agent span that encloses them (children end first).
         for rs in &req.resource_spans {
@@ -378,7 +378,7 @@ impl Mapper {
         }
     }
 
-    fn tool_span(&mut self, s: &Span, resource: &[KeyValue], out: &mut Vec<Event>) {
+    fn tool_span(&mut self, s: &Span, resource: &[KeyValue], out: &mut Events) {
         let a = Attrs {
             own: &s.attributes,
             resource,
@@ -429,7 +429,7 @@ impl Mapper {
         self.call(call, out);
     }
 
-    fn log_record(&mut self, r: &LogRecord, resource: &[KeyValue], out: &mut Vec<Event>) {
+    fn log_record(&mut self, r: &LogRecord, resource: &[KeyValue], out: &mut Events) {
         let a = Attrs {
             own: &r.attributes,
             resource,
@@ -521,7 +521,7 @@ impl Mapper {
     }
 
     /// The advice (and its sighting and approval) of one call that ran.
-    fn call(&mut self, c: Call<'_>, out: &mut Vec<Event>) {
+    fn call(&mut self, c: Call<'_>, out: &mut Events) {
         if c.decision.as_ref().is_some_and(|d| !d.accepted) {
             // Rejected: it never ran.
             return;
@@ -629,11 +629,11 @@ mod tests {
         let mut d = OtlpDecoder {
             mapper: Mapper::new(Arc::new(OtlpOptions::default())),
         };
-        let mut out = Vec::new();
+        let mut out = Events::default();
         for l in lines {
             d.decode(l.as_bytes(), &mut out).unwrap();
         }
-        out
+        out.to_vec()
     }
 
     fn kv(k: &str, v: &str) -> String {
@@ -807,10 +807,9 @@ mod tests {
         let mut d = OtlpDecoder {
             mapper: Mapper::new(Arc::new(OtlpOptions::default())),
         };
-        let mut out = Vec::new();
-        d.decode(tool.as_bytes(), &mut out).unwrap();
+        let out = d.decode_owned(tool.as_bytes()).unwrap();
         assert!(out.is_empty(), "held until the agent span: {out:?}");
-        d.decode(agent.as_bytes(), &mut out).unwrap();
+        let out = d.decode_owned(agent.as_bytes()).unwrap();
         let Body::Advice(a) = &out[0].body else {
             panic!("{out:?}")
         };
@@ -867,7 +866,7 @@ mod tests {
             .is_empty()
         );
         let mut d = OtlpDecoder::default();
-        let mut out = Vec::new();
+        let mut out = Events::default();
         assert!(matches!(
             d.decode(br#"{"a":1}"#, &mut out),
             Err(DecodeError::Unrecognized { .. })

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use super::time::{civil_ms, digits, month_from_abbr};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Outcome, Ts};
+use crate::event::{Access, Body, Event, Outcome, Ts, Events};
 
 /// Decoder for NCSA access logs.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ pub struct WebAccessDecoder;
 const NAME: &str = "web access log";
 
 impl Decoder for WebAccessDecoder {
-    fn decode(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), DecodeError> {
+    fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         // Request lines may hold escaped binary; only the parts used must be text.
         let text = String::from_utf8_lossy(line);
         let text = text.trim();
@@ -87,7 +87,7 @@ fn clf_time(t: &[u8]) -> Option<Ts> {
     Some(Ts(ms - sign * i64::from(oh * 3600 + om * 60) * 1000))
 }
 
-fn access_line(text: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+fn access_line(text: &str, out: &mut Events) -> Result<(), DecodeError> {
     // The `[time]` field anchors the line: what precedes it is host, ident and
     // user; what follows is request, status and the rest.
     let (open, ts) = text
@@ -235,7 +235,7 @@ fn path_prefix(target: &str) -> String {
 
 /// nginx error log: `2021/09/30 09:23:53 [error] 1#1: *17 user "foo" was not
 /// found in "/etc/htpasswd", client: 1.2.3.4, server: _, request: "GET / HTTP/1.1", host: "h"`.
-fn nginx_error(text: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
+fn nginx_error(text: &str, out: &mut Events) -> Result<(), DecodeError> {
     let b = text.as_bytes();
     let bad = || unrecognized("not an nginx error-log time");
     if b.len() < 20 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
@@ -291,7 +291,7 @@ fn nginx_error(text: &str, out: &mut Vec<Event>) -> Result<(), DecodeError> {
 
 /// Apache error log: `[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] ...
 /// AH01618: user sss not found: /`. `None` if the line is not one.
-fn apache_error(text: &str, out: &mut Vec<Event>) -> Option<Result<(), DecodeError>> {
+fn apache_error(text: &str, out: &mut Events) -> Option<Result<(), DecodeError>> {
     let (stamp, rest) = text.strip_prefix('[')?.split_once(']')?;
     // `Www Mmm dd HH:MM:SS[.ffffff] YYYY`
     let f: Vec<&str> = stamp.split_whitespace().collect();
@@ -338,9 +338,7 @@ mod tests {
     use super::*;
 
     fn decode(line: &str) -> Result<Vec<Event>, DecodeError> {
-        let mut out = Vec::new();
-        WebAccessDecoder.decode(line.as_bytes(), &mut out)?;
-        Ok(out)
+        WebAccessDecoder.decode_owned(line.as_bytes())
     }
 
     fn access(line: &str) -> (Access, Ts) {

@@ -15,6 +15,7 @@
 //! [`eval`] replays an organisation through the detection engine and scores it.
 
 pub mod eval;
+pub mod layout;
 
 use std::collections::BTreeSet;
 

@@ -548,8 +548,7 @@ fn agent_commands_trace_to_gcp_and_github_audit_grants() {
     ];
     let mut traced = BTreeMap::new();
     for (format, line) in lines {
-        let mut out = Vec::new();
-        format.decoder().decode(line.as_bytes(), &mut out).unwrap();
+        let out = format.decoder().decode_owned(line.as_bytes()).unwrap();
         assert!(!out.is_empty(), "{format}: {line}");
         for ev in out {
             for d in engine.observe(&ev, Origin::TRUSTED) {

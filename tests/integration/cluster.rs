@@ -318,12 +318,11 @@ pub fn scenario() -> (Vec<Event>, String, Ts) {
     let mut events = org.events.clone();
     let span = org.eval_end.0 - org.eval_start.0;
     let line = |s: String| {
-        let mut out = Vec::new();
         use reachguard::decode::Decoder;
         reachguard::decode::NativeDecoder
-            .decode(s.as_bytes(), &mut out)
-            .unwrap();
-        out.pop().unwrap()
+            .decode_owned(s.as_bytes())
+            .unwrap()
+            .remove(0)
     };
     for i in 0..12i64 {
         let ts = Ts(org.eval_start.0 + span * (i + 1) / 14);

@@ -39,17 +39,22 @@ struct Counts {
 fn decode_file(d: &mut dyn Decoder, rel: &str) -> Counts {
     let bytes = std::fs::read(corpus().join(rel)).unwrap();
     let mut c = Counts::default();
-    let mut out = Vec::new();
     let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
     for (i, line) in body.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         c.lines += 1;
-        out.clear();
-        match d.decode(line, &mut out) {
-            Err(_) => c.errors += 1,
-            Ok(()) if out.is_empty() => c.skipped += 1,
-            Ok(()) => {}
-        }
+        let out = match d.decode_owned(line) {
+            Err(_) => {
+                c.errors += 1;
+                Vec::new()
+            }
+            Ok(out) => {
+                if out.is_empty() {
+                    c.skipped += 1;
+                }
+                out
+            }
+        };
         let mut grants_here = false;
         for e in &out {
             c.events += 1;
@@ -341,10 +346,8 @@ fn old_pam_su_sessions_are_access_by_the_invoking_user() {
         std::fs::read_to_string(corpus().join("linux_auth/reachguard_syslog_su_sshd.log")).unwrap();
     let mut d = Format::LinuxAuth.decoder();
     let mut by_resource: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
-    let mut out = Vec::new();
     for line in text.lines() {
-        out.clear();
-        d.decode(line.as_bytes(), &mut out).unwrap();
+        let out = d.decode_owned(line.as_bytes()).unwrap();
         for e in &out {
             if let Body::Access(a) = &e.body {
                 *by_resource

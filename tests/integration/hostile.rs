@@ -84,20 +84,17 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_the_native_decoder(line in prop::collection::vec(any::<u8>(), 0..512)) {
-        let mut out = Vec::new();
-        let _ = NativeDecoder.decode(&line, &mut out);
+        let _ = NativeDecoder.decode_owned(&line);
     }
 
     #[test]
     fn schema_shaped_documents_decode_or_fail_cleanly(v in json_value()) {
         let line = serde_json::to_vec(&v).unwrap();
-        let mut out = Vec::new();
-        if NativeDecoder.decode(&line, &mut out).is_ok() {
+        if let Ok(out) = NativeDecoder.decode_owned(&line) {
             // Whatever decoded writes back out and decodes to the same events.
             for e in &out {
                 let again = e.to_native_json();
-                let mut back = Vec::new();
-                NativeDecoder.decode(again.as_bytes(), &mut back).unwrap();
+                let back = NativeDecoder.decode_owned(again.as_bytes()).unwrap();
                 prop_assert_eq!(&back[0], e);
             }
         }
@@ -106,8 +103,7 @@ proptest! {
     #[test]
     fn lines_that_do_not_decode_never_cause_a_finding_or_a_revocation(line in prop::collection::vec(any::<u8>(), 0..256)) {
         let mut p = pipeline();
-        let mut probe = Vec::new();
-        let decodes = NativeDecoder.decode(&line, &mut probe).is_ok() && !probe.is_empty();
+        let decodes = NativeDecoder.decode_owned(&line).is_ok_and(|p| !p.is_empty());
         let resolved = p.process_line(0, &line, false, &"fuzz:1", None);
         if !decodes {
             prop_assert!(resolved.is_empty());
@@ -263,8 +259,7 @@ fn assert_no_revocation_without_a_decoded_change(
         Metrics::new(&["fuzz".into()]),
         true,
     );
-    let mut probe = Vec::new();
-    let decodes = format.decoder().decode(line, &mut probe).is_ok() && !probe.is_empty();
+    let decodes = format.decoder().decode_owned(line).is_ok_and(|p| !p.is_empty());
     for r in p.process_line(0, line, false, &"fuzz:1", None) {
         if let Resolved::Revoke(job) = r {
             prop_assert!(
