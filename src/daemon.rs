@@ -144,9 +144,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map(|s| Input {
             name: s.name.clone(),
             format: s.format,
-            origin: Origin {
-                trust_advice: s.trust_advice,
-            },
+            origin: Origin::new(s.format, s.trust_advice),
         })
         .collect();
     // The OTLP receiver is one more source, after the files.
@@ -155,7 +153,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         inputs.push(Input {
             name: source::otlp::SOURCE_NAME.to_owned(),
             format: crate::decode::Format::Otlp,
-            origin: Origin { trust_advice: true },
+            origin: Origin::new(crate::decode::Format::Otlp, true),
         });
         inputs.len() - 1
     });

@@ -96,6 +96,10 @@ pub struct Metrics {
     pub source_lag_bytes: IntGaugeVec,
     /// `reachguard_baseline_principals`: engineers with a reach baseline.
     pub baseline_principals: IntGauge,
+    /// `reachguard_untraced_grants`: grants and membership adds no advice
+    /// explained yet, remembered in case the agent call behind one is
+    /// reported late.
+    pub untraced_grants: IntGauge,
     /// `reachguard_peer_groups`: peer groups of the last fit.
     pub peer_groups: IntGauge,
     /// `reachguard_peer_groups_fitted_timestamp_seconds`: event time of the last
@@ -236,6 +240,10 @@ impl Metrics {
             "reachguard_baseline_principals",
             "Engineers with a reach baseline.",
         );
+        let untraced_grants = int_gauge(
+            "reachguard_untraced_grants",
+            "Grants and membership adds no advice explained yet, kept for the trace window in case the agent call behind one is reported late.",
+        );
         let peer_groups = int_gauge(
             "reachguard_peer_groups",
             "Peer groups of the last fit (0 until enough engineers have baselines).",
@@ -283,7 +291,14 @@ impl Metrics {
             "Entries the memory caps made the model forget, by kind.",
             &["what"],
         );
-        for what in ["principal", "resource", "advice", "grant", "sighting"] {
+        for what in [
+            "principal",
+            "resource",
+            "advice",
+            "grant",
+            "sighting",
+            "untraced_grant",
+        ] {
             evictions.with_label_values(&[what]);
         }
 
@@ -338,6 +353,7 @@ impl Metrics {
             journal_pending,
             source_lag_bytes,
             baseline_principals,
+            untraced_grants,
             peer_groups,
             peer_groups_fitted_timestamp,
             last_checkpoint_timestamp,
@@ -573,6 +589,7 @@ mod tests {
             "reachguard_last_event_timestamp_seconds 0",
             "reachguard_source_lag_bytes{source=\"app\"} 0",
             "reachguard_baseline_principals 0",
+            "reachguard_untraced_grants 0",
             "reachguard_peer_groups 0",
             "reachguard_peer_groups_fitted_timestamp_seconds 0",
             "reachguard_last_checkpoint_timestamp_seconds 0",

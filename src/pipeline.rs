@@ -80,12 +80,26 @@ pub struct Input {
 const LOG_EACH_ERROR_UP_TO: u64 = 100;
 
 /// The `what` labels of `reachguard_evictions_total`.
-const EVICTED: [&str; 5] = ["principal", "resource", "advice", "grant", "sighting"];
+const EVICTED: [&str; 6] = [
+    "principal",
+    "resource",
+    "advice",
+    "grant",
+    "sighting",
+    "untraced_grant",
+];
 
 /// The engine's eviction counts, in `EVICTED` order.
-fn evictions(e: &Engine) -> [u64; 5] {
+fn evictions(e: &Engine) -> [u64; 6] {
     let (r, m) = (e.reach().evicted, e.stats().evicted);
-    [r.principals, r.resources, m.advice, m.grants, m.sightings]
+    [
+        r.principals,
+        r.resources,
+        m.advice,
+        m.grants,
+        m.sightings,
+        e.stats().untraced_forgotten,
+    ]
 }
 
 /// One input's counters, looked up once instead of per line.
@@ -263,7 +277,7 @@ pub struct Pipeline {
     by_type_shown: [u64; crate::event::EventType::ALL.len()],
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
-    evicted: [u64; 5],
+    evicted: [u64; 6],
     inputs: Vec<Input>,
     engine: Engine,
     policy: Policy,
@@ -409,7 +423,16 @@ impl Pipeline {
             }
         }
         self.scratch = events;
+        out.extend(self.settle(read_at));
         out
+    }
+
+    /// Traces the changes no advice explained against the advice reported
+    /// since ([`Engine::settle`]): the end of a batch of events (a line, an
+    /// OTLP request), once the approvals that came with the advice are in.
+    pub fn settle(&mut self, read_at: Option<Instant>) -> Vec<Resolved> {
+        let detections = self.engine.settle();
+        self.decide(detections, read_at)
     }
 
     /// Brings the model's metrics up to date (events by type, principals,
@@ -444,6 +467,9 @@ impl Pipeline {
             .baseline_principals
             .set(reach.baselined() as i64);
         self.metrics
+            .untraced_grants
+            .set(self.engine.untraced() as i64);
+        self.metrics
             .peer_groups
             .set(reach.peers.clusters.len() as i64);
         self.metrics
@@ -476,10 +502,21 @@ impl Pipeline {
         // The gauges describe the whole model; refreshing them on every event
         // would cost more than most events. The daemon also refreshes them on
         // every checkpoint tick, so they are never stale for long.
-        if !detections.is_empty() || self.summary.events % 256 == 0 {
+        if detections.is_empty() && self.summary.events % 256 == 0 {
             self.update_model_gauges();
         }
+        self.decide(detections, read_at)
+    }
 
+    /// Findings and the policy's decisions on their revocations.
+    fn decide(
+        &mut self,
+        detections: Vec<crate::detect::Detection>,
+        read_at: Option<Instant>,
+    ) -> Vec<Resolved> {
+        if !detections.is_empty() {
+            self.update_model_gauges();
+        }
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let mut finding = d.finding;
@@ -502,8 +539,6 @@ impl Pipeline {
                     continue;
                 }
             }
-            let mut target = target;
-            target.format = self.inputs[input].format;
             let decision = self.policy.decide(&target, Instant::now());
             tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, "{}", finding.summary);
             match decision {
@@ -611,7 +646,7 @@ mod tests {
         let input = Input {
             name: "app".into(),
             format: Format::Native,
-            origin: Origin { trust_advice: true },
+            origin: Origin::TRUSTED,
         };
         Pipeline::new(
             cfg,

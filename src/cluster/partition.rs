@@ -405,12 +405,9 @@ impl Worker {
             return Ok(());
         };
         let (untrusted, read_ms) = (item.untrusted, item.read_ms);
-        let detections = self.engine.observe(
-            &ev,
-            Origin {
-                trust_advice: !untrusted,
-            },
-        );
+        let detections = self
+            .engine
+            .observe(&ev, Origin::new(crate::decode::Format::Native, !untrusted));
         let partitions = self.shared.cluster.partitions;
         let speaks = match route::route(&ev, partitions) {
             Route::Partition(q) => q == self.p,
