@@ -465,12 +465,13 @@ impl Worker {
         let resolved =
             self.pipeline
                 .process_line(input, &r.line, false, &location, Some(r.read_at));
+        let rejected = self.pipeline.take_rejected();
         self.resolve(resolved, jobs).await;
         // The sender hears back once the request's effects are recorded, its
         // events in the metrics included (a request is a batch, not a line:
         // refreshing them per request costs little).
         self.pipeline.update_model_gauges();
-        let _ = r.done.send(());
+        let _ = r.done.send(rejected);
     }
 
     async fn resolve(&mut self, resolved: Vec<Resolved>, jobs: &mpsc::Sender<Job>) {

@@ -89,6 +89,10 @@ pub struct Metrics {
     /// telemetry that could not be read (synced from
     /// [`crate::commands::UNPARSED`] when rendered).
     pub agent_commands_unparsed: IntCounter,
+    /// `reachguard_otlp_rejected_total{kind}`: OTLP log records and spans of
+    /// agent events rejected as malformed (reported in the sender's partial
+    /// success).
+    pub otlp_rejected: IntCounterVec,
     /// `reachguard_journal_pending`: revocations journaled but not finished.
     pub journal_pending: IntGauge,
     /// `reachguard_source_lag_bytes{source}`: bytes in followed files not yet read
@@ -219,6 +223,14 @@ impl Metrics {
             "reachguard_agent_commands_unparsed_total",
             "Grant commands run by agents that could not be read (never guessed).",
         );
+        let otlp_rejected = counter_vec(
+            "reachguard_otlp_rejected_total",
+            "Agent telemetry records rejected as malformed, by kind (log_record, span).",
+            &["kind"],
+        );
+        for kind in ["log_record", "span"] {
+            otlp_rejected.with_label_values(&[kind]);
+        }
         let journal_pending = int_gauge(
             "reachguard_journal_pending",
             "Revocations journaled whose hooks have not finished.",
@@ -350,6 +362,7 @@ impl Metrics {
             last_event_timestamp,
             untrusted_advice_ignored,
             agent_commands_unparsed,
+            otlp_rejected,
             journal_pending,
             source_lag_bytes,
             baseline_principals,

@@ -165,6 +165,9 @@ pub struct Decoding {
     errors_per_input: Vec<u64>,
     counters: Vec<InputCounters>,
     counts: DecodeCounts,
+    /// Records rejected in the last line decoded ([`Decoding::decode_into`]).
+    rejected: crate::decode::Rejected,
+    rejected_counters: [prometheus::IntCounter; 2],
 }
 
 impl Decoding {
@@ -183,7 +186,18 @@ impl Decoding {
                 })
                 .collect(),
             counts: DecodeCounts::default(),
+            rejected: Default::default(),
+            rejected_counters: [
+                metrics.otlp_rejected.with_label_values(&["log_record"]),
+                metrics.otlp_rejected.with_label_values(&["span"]),
+            ],
         }
+    }
+
+    /// The records the last line decoded held but could not use (OTLP's
+    /// partial success); taken, so asked once per line.
+    pub fn take_rejected(&mut self) -> crate::decode::Rejected {
+        std::mem::take(&mut self.rejected)
     }
 
     /// What was decoded so far.
@@ -251,6 +265,14 @@ impl Decoding {
         } else {
             self.decoders[input].decode(line, out)
         };
+        self.rejected = self.decoders[input].take_rejected();
+        if !self.rejected.is_empty() {
+            self.rejected_counters[0].inc_by(self.rejected.log_records);
+            self.rejected_counters[1].inc_by(self.rejected.spans);
+            if let Some(m) = &self.rejected.message {
+                tracing::warn!(source = %self.names[input], at = %location, log_records = self.rejected.log_records, spans = self.rejected.spans, "records rejected: {m}");
+            }
+        }
         match &res {
             Err(e) => self.error(input, location, e),
             Ok(()) if out.is_empty() => {
@@ -394,6 +416,11 @@ impl Pipeline {
     ) -> Result<(), DecodeError> {
         self.decoding
             .decode_into(input, line, oversized, location, out)
+    }
+
+    /// The records the last line processed held but could not use.
+    pub fn take_rejected(&mut self) -> crate::decode::Rejected {
+        self.decoding.take_rejected()
     }
 
     /// Adds the counts of a decode stage that ran outside this pipeline.

@@ -35,7 +35,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use super::{DecodeError, Decoder};
+use super::{DecodeError, Decoder, Rejected};
 use crate::commands::{self, Context};
 use crate::event::{Advice, AdviceVerified, AdviceViewed, Body, Event, Recommendation, Ts};
 use crate::model::Pattern;
@@ -134,6 +134,10 @@ impl Decoder for OtlpDecoder {
             })
         }
     }
+
+    fn take_rejected(&mut self) -> Rejected {
+        std::mem::take(&mut self.mapper.rejected)
+    }
 }
 
 /// How many decisions (and agent spans) are remembered while their calls'
@@ -166,6 +170,9 @@ pub struct Mapper {
     /// exporter sends a trace's children before the span that encloses them,
     /// often in an earlier batch), with their resource's attributes.
     held: HashMap<Vec<u8>, Vec<(Span, Vec<KeyValue>)>>,
+    /// Agent records read since [`Mapper::take_rejected`] that lack what
+    /// they need (a time, a tool, a call id, a decision, JSON arguments).
+    rejected: Rejected,
 }
 
 /// Attributes looked up by key: a record's (or span's) first, then its resource's.
@@ -252,6 +259,11 @@ fn command_of(args: &str) -> Option<String> {
     None
 }
 
+/// Whether `text` is a JSON value.
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
 /// The text a publishing tool's arguments post, and where.
 fn published_text(args: &str) -> Option<(String, Option<String>)> {
     let v: serde_json::Value = serde_json::from_str(args).ok()?;
@@ -317,6 +329,23 @@ impl Mapper {
             decisions: HashMap::new(),
             agents: HashMap::new(),
             held: HashMap::new(),
+            rejected: Rejected::default(),
+        }
+    }
+
+    /// The records rejected since the last call (OTLP's partial success).
+    pub fn take_rejected(&mut self) -> Rejected {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn reject(&mut self, span: bool, why: impl FnOnce() -> String) {
+        if span {
+            self.rejected.spans += 1;
+        } else {
+            self.rejected.log_records += 1;
+        }
+        if self.rejected.message.is_none() {
+            self.rejected.message = Some(why());
         }
     }
 
@@ -383,7 +412,13 @@ impl Mapper {
             own: &s.attributes,
             resource,
         };
-        let Some(tool) = a.get("gen_ai.tool.name") else {
+        let Some(tool) = a.get("gen_ai.tool.name").filter(|t| !t.is_empty()) else {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {} has no gen_ai.tool.name",
+                    hex::encode(&s.span_id)
+                )
+            });
             return;
         };
         let parent = match self.agents.get(&s.trace_id) {
@@ -402,9 +437,24 @@ impl Mapper {
             None => AgentInfo::default(),
         };
         let Some(ts) = nanos_to_ts(s.start_time_unix_nano) else {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {} has no start time",
+                    hex::encode(&s.span_id)
+                )
+            });
             return;
         };
         let arguments = a.first(&["gen_ai.tool.call.arguments"]);
+        if arguments.as_deref().is_some_and(|x| !is_json(x)) {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {}: gen_ai.tool.call.arguments is not JSON",
+                    hex::encode(&s.span_id)
+                )
+            });
+            return;
+        }
         let call = Call {
             ts,
             agent: a
@@ -443,18 +493,22 @@ impl Mapper {
             body.as_deref(),
             attr.as_deref(),
         ];
-        let Some((vendor, kind)) = candidates.into_iter().flatten().find_map(|n| match n {
-            "claude_code.tool_decision" => Some(("claude-code", "decision")),
-            "claude_code.tool_result" => Some(("claude-code", "result")),
-            "codex.tool_decision" => Some(("codex", "decision")),
-            "codex.tool_result" => Some(("codex", "result")),
-            _ => None,
+        let Some((name, vendor, kind)) = candidates.into_iter().flatten().find_map(|n| {
+            let (vendor, kind) = match n {
+                "claude_code.tool_decision" => ("claude-code", "decision"),
+                "claude_code.tool_result" => ("claude-code", "result"),
+                "codex.tool_decision" => ("codex", "decision"),
+                "codex.tool_result" => ("codex", "result"),
+                _ => return None,
+            };
+            Some((n.to_owned(), vendor, kind))
         }) else {
             return;
         };
         let Some(ts) =
             nanos_to_ts(r.time_unix_nano).or_else(|| nanos_to_ts(r.observed_time_unix_nano))
         else {
+            self.reject(false, || format!("a {name} record has no time"));
             return;
         };
         let session = a
@@ -483,6 +537,9 @@ impl Mapper {
         match kind {
             "decision" => {
                 let (Some(id), Some(d)) = (call_id, decision_of(&a)) else {
+                    self.reject(false, || {
+                        format!("a {name} record names no call id or no decision")
+                    });
                     return;
                 };
                 if self.decisions.len() >= MAX_PENDING {
@@ -496,6 +553,16 @@ impl Mapper {
                     .and_then(|id| self.decisions.remove(&key(id)));
                 let decision = remembered.or_else(|| decision_of(&a));
                 let params = a.first(&["tool_parameters", "tool_input", "arguments"]);
+                let Some(tool) = a.first(&["tool_name", "tool.name"]) else {
+                    self.reject(false, || format!("a {name} record names no tool"));
+                    return;
+                };
+                if params.as_deref().is_some_and(|p| !is_json(p)) {
+                    self.reject(false, || {
+                        format!("a {name} record's tool parameters are not JSON")
+                    });
+                    return;
+                }
                 let started = a
                     .first(&["duration_ms"])
                     .and_then(|d| d.parse::<f64>().ok())
@@ -509,7 +576,7 @@ impl Mapper {
                     session: session.clone(),
                     call_id: call_id.unwrap_or_else(|| format!("{}", ts.0)),
                     person: a.first(&PERSON_KEYS),
-                    tool: &a.first(&["tool_name", "tool.name"]).unwrap_or_default(),
+                    tool: &tool,
                     command: params.as_deref().and_then(command_of),
                     arguments: params,
                     host: a.first(&["host.name"]),

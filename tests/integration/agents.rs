@@ -819,6 +819,204 @@ fn explain_takes_any_name_the_person_goes_by() {
     }
 }
 
+/// A logs request of three Claude Code records: a well-formed decision, a
+/// result that names no tool and a decision that names no decision.
+fn logs_with_two_malformed_records() -> String {
+    let rec = |body: &str, attrs: &[(&str, &str)]| {
+        let attrs: Vec<String> = attrs
+            .iter()
+            .map(|(k, v)| format!(r#"{{"key":"{k}","value":{{"stringValue":"{v}"}}}}"#))
+            .collect();
+        format!(
+            r#"{{"timeUnixNano":"1773824400000000000","body":{{"stringValue":"{body}"}},"attributes":[{}]}}"#,
+            attrs.join(",")
+        )
+    };
+    let good = rec(
+        "claude_code.tool_decision",
+        &[
+            ("session.id", "s-1"),
+            ("tool_use_id", "t-1"),
+            ("tool_name", "Bash"),
+            ("decision", "accept"),
+            ("source", "config"),
+        ],
+    );
+    let no_tool = rec(
+        "claude_code.tool_result",
+        &[("session.id", "s-1"), ("tool_use_id", "t-2")],
+    );
+    let no_decision = rec(
+        "claude_code.tool_decision",
+        &[
+            ("session.id", "s-1"),
+            ("tool_use_id", "t-3"),
+            ("tool_name", "Bash"),
+        ],
+    );
+    format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"claude-code"}}}}]}},"scopeLogs":[{{"logRecords":[{good},{no_tool},{no_decision}]}}]}}]}}"#
+    )
+}
+
+/// A traces request of two execute_tool spans, one naming no tool.
+fn traces_with_one_malformed_span() -> String {
+    let span = |id: &str, tool: Option<&str>| {
+        let tool = tool
+            .map(|t| format!(r#",{{"key":"gen_ai.tool.name","value":{{"stringValue":"{t}"}}}}"#))
+            .unwrap_or_default();
+        format!(
+            r#"{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"{id}","name":"execute_tool","startTimeUnixNano":"1773824400000000000","endTimeUnixNano":"1773824401000000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"user.email","value":{{"stringValue":"carol@example.com"}}}}{tool}]}}"#
+        )
+    };
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"spans":[{},{}]}}]}}]}}"#,
+        span("eee19b7ec3c1b174", Some("run_shell")),
+        span("eee19b7ec3c1b175", None)
+    )
+}
+
+#[test]
+fn malformed_agent_records_are_reported_as_a_partial_success_over_http() {
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsServiceRequest, ExportLogsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let (daemon, _audit) = otlp_daemon(dir.path(), &hook, "");
+    let otlp = otlp_addr(&daemon, "http");
+    let json = [("Content-Type", "application/json")];
+    let pb = [("Content-Type", "application/x-protobuf")];
+    let logs = logs_with_two_malformed_records();
+    let traces = traces_with_one_malformed_span();
+
+    // OTLP/JSON: the partial success in the JSON mapping.
+    let (code, body) = http_post(otlp, "/v1/logs", &json, logs.as_bytes());
+    assert_eq!(code, 200);
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let ps = &r["partialSuccess"];
+    assert_eq!(
+        ps["rejectedLogRecords"].to_string().trim_matches('"'),
+        "2",
+        "{r}"
+    );
+    assert!(
+        ps["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("claude_code.tool_result"),
+        "{r}"
+    );
+    let (code, body) = http_post(otlp, "/v1/traces", &json, traces.as_bytes());
+    assert_eq!(code, 200);
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        r["partialSuccess"]["rejectedSpans"]
+            .to_string()
+            .trim_matches('"'),
+        "1",
+        "{r}"
+    );
+    assert!(
+        r["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("gen_ai.tool.name"),
+        "{r}"
+    );
+
+    // Protobuf: the same, as an ExportLogsServiceResponse message.
+    let req: ExportLogsServiceRequest = serde_json::from_str(&logs).unwrap();
+    let (code, body) = http_post(otlp, "/v1/logs", &pb, &req.encode_to_vec());
+    assert_eq!(code, 200);
+    let r = ExportLogsServiceResponse::decode(&body[..]).unwrap();
+    let ps = r.partial_success.unwrap();
+    assert_eq!(ps.rejected_log_records, 2);
+    assert!(ps.error_message.contains("names no tool"), "{ps:?}");
+    let req: ExportTraceServiceRequest = serde_json::from_str(&traces).unwrap();
+    let (code, body) = http_post(otlp, "/v1/traces", &pb, &req.encode_to_vec());
+    assert_eq!(code, 200);
+    let r = ExportTraceServiceResponse::decode(&body[..]).unwrap();
+    assert_eq!(r.partial_success.unwrap().rejected_spans, 1);
+
+    // A request with nothing wrong: a plain success, no partial success.
+    let (code, body) = http_post(
+        otlp,
+        "/v1/logs",
+        &pb,
+        &ExportLogsServiceRequest::decode(&b""[..])
+            .unwrap()
+            .encode_to_vec(),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        ExportLogsServiceResponse::decode(&body[..])
+            .unwrap()
+            .partial_success
+            .is_none()
+    );
+
+    assert_eq!(
+        daemon.metric(r#"reachguard_otlp_rejected_total{kind="log_record"}"#),
+        4.0
+    );
+    assert_eq!(
+        daemon.metric(r#"reachguard_otlp_rejected_total{kind="span"}"#),
+        2.0
+    );
+}
+
+#[test]
+fn malformed_agent_records_are_reported_as_a_partial_success_over_grpc() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let (daemon, _audit) = otlp_daemon(dir.path(), &hook, "grpc_listen = \"127.0.0.1:0\"\n");
+    let grpc = otlp_addr(&daemon, "grpc");
+    let logs: ExportLogsServiceRequest =
+        serde_json::from_str(&logs_with_two_malformed_records()).unwrap();
+    let traces: ExportTraceServiceRequest =
+        serde_json::from_str(&traces_with_one_malformed_span()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (l, t, clean) = rt.block_on(async {
+        let mut lc = LogsServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        let mut tc = TraceServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap();
+        let l = lc.export(logs).await.unwrap().into_inner();
+        let t = tc.export(traces).await.unwrap().into_inner();
+        let clean = lc
+            .export(ExportLogsServiceRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        (l, t, clean)
+    });
+    let l = l.partial_success.unwrap();
+    assert_eq!(l.rejected_log_records, 2);
+    assert!(l.error_message.contains("names no tool"), "{l:?}");
+    let t = t.partial_success.unwrap();
+    assert_eq!(t.rejected_spans, 1);
+    assert!(t.error_message.contains("gen_ai.tool.name"), "{t:?}");
+    assert!(clean.partial_success.is_none());
+    assert_eq!(
+        daemon.metric(r#"reachguard_otlp_rejected_total{kind="log_record"}"#),
+        2.0
+    );
+}
+
 #[test]
 fn the_grpc_receiver_answers_with_grpc_codes() {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
