@@ -214,6 +214,10 @@ fn any_str(v: &AnyValue) -> Option<Cow<'_, str>> {
 
 const PERSON_KEYS: [&str; 4] = ["user.email", "enduser.id", "user.id", "user.name"];
 
+/// The shell command of a GitHub Copilot `execute_tool` span (VS Code Copilot
+/// Chat and the Copilot CLI; recorded only with content capture on).
+const COPILOT_COMMAND: &str = "github.copilot.tool.parameters.command";
+
 fn nanos_to_ts(n: u64) -> Option<Ts> {
     (n > 0).then(|| Ts(i64::try_from(n / 1_000_000).unwrap_or(i64::MAX)))
 }
@@ -463,7 +467,7 @@ impl Mapper {
                 .or_else(|| a.first(&["service.name"]))
                 .unwrap_or_else(|| "unknown-agent".into()),
             session: a
-                .first(&["gen_ai.conversation.id"])
+                .first(&["gen_ai.conversation.id", "copilot_chat.chat_session_id"])
                 .or(parent.session)
                 .unwrap_or_else(|| hex::encode(&s.trace_id)),
             call_id: a
@@ -471,7 +475,11 @@ impl Mapper {
                 .unwrap_or_else(|| hex::encode(&s.span_id)),
             person: a.first(&PERSON_KEYS).or(parent.person),
             tool: &tool,
-            command: arguments.as_deref().and_then(command_of),
+            // Copilot lifts a shell tool's command into its own attribute.
+            command: arguments
+                .as_deref()
+                .and_then(command_of)
+                .or_else(|| a.first(&[COPILOT_COMMAND])),
             arguments: arguments.clone(),
             host: a.first(&["host.name"]),
             decision: None,
@@ -691,6 +699,39 @@ fn operation(s: &Span) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copilot_turn_is_read_from_its_documented_attributes() {
+        let fixture = include_str!("../../tests/fixtures/otlp/copilot.jsonl");
+        let evs = decode(&fixture.lines().collect::<Vec<_>>());
+        // One call ran a grant command (the file read did not); the hook's
+        // approval is no person's, and Copilot records none.
+        let [advice, viewed] = &evs[..] else {
+            panic!("{evs:#?}")
+        };
+        let Body::Advice(a) = &advice.body else {
+            panic!("{advice:?}")
+        };
+        assert_eq!(a.advice_id, "otel:GitHub Copilot Chat:chat-41:call_cp7");
+        assert_eq!(a.requested_by.as_deref(), Some("dave@example.com"));
+        assert_eq!(advice.ts, Ts(1_773_825_604_000), "the call's start");
+        assert_eq!(
+            a.recommends,
+            [Recommendation {
+                resource: "k8s/web/ClusterRole/admin".into(),
+                role: Some("admin".into()),
+                grantee: Some("deploy-bot".into()),
+            }]
+        );
+        assert!(
+            a.summary
+                .as_deref()
+                .unwrap()
+                .ends_with("[no approval recorded]"),
+            "{a:?}"
+        );
+        assert!(matches!(&viewed.body, Body::AdviceViewed(v) if v.principal == "dave@example.com"));
+    }
 
     fn decode(lines: &[&str]) -> Vec<Event> {
         let mut d = OtlpDecoder {
