@@ -224,7 +224,8 @@ fn canonical_people<'e>(ids: &Identities, ev: &'e Event) -> std::borrow::Cow<'e,
 }
 
 /// "group eng-all viewer on acl/x": a grant, for summaries.
-fn grant_what(g: &Grant) -> String {
+/// `grantee` is the name to show (a person's canonical name).
+fn grant_what(g: &Grant, grantee: &str) -> String {
     format!(
         "{}{} {}{}",
         if g.grantee_type == GranteeType::Group {
@@ -232,7 +233,7 @@ fn grant_what(g: &Grant) -> String {
         } else {
             ""
         },
-        g.grantee,
+        grantee,
         g.role
             .as_deref()
             .map(|r| format!("{r} on "))
@@ -250,6 +251,8 @@ pub const MAX_UNTRACED: usize = 10_000;
 #[derive(Debug, Clone)]
 struct Judged {
     actor_type: ActorType,
+    /// Who gains it: a person's canonical name, or the group.
+    grantee: String,
     tier: Tier,
     affected: Vec<String>,
     expands: bool,
@@ -447,12 +450,18 @@ impl Engine {
                 } else {
                     let actor_type = self.identities.classify(&g.actor, g.actor_type);
                     let tier = self.sensitivity.tier_of(&g.resource);
+                    // The people gaining it, by their canonical names; the
+                    // revocation keeps the grantee as the source logged it.
+                    let grantee = match g.grantee_type {
+                        GranteeType::User => self.identities.canonical(&g.grantee).into_owned(),
+                        GranteeType::Group => g.grantee.clone(),
+                    };
                     let affected: Vec<String> = match g.grantee_type {
-                        GranteeType::User => vec![g.grantee.clone()],
+                        GranteeType::User => vec![grantee.clone()],
                         GranteeType::Group => self
                             .model
                             .members_of(&g.grantee)
-                            .map(str::to_owned)
+                            .map(|m| self.identities.canonical(m).into_owned())
                             .collect(),
                     };
                     let subject = provenance::Subject {
@@ -463,7 +472,7 @@ impl Engine {
                         reference: g.reference.as_deref(),
                         ts: ev.ts,
                     };
-                    let what = grant_what(g);
+                    let what = grant_what(g, &grantee);
                     let (expansion, expansion_score) = self.expansion.on_grant(
                         &g.grant_id,
                         &g.actor,
@@ -488,7 +497,7 @@ impl Engine {
                             key: &g.grant_id,
                             actor: &g.actor,
                             what: &what,
-                            grantee: &g.grantee,
+                            grantee: &grantee,
                             affected: &affected,
                             resource: &g.resource,
                             ts: ev.ts,
@@ -504,6 +513,7 @@ impl Engine {
                     let judged = Judged {
                         actor_type,
                         tier,
+                        grantee,
                         affected,
                         expands: expansion_score > 0.0,
                         format: origin.format,
@@ -561,11 +571,12 @@ impl Engine {
                         .grant_id
                         .clone()
                         .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+                    let member = self.identities.canonical(&m.member).into_owned();
                     let (expansion, expansion_score) = self.expansion.on_grant(
                         &format!("{grant_key}@{}", ev.ts.0),
                         &m.actor,
-                        &format!("{} membership of group {}", m.member, m.group),
-                        std::slice::from_ref(&m.member),
+                        &format!("{member} membership of group {}", m.group),
+                        std::slice::from_ref(&member),
                         &unusual,
                         ev.ts,
                         &self.model,
@@ -585,7 +596,7 @@ impl Engine {
                             )
                         })
                         .max_by_key(|v| v.tier);
-                    let what = format!("{} membership of group {}", m.member, m.group);
+                    let what = format!("{member} membership of group {}", m.group);
                     let expansion = critical_grant(
                         expansion,
                         builtin,
@@ -593,8 +604,8 @@ impl Engine {
                             key: &format!("{grant_key}@{}", ev.ts.0),
                             actor: &m.actor,
                             what: &what,
-                            grantee: &m.member,
-                            affected: std::slice::from_ref(&m.member),
+                            grantee: &member,
+                            affected: std::slice::from_ref(&member),
                             resource: &m.group,
                             ts: ev.ts,
                         },
@@ -609,7 +620,8 @@ impl Engine {
                     let judged = Judged {
                         actor_type,
                         tier,
-                        affected: vec![m.member.clone()],
+                        affected: vec![member.clone()],
+                        grantee: member,
                         expands: expansion_score > 0.0,
                         format: origin.format,
                     };
@@ -815,16 +827,19 @@ impl Engine {
             undo: g.target.clone(),
             format: j.format,
         };
-        let grant_evidence = json!({
+        let mut grant_evidence = json!({
             "grant_id": g.grant_id, "actor": g.actor, "actor_type": j.actor_type,
-            "grantee": g.grantee, "grantee_type": g.grantee_type,
+            "grantee": j.grantee, "grantee_type": g.grantee_type,
             "resource": g.resource, "role": g.role, "reference": g.reference,
             "tier": j.tier.as_str(),
         });
+        if j.grantee != g.grantee {
+            grant_evidence["grantee_as_logged"] = json!(g.grantee);
+        }
         self.unverified_grant(
             ts,
             &g.actor,
-            &grant_what(g),
+            &grant_what(g, &j.grantee),
             j.tier,
             g.grantee_type == GranteeType::Group,
             j.affected.clone(),
@@ -862,12 +877,15 @@ impl Engine {
             undo: m.target.clone(),
             format: j.format,
         };
-        let evidence = json!({
+        let mut evidence = json!({
             "grant_id": grant_id, "actor": m.actor, "actor_type": j.actor_type,
-            "group": m.group, "member": m.member, "reference": m.reference,
+            "group": m.group, "member": j.grantee, "reference": m.reference,
             "group_resources": resources, "tier": j.tier.as_str(),
         });
-        let what = format!("{} to group {}", m.member, m.group);
+        if j.grantee != m.member {
+            evidence["member_as_logged"] = json!(m.member);
+        }
+        let what = format!("{} to group {}", j.grantee, m.group);
         let key = format!("{grant_id}@{}", ts.0);
         self.unverified_grant(
             ts,
@@ -1285,6 +1303,51 @@ mod tests {
             ],
         );
         assert_eq!(e.untraced(), 0);
+    }
+
+    #[test]
+    fn findings_name_the_canonical_people_and_revocations_the_logged_names() {
+        let mut cfg = settings();
+        let table = [
+            ("alice@example.com", vec!["alice".to_owned()]),
+            (
+                "bob@example.com",
+                vec!["bob".to_owned(), "role/eng/bob".to_owned()],
+            ),
+        ];
+        let aliases =
+            crate::model::Aliases::new(table.iter().map(|(c, a)| (*c, a.as_slice())), false)
+                .unwrap();
+        cfg.identities = cfg.identities.clone().with_aliases(aliases);
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let call = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"otel:claude-code:s:t9","agent":"claude-code","requested_by":"alice@example.com","recommends":[{"resource":"aws/iam/role/deploy","grantee":"role/eng/bob"}]}"#;
+        let grant = r#"{"ts":"2026-03-18T09:00:05Z","type":"grant","grant_id":"g1","actor":"alice","grantee":"role/eng/bob","resource":"aws/iam/role/deploy"}"#;
+        let join = r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"agent:ops-bot","group":"admins","member":"bob","op":"add"}"#;
+        let d = feed(&mut e, &[call, grant, join]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 2, "{d:#?}");
+        let (f, t) = (&g[0].finding, g[0].target.as_ref().unwrap());
+        assert_eq!(f.principals, ["bob@example.com"]);
+        assert!(
+            f.summary
+                .starts_with("alice@example.com granted bob@example.com aws/iam/role/deploy"),
+            "{}",
+            f.summary
+        );
+        let change = &f.evidence["change"];
+        assert_eq!(change["actor"], "alice@example.com");
+        assert_eq!(change["grantee"], "bob@example.com");
+        assert_eq!(change["grantee_as_logged"], "role/eng/bob");
+        assert_eq!(
+            t.grantee.as_deref(),
+            Some("role/eng/bob"),
+            "hooks need the logged name"
+        );
+        let (f, t) = (&g[1].finding, g[1].target.as_ref().unwrap());
+        assert_eq!(f.principals, ["bob@example.com"]);
+        assert_eq!(f.evidence["change"]["member"], "bob@example.com");
+        assert_eq!(f.evidence["change"]["member_as_logged"], "bob");
+        assert_eq!(t.member.as_deref(), Some("bob"));
     }
 
     #[test]

@@ -1017,6 +1017,84 @@ fn malformed_agent_records_are_reported_as_a_partial_success_over_grpc() {
     );
 }
 
+/// The binding names its subject by a name of bob's: the finding names bob
+/// by his canonical name, the revocation the subject exactly as logged, and
+/// `explain` finds the finding under either name.
+#[test]
+fn findings_name_the_canonical_person_and_revocations_the_logged_name() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let (mut daemon, audit) = otlp_daemon(dir.path(), &hook, "");
+    let otlp = otlp_addr(&daemon, "http");
+    for req in rule_call_requests() {
+        let req = req.replace("--user=ci-runner", "--user=bob");
+        let (code, _) = http_post(
+            otlp,
+            "/v1/logs",
+            &[("Content-Type", "application/json")],
+            req.as_bytes(),
+        );
+        assert_eq!(code, 200);
+    }
+    let binding = rule_binding().replace(r#""name":"ci-runner""#, r#""name":"bob""#);
+    assert!(binding.contains(r#""name":"bob""#));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&audit)
+        .unwrap();
+    writeln!(f, "{binding}").unwrap();
+    drop(f);
+    wait_until(Duration::from_secs(10), "the revocation webhook", || {
+        !hook.calls().is_empty()
+    });
+    let body = hook.calls()[0].json();
+    assert_eq!(body["grantee"], "bob", "{body}");
+    assert_eq!(body["target"]["subject_name"], "bob", "{body}");
+    wait_until(Duration::from_secs(10), "the executed finding", || {
+        daemon
+            .findings()
+            .iter()
+            .any(|f| f["action"]["status"] == "executed")
+    });
+    let findings = daemon.findings();
+    let finding = findings
+        .iter()
+        .find(|f| f["kind"] == "unverified_agent_grant")
+        .unwrap();
+    assert_eq!(
+        finding["principals"],
+        serde_json::json!(["bob@example.com"])
+    );
+    let change = &finding["evidence"]["change"];
+    assert_eq!(change["actor"], "alice@example.com");
+    assert_eq!(change["grantee"], "bob@example.com");
+    assert_eq!(change["grantee_as_logged"], "bob");
+    assert!(daemon.sigterm().success());
+    for name in ["bob", "bob@example.com"] {
+        let out = Command::new(BIN)
+            .args(["explain", "--json", "--config"])
+            .arg(dir.path().join("reachguard.toml"))
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["principal"], "bob@example.com", "{name}");
+        let kinds: Vec<&str> = e["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap())
+            .collect();
+        assert!(kinds.contains(&"unverified_agent_grant"), "{name}: {e}");
+    }
+}
+
 #[test]
 fn the_grpc_receiver_answers_with_grpc_codes() {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
