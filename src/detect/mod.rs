@@ -1234,6 +1234,23 @@ mod tests {
     }
 
     #[test]
+    fn published_advice_reported_after_the_grant_citing_it_traces_to_it() {
+        let mut e = engine();
+        feed(&mut e, &MEMBERS);
+        // The grant cites the forum thread before the forum's record of the
+        // agent's post (and alice's view of it) is read.
+        assert!(grants(&feed(&mut e, &[GRANT])).is_empty());
+        let d = feed(&mut e, &[ADVICE, VIEW]);
+        assert!(grants(&d).is_empty(), "settled with the batch");
+        let d = e.settle();
+        let g = grants(&d);
+        assert_eq!(g.len(), 1, "{d:#?}");
+        assert_eq!(g[0].finding.grant_id.as_deref(), Some("g-90211"));
+        assert_eq!(g[0].finding.advice_id.as_deref(), Some("adv-7731"));
+        assert_eq!(g[0].finding.principals, ["carol", "ivan"]);
+    }
+
+    #[test]
     fn a_late_call_the_person_approved_raises_nothing() {
         let mut e = engine();
         feed(&mut e, &[&late_grant("g1", "ci-runner")]);
