@@ -320,6 +320,14 @@ impl Pipeline {
         have_hooks: bool,
     ) -> Pipeline {
         let r = &cfg.response;
+        // A revocation is routed by the format its grant was read in.
+        let inputs: Vec<Input> = inputs
+            .into_iter()
+            .map(|mut i| {
+                i.origin.format = i.format;
+                i
+            })
+            .collect();
         let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
         let decoding = Decoding::new(&inputs, &metrics);
         let events_by_type = crate::event::EventType::ALL

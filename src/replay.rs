@@ -610,7 +610,7 @@ pub fn inputs(cfg: &Config, paths: &[PathBuf], fallback: Format) -> Vec<Input> {
         .map(|p| {
             let (format, origin) = match matching_source(cfg, p) {
                 Some(s) => (s.format, Origin::new(s.format, s.trust_advice)),
-                None => (fallback, Origin::TRUSTED),
+                None => (fallback, Origin::new(fallback, true)),
             };
             Input {
                 name: p.display().to_string(),
