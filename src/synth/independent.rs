@@ -63,8 +63,9 @@
 //!     a team resource citing a ticket shortly after viewing advice that
 //!     recommends something else (for the same teammate, or someone else).
 //!     Must be left alone.
-//!   Transfers, new hires and the engineers on call during the evaluation
-//!   period are listed, so findings naming them are counted.
+//!
+//! Transfers, new hires and the engineers on call during the evaluation
+//! period are listed, so findings naming them are counted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -155,6 +156,9 @@ impl Rand {
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
+    }
+    fn word(&mut self, v: &[&'static str]) -> &'static str {
+        v[self.below(v.len())]
     }
     /// An index in `0..n` skewed towards 0 (a few popular, a long tail).
     fn skewed(&mut self, n: usize) -> usize {
@@ -335,11 +339,11 @@ impl Style {
         }
         Style {
             people: r.below(5),
-            domain: *r.pick(DOMAINS),
+            domain: r.word(DOMAINS),
             group: r.below(5),
             resource: r.below(4),
-            prod_word: *r.pick(&["prod", "prd", "production", "live"]),
-            dev_word: *r.pick(&["dev", "staging", "nonprod", "int"]),
+            prod_word: r.word(&["prod", "prd", "production", "live"]),
+            dev_word: r.word(&["dev", "staging", "nonprod", "int"]),
             ts: r.below(4),
             offset_minutes: *r.pick(&[-420, -300, 60, 120, 330, 540]),
             key_order,
@@ -354,33 +358,31 @@ impl Style {
             agent: r.below(4),
             advice_id: r.below(4),
             channel: r.below(4),
-            everyone: *r.pick(&["everyone", "all-engineering", "staff", "eng-all-users"]),
+            everyone: r.word(&["everyone", "all-engineering", "staff", "eng-all-users"]),
         }
     }
 
     fn person(&self, r: &mut Rand, taken: &mut BTreeSet<String>) -> String {
-        loop {
-            let (f, l) = (*r.pick(FIRST), *r.pick(LAST));
-            let base = match self.people {
-                0 => format!("{}{l}", &f[..1]),
-                1 => format!("{f}.{l}"),
+        let (f, l) = (*r.pick(FIRST), *r.pick(LAST));
+        let base = match self.people {
+            0 => format!("{}{l}", &f[..1]),
+            1 => format!("{f}.{l}"),
+            2 => format!("u{}", r.range(10_000, 99_999)),
+            3 => format!("{f}.{l}@{}", self.domain),
+            _ => format!("{l}_{}", &f[..1]),
+        };
+        let mut name = base.clone();
+        let mut n = 1;
+        while taken.contains(&name) {
+            n += 1;
+            name = match self.people {
+                3 => format!("{f}.{l}{n}@{}", self.domain),
                 2 => format!("u{}", r.range(10_000, 99_999)),
-                3 => format!("{f}.{l}@{}", self.domain),
-                _ => format!("{l}_{}", &f[..1]),
+                _ => format!("{base}{n}"),
             };
-            let mut name = base.clone();
-            let mut n = 1;
-            while taken.contains(&name) {
-                n += 1;
-                name = match self.people {
-                    3 => format!("{f}.{l}{n}@{}", self.domain),
-                    2 => format!("u{}", r.range(10_000, 99_999)),
-                    _ => format!("{base}{n}"),
-                };
-            }
-            taken.insert(name.clone());
-            return name;
         }
+        taken.insert(name.clone());
+        name
     }
 
     fn group(&self, team: &str) -> String {
@@ -1071,90 +1073,8 @@ pub fn generate(spec: Spec) -> Generated {
         }
     }
 
-    // Daily work.
-    for d in 0..total_days {
-        let day = base + d * DAY;
-        for (who, to) in moves.remove(&d).unwrap_or_default() {
-            let from = g.people[who].team;
-            let at = day + g.teams[to].start_hour * HOUR - HOUR;
-            let mover = g.mover.clone();
-            let name = g.people[who].name.clone();
-            let (old, new) = (g.teams[from].group.clone(), g.teams[to].group.clone());
-            if g.r.chance(0.5) {
-                g.membership(at, &mover, &new, &name, true);
-                g.membership(at + 5000, &mover, &old, &name, false);
-            } else {
-                g.membership(at, &mover, &old, &name, false);
-                g.membership(at + 5000, &mover, &new, &name, true);
-            }
-            g.people[who].team = to;
-            g.teams[to].members.push(who);
-            g.people[who].favourites = g.pick_favourites(to);
-            g.people[who].prod_user = false;
-        }
-        let weekend = d % 7 >= 5;
-        for who in 0..g.people.len() {
-            if !weekend || g.people[who].weekend {
-                g.workday(who, day, weekend);
-            }
-        }
-        for t in 0..n_teams {
-            if let Some(who) = g.on_call(t, d) {
-                if g.people[who].joined <= day {
-                    g.on_call_day(who, t, day);
-                    if day >= eval_start {
-                        on_call.insert(g.people[who].name.clone());
-                    }
-                }
-            }
-        }
-        // Advice nobody acts on; some verified, some viewed.
-        for _ in 0..per_period(40) {
-            let at = day + g.r.range(6 * HOUR, 20 * HOUR);
-            let t = g.r.below(n_teams);
-            let res = g.teams[t].prod[g.r.below(g.teams[t].prod.len())].clone();
-            let asker = g.r.below(g.people.len());
-            let grantee = g.people[g.r.below(g.people.len())].name.clone();
-            let (id, _) = g.advice(at, asker, &res, &grantee);
-            if g.r.chance(0.4) {
-                let v = g.r.below(g.people.len());
-                let dt = g.r.range(MINUTE, HOUR);
-                g.verified(at + dt, v, &id);
-            }
-            for _ in 0..g.r.below(4) {
-                let v = g.r.below(g.people.len());
-                let dt = g.r.range(MINUTE, 6 * HOUR);
-                g.viewed(at + dt, v, &id, vec![res.clone()]);
-            }
-        }
-        // Routine ticketed grants within a team.
-        if !weekend {
-            for _ in 0..per_period(50) {
-                let t = g.r.below(n_teams);
-                let lead = g.lead(t);
-                let members = g.teams[t].members.clone();
-                let mate = *g.r.pick(&members);
-                if mate == lead || g.people[mate].team != t {
-                    continue;
-                }
-                let res = if g.r.chance(0.5) {
-                    g.teams[t].prod[g.r.below(g.teams[t].prod.len())].clone()
-                } else {
-                    g.teams[t].dev[g.r.below(g.teams[t].dev.len())].clone()
-                };
-                let at = g.work_time(t, (d, d + 1), base);
-                if g.saw_advice_for(lead, &res, at) {
-                    continue;
-                }
-                let lead_name = g.people[lead].name.clone();
-                let mate_name = g.people[mate].name.clone();
-                let reference = g.style.ticket(&mut g.r, &lead_name);
-                g.grant(at, &lead_name, &mate_name, false, &res, Some(reference));
-            }
-        }
-    }
-
-    // Labelled cases in the evaluation period.
+    // Labelled cases in the evaluation period, first: the day-to-day grants
+    // below then know which advice each lead has seen.
     let eval_days = (
         i64::from(spec.history_days),
         i64::from(spec.history_days + spec.eval_days),
@@ -1345,6 +1265,89 @@ pub fn generate(spec: Spec) -> Generated {
                 start: Ts(first.expect("five accesses")),
                 end: Ts(last),
             });
+        }
+    }
+
+    // Daily work.
+    for d in 0..total_days {
+        let day = base + d * DAY;
+        for (who, to) in moves.remove(&d).unwrap_or_default() {
+            let from = g.people[who].team;
+            let at = day + g.teams[to].start_hour * HOUR - HOUR;
+            let mover = g.mover.clone();
+            let name = g.people[who].name.clone();
+            let (old, new) = (g.teams[from].group.clone(), g.teams[to].group.clone());
+            if g.r.chance(0.5) {
+                g.membership(at, &mover, &new, &name, true);
+                g.membership(at + 5000, &mover, &old, &name, false);
+            } else {
+                g.membership(at, &mover, &old, &name, false);
+                g.membership(at + 5000, &mover, &new, &name, true);
+            }
+            g.people[who].team = to;
+            g.teams[to].members.push(who);
+            g.people[who].favourites = g.pick_favourites(to);
+            g.people[who].prod_user = false;
+        }
+        let weekend = d % 7 >= 5;
+        for who in 0..g.people.len() {
+            if !weekend || g.people[who].weekend {
+                g.workday(who, day, weekend);
+            }
+        }
+        for t in 0..n_teams {
+            if let Some(who) = g.on_call(t, d) {
+                if g.people[who].joined <= day {
+                    g.on_call_day(who, t, day);
+                    if day >= eval_start {
+                        on_call.insert(g.people[who].name.clone());
+                    }
+                }
+            }
+        }
+        // Advice nobody acts on; some verified, some viewed.
+        for _ in 0..per_period(40) {
+            let at = day + g.r.range(6 * HOUR, 20 * HOUR);
+            let t = g.r.below(n_teams);
+            let res = g.teams[t].prod[g.r.below(g.teams[t].prod.len())].clone();
+            let asker = g.r.below(g.people.len());
+            let grantee = g.people[g.r.below(g.people.len())].name.clone();
+            let (id, _) = g.advice(at, asker, &res, &grantee);
+            if g.r.chance(0.4) {
+                let v = g.r.below(g.people.len());
+                let dt = g.r.range(MINUTE, HOUR);
+                g.verified(at + dt, v, &id);
+            }
+            for _ in 0..g.r.below(4) {
+                let v = g.r.below(g.people.len());
+                let dt = g.r.range(MINUTE, 6 * HOUR);
+                g.viewed(at + dt, v, &id, vec![res.clone()]);
+            }
+        }
+        // Routine ticketed grants within a team.
+        if !weekend {
+            for _ in 0..per_period(50) {
+                let t = g.r.below(n_teams);
+                let lead = g.lead(t);
+                let members = g.teams[t].members.clone();
+                let mate = *g.r.pick(&members);
+                if mate == lead || g.people[mate].team != t {
+                    continue;
+                }
+                let res = if g.r.chance(0.5) {
+                    g.teams[t].prod[g.r.below(g.teams[t].prod.len())].clone()
+                } else {
+                    g.teams[t].dev[g.r.below(g.teams[t].dev.len())].clone()
+                };
+                let at = g.work_time(t, (d, d + 1), base);
+                if g.saw_advice_for(lead, &res, at) {
+                    continue;
+                }
+                let lead_name = g.people[lead].name.clone();
+                let mate_name = g.people[mate].name.clone();
+                let reference = g.style.ticket(&mut g.r, &lead_name);
+                g.grant(at, &lead_name, &mate_name, false, &res, Some(reference));
+            }
         }
     }
 
