@@ -837,18 +837,18 @@ impl Gen {
         }
     }
 
-    /// A work-hour time on an evaluation weekday for `team`.
+    /// A work-hour time for `team` on a weekday in `days` (any day of them
+    /// if they hold no weekday).
     fn work_time(&mut self, team: usize, days: (i64, i64), base: i64) -> i64 {
-        loop {
-            let d = self.r.range(days.0, days.1 - 1);
+        let mut d = self.r.range(days.0, days.1 - 1);
+        for _ in 0..50 {
             if d % 7 < 5 {
-                let t = &self.teams[team];
-                return base
-                    + d * DAY
-                    + t.start_hour * HOUR
-                    + self.r.range(HOUR, (t.shift_hours - 2).max(2) * HOUR);
+                break;
             }
+            d = self.r.range(days.0, days.1 - 1);
         }
+        let t = &self.teams[team];
+        base + d * DAY + t.start_hour * HOUR + self.r.range(HOUR, (t.shift_hours - 2).max(2) * HOUR)
     }
 }
 
@@ -1080,28 +1080,42 @@ pub fn generate(spec: Spec) -> Generated {
         i64::from(spec.history_days + spec.eval_days),
     );
     let busy: BTreeSet<String> = transfers.union(&new_hires).cloned().collect();
-    let regular = |g: &mut Gen| loop {
-        let who = g.r.below(n);
-        if !busy.contains(&g.people[who].name) && g.people[who].joined == i64::MIN {
-            return who;
+    // Someone neither moving nor new (anyone, in an organisation too small
+    // to have such a person).
+    let regular = |g: &mut Gen| {
+        for _ in 0..1000 {
+            let who = g.r.below(n);
+            if !busy.contains(&g.people[who].name) && g.people[who].joined == i64::MIN {
+                return who;
+            }
         }
+        g.r.below(n)
     };
-    let count = (n / 100).max(2);
+    let count = if spec.eval_days == 0 {
+        0
+    } else {
+        (n / 100).max(2)
+    };
     for _ in 0..count {
         // Incident: unverified advice, followed.
         let t = g.r.below(n_teams);
         let lead = g.lead(t);
         let res = g.teams[t].prod[g.r.below(g.teams[t].prod.len())].clone();
-        let (grantee, group) = if g.r.chance(0.3) {
-            (everyone.to_owned(), true)
-        } else {
-            let other = loop {
-                let o = regular(&mut g);
-                if g.people[o].team != t {
-                    break o;
-                }
-            };
-            (g.people[other].name.clone(), false)
+        // Another team's engineer (if one turns up), else everyone.
+        let mut other = None;
+        for _ in 0..100 {
+            let o = regular(&mut g);
+            if g.people[o].team != t {
+                other = Some(o);
+                break;
+            }
+        }
+        if g.r.chance(0.3) {
+            other = None;
+        }
+        let (grantee, group) = match other {
+            Some(o) => (g.people[o].name.clone(), false),
+            None => (everyone.to_owned(), true),
         };
         let at = g.work_time(t, eval_days, base);
         let asker = regular(&mut g);
@@ -1519,6 +1533,24 @@ mod tests {
             resources.len() >= 3,
             "resource naming varies: {resources:?}"
         );
+    }
+
+    #[test]
+    fn the_smallest_organisations_are_generated_too() {
+        for (engineers, history_days, eval_days) in
+            [(0, 1, 1), (1, 5, 2), (3, 0, 0), (4, 2, 1), (7, 1, 3)]
+        {
+            let g = generate(Spec {
+                engineers,
+                history_days,
+                eval_days,
+                seed: 9,
+                keep_lines: false,
+            });
+            assert_eq!(g.decode_errors, 0);
+            assert!(g.org.engineers >= 3, "at least one team of three");
+            assert!(!g.org.events.is_empty());
+        }
     }
 
     #[test]
