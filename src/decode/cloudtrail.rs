@@ -180,6 +180,16 @@ struct Params<'a> {
     #[serde(borrow)]
     action: Str<'a>,
     #[serde(borrow)]
+    qualifier: Str<'a>,
+    #[serde(borrow, rename = "sourceArn")]
+    source_arn: Str<'a>,
+    #[serde(borrow, rename = "sourceAccount")]
+    source_account: Str<'a>,
+    #[serde(borrow, rename = "principalOrgID")]
+    principal_org_id: Str<'a>,
+    #[serde(borrow, rename = "functionUrlAuthType")]
+    function_url_auth_type: Str<'a>,
+    #[serde(borrow)]
     description: Str<'a>,
     #[serde(borrow, rename = "valuesToAdd")]
     values_to_add: Strs<'a>,
@@ -647,6 +657,7 @@ fn grants(
                     principal_type: principal_type.to_owned(),
                     principal: principal.to_owned(),
                     policy_name: name.to_owned(),
+                    policy_document: doc.clone(),
                 };
                 out.push(c.single(
                     &grantee,
@@ -689,6 +700,7 @@ fn grants(
                 Undo::IamTrust {
                     role: r.to_owned(),
                     principal: t.grantee.clone(),
+                    policy_document: Some(doc.clone()),
                 }
                 .boxed()
             };
@@ -905,6 +917,15 @@ fn grants(
                 Some(sid) => Undo::LambdaPermission {
                     function: f.to_owned(),
                     statement_id: sid.to_owned(),
+                    qualifier: p.qualifier.get().map(str::to_owned),
+                    permission: p.action.get().map(|action| crate::undo::LambdaStatement {
+                        principal: who.to_owned(),
+                        action: action.to_owned(),
+                        source_arn: p.source_arn.get().map(str::to_owned),
+                        source_account: p.source_account.get().map(str::to_owned),
+                        principal_org_id: p.principal_org_id.get().map(str::to_owned),
+                        function_url_auth_type: p.function_url_auth_type.get().map(str::to_owned),
+                    }),
                 }
                 .boxed(),
                 None => Undo::no_undo("the record does not give the permission's statement id"),
