@@ -1274,6 +1274,58 @@ mod tests {
     const SESSION: &str = r#"{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/ops/agent-7","sessionContext":{"sourceIdentity":"adv-7731"}}"#;
 
     #[test]
+    fn targets_keep_the_documents_and_statement_a_restore_or_exact_undo_needs() {
+        let target = |line: &str| match one(line) {
+            Body::Grant(g) => *g.target.unwrap(),
+            b => panic!("{b:?}"),
+        };
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+        let params = format!(
+            r#"{{"userName":"bob","policyName":"p","policyDocument":{}}}"#,
+            serde_json::to_string(doc).unwrap()
+        );
+        let Undo::IamInlinePolicy {
+            policy_document, ..
+        } = target(&record(ALICE, "PutUserPolicy", &params, ""))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            policy_document,
+            Some(serde_json::from_str::<Value>(doc).unwrap())
+        );
+        let trust = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"sts:AssumeRole"}]}"#;
+        let params = format!(r#"{{"roleName":"r","policyDocument":{trust}}}"#);
+        let Undo::IamTrust {
+            policy_document, ..
+        } = target(&record(ALICE, "UpdateAssumeRolePolicy", &params, ""))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            policy_document,
+            Some(serde_json::from_str::<Value>(trust).unwrap())
+        );
+        let params = r#"{"functionName":"f","statementId":"s3-invoke","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com","sourceArn":"arn:aws:s3:::b","sourceAccount":"111122223333","qualifier":"prod"}"#;
+        assert_eq!(
+            target(&record(ALICE, "AddPermission20150331v2", params, "")),
+            Undo::LambdaPermission {
+                function: "f".into(),
+                statement_id: "s3-invoke".into(),
+                qualifier: Some("prod".into()),
+                permission: Some(crate::undo::LambdaStatement {
+                    principal: "s3.amazonaws.com".into(),
+                    action: "lambda:InvokeFunction".into(),
+                    source_arn: Some("arn:aws:s3:::b".into()),
+                    source_account: Some("111122223333".into()),
+                    principal_org_id: None,
+                    function_url_auth_type: None,
+                }),
+            }
+        );
+    }
+
+    #[test]
     fn policy_attach_is_a_grant_named_after_the_event() {
         let b = one(&sample_attach_user_policy("abc", "alice", "bob"));
         let Body::Grant(g) = b else { panic!("{b:?}") };
