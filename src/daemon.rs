@@ -144,9 +144,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map(|s| Input {
             name: s.name.clone(),
             format: s.format,
-            origin: Origin {
-                trust_advice: s.trust_advice,
-            },
+            origin: Origin::new(s.format, s.trust_advice),
         })
         .collect();
     // The OTLP receiver is one more source, after the files.
@@ -155,7 +153,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         inputs.push(Input {
             name: source::otlp::SOURCE_NAME.to_owned(),
             format: crate::decode::Format::Otlp,
-            origin: Origin { trust_advice: true },
+            origin: Origin::new(crate::decode::Format::Otlp, true),
         });
         inputs.len() - 1
     });
@@ -467,12 +465,13 @@ impl Worker {
         let resolved =
             self.pipeline
                 .process_line(input, &r.line, false, &location, Some(r.read_at));
+        let rejected = self.pipeline.take_rejected();
         self.resolve(resolved, jobs).await;
         // The sender hears back once the request's effects are recorded, its
         // events in the metrics included (a request is a batch, not a line:
         // refreshing them per request costs little).
         self.pipeline.update_model_gauges();
-        let _ = r.done.send(());
+        let _ = r.done.send(rejected);
     }
 
     async fn resolve(&mut self, resolved: Vec<Resolved>, jobs: &mpsc::Sender<Job>) {

@@ -89,6 +89,10 @@ pub struct Metrics {
     /// telemetry that could not be read (synced from
     /// [`crate::commands::UNPARSED`] when rendered).
     pub agent_commands_unparsed: IntCounter,
+    /// `reachguard_otlp_rejected_total{kind}`: OTLP log records and spans of
+    /// agent events rejected as malformed (reported in the sender's partial
+    /// success).
+    pub otlp_rejected: IntCounterVec,
     /// `reachguard_journal_pending`: revocations journaled but not finished.
     pub journal_pending: IntGauge,
     /// `reachguard_source_lag_bytes{source}`: bytes in followed files not yet read
@@ -96,6 +100,10 @@ pub struct Metrics {
     pub source_lag_bytes: IntGaugeVec,
     /// `reachguard_baseline_principals`: engineers with a reach baseline.
     pub baseline_principals: IntGauge,
+    /// `reachguard_untraced_grants`: grants and membership adds no advice
+    /// explained yet, remembered in case the agent call behind one is
+    /// reported late.
+    pub untraced_grants: IntGauge,
     /// `reachguard_peer_groups`: peer groups of the last fit.
     pub peer_groups: IntGauge,
     /// `reachguard_peer_groups_fitted_timestamp_seconds`: event time of the last
@@ -215,6 +223,14 @@ impl Metrics {
             "reachguard_agent_commands_unparsed_total",
             "Grant commands run by agents that could not be read (never guessed).",
         );
+        let otlp_rejected = counter_vec(
+            "reachguard_otlp_rejected_total",
+            "Agent telemetry records rejected as malformed, by kind (log_record, span).",
+            &["kind"],
+        );
+        for kind in ["log_record", "span"] {
+            otlp_rejected.with_label_values(&[kind]);
+        }
         let journal_pending = int_gauge(
             "reachguard_journal_pending",
             "Revocations journaled whose hooks have not finished.",
@@ -235,6 +251,10 @@ impl Metrics {
         let baseline_principals = int_gauge(
             "reachguard_baseline_principals",
             "Engineers with a reach baseline.",
+        );
+        let untraced_grants = int_gauge(
+            "reachguard_untraced_grants",
+            "Grants and membership adds no advice explained yet, kept for the trace window in case the agent call behind one is reported late.",
         );
         let peer_groups = int_gauge(
             "reachguard_peer_groups",
@@ -283,7 +303,14 @@ impl Metrics {
             "Entries the memory caps made the model forget, by kind.",
             &["what"],
         );
-        for what in ["principal", "resource", "advice", "grant", "sighting"] {
+        for what in [
+            "principal",
+            "resource",
+            "advice",
+            "grant",
+            "sighting",
+            "untraced_grant",
+        ] {
             evictions.with_label_values(&[what]);
         }
 
@@ -335,9 +362,11 @@ impl Metrics {
             last_event_timestamp,
             untrusted_advice_ignored,
             agent_commands_unparsed,
+            otlp_rejected,
             journal_pending,
             source_lag_bytes,
             baseline_principals,
+            untraced_grants,
             peer_groups,
             peer_groups_fitted_timestamp,
             last_checkpoint_timestamp,
@@ -573,6 +602,7 @@ mod tests {
             "reachguard_last_event_timestamp_seconds 0",
             "reachguard_source_lag_bytes{source=\"app\"} 0",
             "reachguard_baseline_principals 0",
+            "reachguard_untraced_grants 0",
             "reachguard_peer_groups 0",
             "reachguard_peer_groups_fitted_timestamp_seconds 0",
             "reachguard_last_checkpoint_timestamp_seconds 0",

@@ -80,12 +80,26 @@ pub struct Input {
 const LOG_EACH_ERROR_UP_TO: u64 = 100;
 
 /// The `what` labels of `reachguard_evictions_total`.
-const EVICTED: [&str; 5] = ["principal", "resource", "advice", "grant", "sighting"];
+const EVICTED: [&str; 6] = [
+    "principal",
+    "resource",
+    "advice",
+    "grant",
+    "sighting",
+    "untraced_grant",
+];
 
 /// The engine's eviction counts, in `EVICTED` order.
-fn evictions(e: &Engine) -> [u64; 5] {
+fn evictions(e: &Engine) -> [u64; 6] {
     let (r, m) = (e.reach().evicted, e.stats().evicted);
-    [r.principals, r.resources, m.advice, m.grants, m.sightings]
+    [
+        r.principals,
+        r.resources,
+        m.advice,
+        m.grants,
+        m.sightings,
+        e.stats().untraced_forgotten,
+    ]
 }
 
 /// One input's counters, looked up once instead of per line.
@@ -151,6 +165,9 @@ pub struct Decoding {
     errors_per_input: Vec<u64>,
     counters: Vec<InputCounters>,
     counts: DecodeCounts,
+    /// Records rejected in the last line decoded ([`Decoding::decode_into`]).
+    rejected: crate::decode::Rejected,
+    rejected_counters: [prometheus::IntCounter; 2],
 }
 
 impl Decoding {
@@ -169,7 +186,18 @@ impl Decoding {
                 })
                 .collect(),
             counts: DecodeCounts::default(),
+            rejected: Default::default(),
+            rejected_counters: [
+                metrics.otlp_rejected.with_label_values(&["log_record"]),
+                metrics.otlp_rejected.with_label_values(&["span"]),
+            ],
         }
+    }
+
+    /// The records the last line decoded held but could not use (OTLP's
+    /// partial success); taken, so asked once per line.
+    pub fn take_rejected(&mut self) -> crate::decode::Rejected {
+        std::mem::take(&mut self.rejected)
     }
 
     /// What was decoded so far.
@@ -237,6 +265,14 @@ impl Decoding {
         } else {
             self.decoders[input].decode(line, out)
         };
+        self.rejected = self.decoders[input].take_rejected();
+        if !self.rejected.is_empty() {
+            self.rejected_counters[0].inc_by(self.rejected.log_records);
+            self.rejected_counters[1].inc_by(self.rejected.spans);
+            if let Some(m) = &self.rejected.message {
+                tracing::warn!(source = %self.names[input], at = %location, log_records = self.rejected.log_records, spans = self.rejected.spans, "records rejected: {m}");
+            }
+        }
         match &res {
             Err(e) => self.error(input, location, e),
             Ok(()) if out.is_empty() => {
@@ -263,7 +299,7 @@ pub struct Pipeline {
     by_type_shown: [u64; crate::event::EventType::ALL.len()],
     /// Eviction counts already added to the metric (the persisted counts at
     /// start, so a restart does not count old evictions again).
-    evicted: [u64; 5],
+    evicted: [u64; 6],
     inputs: Vec<Input>,
     engine: Engine,
     policy: Policy,
@@ -284,6 +320,14 @@ impl Pipeline {
         have_hooks: bool,
     ) -> Pipeline {
         let r = &cfg.response;
+        // A revocation is routed by the format its grant was read in.
+        let inputs: Vec<Input> = inputs
+            .into_iter()
+            .map(|mut i| {
+                i.origin.format = i.format;
+                i
+            })
+            .collect();
         let engine = Engine::new(model, reach, &EngineConfig::from_config(cfg));
         let decoding = Decoding::new(&inputs, &metrics);
         let events_by_type = crate::event::EventType::ALL
@@ -382,6 +426,11 @@ impl Pipeline {
             .decode_into(input, line, oversized, location, out)
     }
 
+    /// The records the last line processed held but could not use.
+    pub fn take_rejected(&mut self) -> crate::decode::Rejected {
+        self.decoding.take_rejected()
+    }
+
     /// Adds the counts of a decode stage that ran outside this pipeline.
     pub fn absorb(&mut self, counts: DecodeCounts) {
         self.absorbed.lines += counts.lines;
@@ -409,7 +458,16 @@ impl Pipeline {
             }
         }
         self.scratch = events;
+        out.extend(self.settle(read_at));
         out
+    }
+
+    /// Traces the changes no advice explained against the advice reported
+    /// since ([`Engine::settle`]): the end of a batch of events (a line, an
+    /// OTLP request), once the approvals that came with the advice are in.
+    pub fn settle(&mut self, read_at: Option<Instant>) -> Vec<Resolved> {
+        let detections = self.engine.settle();
+        self.decide(detections, read_at)
     }
 
     /// Brings the model's metrics up to date (events by type, principals,
@@ -444,6 +502,9 @@ impl Pipeline {
             .baseline_principals
             .set(reach.baselined() as i64);
         self.metrics
+            .untraced_grants
+            .set(self.engine.untraced() as i64);
+        self.metrics
             .peer_groups
             .set(reach.peers.clusters.len() as i64);
         self.metrics
@@ -476,10 +537,21 @@ impl Pipeline {
         // The gauges describe the whole model; refreshing them on every event
         // would cost more than most events. The daemon also refreshes them on
         // every checkpoint tick, so they are never stale for long.
-        if !detections.is_empty() || self.summary.events % 256 == 0 {
+        if detections.is_empty() && self.summary.events % 256 == 0 {
             self.update_model_gauges();
         }
+        self.decide(detections, read_at)
+    }
 
+    /// Findings and the policy's decisions on their revocations.
+    fn decide(
+        &mut self,
+        detections: Vec<crate::detect::Detection>,
+        read_at: Option<Instant>,
+    ) -> Vec<Resolved> {
+        if !detections.is_empty() {
+            self.update_model_gauges();
+        }
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let mut finding = d.finding;
@@ -502,8 +574,6 @@ impl Pipeline {
                     continue;
                 }
             }
-            let mut target = target;
-            target.format = self.inputs[input].format;
             let decision = self.policy.decide(&target, Instant::now());
             tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, "{}", finding.summary);
             match decision {
@@ -611,7 +681,7 @@ mod tests {
         let input = Input {
             name: "app".into(),
             format: Format::Native,
-            origin: Origin { trust_advice: true },
+            origin: Origin::TRUSTED,
         };
         Pipeline::new(
             cfg,

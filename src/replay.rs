@@ -609,13 +609,8 @@ pub fn inputs(cfg: &Config, paths: &[PathBuf], fallback: Format) -> Vec<Input> {
         .iter()
         .map(|p| {
             let (format, origin) = match matching_source(cfg, p) {
-                Some(s) => (
-                    s.format,
-                    Origin {
-                        trust_advice: s.trust_advice,
-                    },
-                ),
-                None => (fallback, Origin::TRUSTED),
+                Some(s) => (s.format, Origin::new(s.format, s.trust_advice)),
+                None => (fallback, Origin::new(fallback, true)),
             };
             Input {
                 name: p.display().to_string(),
@@ -640,6 +635,23 @@ fn matching_source<'c>(cfg: &'c Config, path: &Path) -> Option<&'c SourceConfig>
                 .any(|f| pattern.matches_path(f) || Path::new(&s.path) == f)
         })
     })
+}
+
+/// Writes one finding to `out`, running its revocation's hooks first.
+async fn emit(r: Resolved, hooks: &[Hook], out: &mut dyn Write) -> Result<(), Error> {
+    let finding = match r {
+        Resolved::Final(f) => f,
+        Resolved::Revoke(job) => {
+            let (status, _, err) = respond::run_hooks(hooks, &job.body, &job.key).await;
+            let mut f = job.finding;
+            let grant_id = f.grant_id.clone().unwrap_or_default();
+            respond::set_action(&mut f, &grant_id, status, err);
+            f
+        }
+        Resolved::AlreadyJournaled => return Ok(()),
+    };
+    serde_json::to_writer(&mut *out, &finding).map_err(|e| Error::Output(e.into()))?;
+    out.write_all(b"\n").map_err(Error::Output)
 }
 
 /// Replays `paths` (`-` is stdin) and writes findings to `out`.
@@ -680,22 +692,13 @@ pub async fn replay(
         for (n, (i, ev)) in batch.iter().enumerate() {
             let ev = ahead.next(&p, &batch, n, ev);
             for r in p.process(i, ev, None) {
-                let finding = match r {
-                    Resolved::Final(f) => f,
-                    Resolved::Revoke(job) => {
-                        let (status, _, err) =
-                            respond::run_hooks(&hooks, &job.body, &job.key).await;
-                        let mut f = job.finding;
-                        let grant_id = f.grant_id.clone().unwrap_or_default();
-                        respond::set_action(&mut f, &grant_id, status, err);
-                        f
-                    }
-                    Resolved::AlreadyJournaled => continue,
-                };
-                serde_json::to_writer(&mut *out, &finding).map_err(|e| Error::Output(e.into()))?;
-                out.write_all(b"\n").map_err(Error::Output)?;
+                emit(r, &hooks, &mut *out).await?;
             }
         }
+    }
+    // Advice at the very end may still explain a change before it.
+    for r in p.settle(None) {
+        emit(r, &hooks, &mut *out).await?;
     }
     p.absorb(merged.finish());
     out.flush().map_err(Error::Output)?;

@@ -61,6 +61,10 @@ pub enum Target {
         principal: String,
         /// The inline policy's name.
         policy_name: String,
+        /// The document the record put (`requestParameters.policyDocument`),
+        /// so a restore can put it back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_document: Option<serde_json::Value>,
     },
     /// An IAM user added to an IAM group.
     IamGroupMembership {
@@ -75,6 +79,10 @@ pub enum Target {
         role: String,
         /// The principal as the policy writes it (ARN, account, service, `*`).
         principal: String,
+        /// The trust policy the record set: the undo is this document without
+        /// `principal`, written only while the role's policy is still this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_document: Option<serde_json::Value>,
     },
     /// An access key created for another user.
     IamAccessKey {
@@ -112,6 +120,14 @@ pub enum Target {
         function: String,
         /// The statement id.
         statement_id: String,
+        /// The version or alias the statement was added to (`qualifier`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        qualifier: Option<String>,
+        /// What a restore re-adds: the request's `principal`, `action`,
+        /// `sourceArn`, `sourceAccount`, `principalOrgID` and
+        /// `functionUrlAuthType`, as logged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        permission: Option<LambdaStatement>,
     },
     /// One member of one role binding of a GCP IAM policy.
     GcpBinding {
@@ -224,6 +240,28 @@ pub enum Target {
     },
 }
 
+/// The parameters of a Lambda `AddPermission` request, enough to add the same
+/// statement again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaStatement {
+    /// Who may call (an account id, a service, an ARN, `*`).
+    pub principal: String,
+    /// The action (`lambda:InvokeFunction`).
+    pub action: String,
+    /// `sourceArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_arn: Option<String>,
+    /// `sourceAccount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
+    /// `principalOrgID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_org_id: Option<String>,
+    /// `functionUrlAuthType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_url_auth_type: Option<String>,
+}
+
 impl Target {
     /// A target that says no undo is known, and why.
     pub fn no_undo(reason: &str) -> Option<Box<Target>> {
@@ -315,11 +353,9 @@ mod tests {
                 target: t.clone().boxed(),
             }),
         };
-        let mut out = Vec::new();
-        crate::decode::Decoder::decode(
+        let out = crate::decode::Decoder::decode_owned(
             &mut crate::decode::NativeDecoder,
             ev.to_native_json().as_bytes(),
-            &mut out,
         )
         .unwrap();
         assert_eq!(out, [ev]);

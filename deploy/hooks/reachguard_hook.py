@@ -10,6 +10,7 @@ naming rules, and none may start with "-" (it would read as an option).
 Exit status: 0 done (or printed; a grant already gone counts as done), 1 a
 vendor call failed, 2 a payload, target or usage the hook cannot handle.
 """
+import base64
 import json
 import os
 import re
@@ -29,6 +30,12 @@ RDS_ID = re.compile(r"^[A-Za-z][\w:.-]{0,254}$")
 ACCESS_KEY = re.compile(r"^[A-Z0-9]{16,128}$")
 LAMBDA_FN = re.compile(r"^[\w:.-]{1,170}$")
 STATEMENT = re.compile(r"^[\w-]{1,100}$")
+QUALIFIER = re.compile(r"^(\$LATEST|[\w-]{1,128})$")
+LAMBDA_ACTION = re.compile(r"^lambda:[A-Za-z*]{1,64}$")
+SOURCE_ARN = re.compile(r"^arn:aws[a-z-]*:[\w+=,.@:/*-]{1,1024}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+URL_AUTH = re.compile(r"^(NONE|AWS_IAM)$")
 TRUST_PRINCIPAL = re.compile(r"^(\*|\d{12}|arn:aws[a-z-]*:[\w+=,.@:/*-]{1,2000}|[a-z0-9.-]{1,200}\.amazonaws\.com)$")
 K8S_NAME = re.compile(r"^[A-Za-z0-9]([\w.:@-]{0,251}[A-Za-z0-9])?$")
 K8S_SUBJECT = re.compile(r"^[^\x00-\x1f\x7f]{1,1024}$")
@@ -64,6 +71,19 @@ def one_of(target, key, allowed):
     if value not in allowed:
         raise Refused(f"{key} {value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def policy_document(target):
+    """The policy document a target carries (a JSON object with statements),
+    or None."""
+    doc = target.get("policy_document")
+    if not isinstance(doc, dict) or not isinstance(doc.get("Statement"), (list, dict)):
+        return None
+    return doc
+
+
+def compact(doc):
+    return json.dumps(doc, separators=(",", ":"))
 
 
 # ---- one step of an undo ----
@@ -121,6 +141,35 @@ class ReadModifyWrite:
         return call.run(name)
 
 
+class WhileUnchanged:
+    """Reads an object and writes the exact change computed from the record
+    while the object is still as the record left it; if it changed since, the
+    change is computed from what was read instead (`write`, as in
+    ReadModifyWrite). --dry-run prints the read and the exact write."""
+
+    def __init__(self, read, recorded, call, write):
+        self.read = read
+        self.recorded = recorded
+        self.call = call
+        self.write = write
+
+    def show(self):
+        return self.read.show() + "\n" + self.call.show()
+
+    def run(self, name):
+        if not self.read.run(name):
+            return False
+        text = getattr(self.read, "output", "")
+        if text and json.loads(text) == self.recorded:
+            return self.call.run(name)
+        print(f"{name}: the object changed since the record; changing what is there now", file=sys.stderr)
+        call = self.write(text)
+        if call is None:
+            print(f"{name}: already gone; the revocation stands", file=sys.stderr)
+            return True
+        return call.run(name)
+
+
 class FirstOr:
     """A call that undoes the grant when the object is as the record left it,
     and the read-modify-write to fall back on when it is not."""
@@ -161,7 +210,11 @@ def aws_plan(t, revoke):
         name = field(t, "principal", AWS_NAME)
         policy = field(t, "policy_name", AWS_NAME)
         if not revoke:
-            raise Refused("a deleted inline policy cannot be put back: its document is not in the payload")
+            doc = policy_document(t)
+            if doc is None:
+                raise Refused("a deleted inline policy cannot be put back: its document is not in the payload")
+            return [Call(aws("iam", f"put-{ptype}-policy", f"--{ptype}-name", name, "--policy-name", policy,
+                             "--policy-document", compact(doc)))]
         return [Call(aws("iam", f"delete-{ptype}-policy", f"--{ptype}-name", name, "--policy-name", policy), AWS_GONE)]
     if kind == "iam_group_membership":
         group = field(t, "group", AWS_NAME)
@@ -173,13 +226,20 @@ def aws_plan(t, revoke):
         principal = field(t, "principal", TRUST_PRINCIPAL)
         read = Call(aws("iam", "get-role", "--role-name", role, "--query", "Role.AssumeRolePolicyDocument", "--output", "json"))
 
+        def update(doc):
+            return Call(aws("iam", "update-assume-role-policy", "--role-name", role, "--policy-document", compact(doc)))
+
         def write(doc_text):
             doc = json.loads(doc_text or "{}")
             changed = trust_without(doc, principal) if revoke else trust_with(doc, principal)
-            if changed is None:
-                return None
-            return Call(aws("iam", "update-assume-role-policy", "--role-name", role,
-                            "--policy-document", json.dumps(changed, separators=(",", ":"))))
+            return None if changed is None else update(changed)
+        recorded = policy_document(t)
+        exact = trust_without(recorded, principal) if revoke and recorded is not None else None
+        if exact is not None:
+            # The record holds the policy it set: the undo is that policy
+            # without the principal, written only while the role still has it
+            # (IAM offers no conditional write, so the hook compares first).
+            return [WhileUnchanged(read, recorded, update(exact), write)]
         what = "without" if revoke else "with"
         return [ReadModifyWrite(read, write,
                                 shlex.join(aws("iam", "update-assume-role-policy", "--role-name", role, "--policy-document"))
@@ -218,9 +278,22 @@ def aws_plan(t, revoke):
     if kind == "lambda_permission":
         fn = field(t, "function", LAMBDA_FN)
         sid = field(t, "statement_id", STATEMENT)
-        if not revoke:
+        qualifier = ["--qualifier", field(t, "qualifier", QUALIFIER)] if "qualifier" in t else []
+        if revoke:
+            return [Call(aws("lambda", "remove-permission", "--function-name", fn, "--statement-id", sid, *qualifier),
+                         AWS_GONE)]
+        perm = t.get("permission")
+        if not isinstance(perm, dict):
             raise Refused("a removed Lambda permission cannot be put back: its principal and action are not in the payload")
-        return [Call(aws("lambda", "remove-permission", "--function-name", fn, "--statement-id", sid), AWS_GONE)]
+        argv = ["lambda", "add-permission", "--function-name", fn, "--statement-id", sid,
+                "--action", field(perm, "action", LAMBDA_ACTION), "--principal", field(perm, "principal", TRUST_PRINCIPAL)]
+        for key, flag, pattern in (("source_arn", "--source-arn", SOURCE_ARN),
+                                   ("source_account", "--source-account", ACCOUNT_ID),
+                                   ("principal_org_id", "--principal-org-id", ORG_ID),
+                                   ("function_url_auth_type", "--function-url-auth-type", URL_AUTH)):
+            if key in perm:
+                argv += [flag, field(perm, key, pattern)]
+        return [Call(aws(*argv, *qualifier))]
     raise Refused(f"target type {kind!r} is not an AWS grant")
 
 
@@ -236,38 +309,64 @@ def _principals(stmt):
     return out
 
 
+def same_principal(written, principal):
+    """IAM stores a bare account id of a trust policy as its root ARN."""
+    if not isinstance(written, str):
+        return False
+    if written == principal:
+        return True
+    for a, b in ((written, principal), (principal, written)):
+        if ACCOUNT_ID.match(a) and re.match(r"^arn:aws[a-z-]*:iam::" + a + r":root$", b):
+            return True
+    return False
+
+
+def trusts(stmt, principal):
+    return stmt.get("Effect") == "Allow" and any(same_principal(p, principal) for p in _principals(stmt))
+
+
 def trust_without(doc, principal):
     """The trust policy with `principal` taken out of every Allow statement
-    (a statement left with no principal is dropped); None if it is not there."""
+    (a statement left with no principal is dropped); None if it is not there.
+    A policy left with no statement denies `principal` instead: IAM refuses a
+    trust policy without statements."""
     stmts = doc.get("Statement")
     stmts = stmts if isinstance(stmts, list) else [stmts] if isinstance(stmts, dict) else []
-    found = False
+    removed = None
     kept = []
     for s in stmts:
-        if s.get("Effect") != "Allow" or principal not in _principals(s):
+        if not isinstance(s, dict) or not trusts(s, principal):
             kept.append(s)
             continue
-        found = True
         p = s.get("Principal")
         if p == "*":
+            removed = removed or (s, "*")
             continue
         rest = {}
         for k, v in p.items():
-            vals = [x for x in (v if isinstance(v, list) else [v]) if x != principal]
+            vals = [x for x in (v if isinstance(v, list) else [v]) if not same_principal(x, principal)]
+            if len(vals) < len(v if isinstance(v, list) else [v]):
+                removed = removed or (s, {k: principal})
             if vals:
                 rest[k] = vals if isinstance(v, list) else vals[0]
         if rest:
             kept.append({**s, "Principal": rest})
-    if not found:
+    if removed is None:
         return None
+    if not kept:
+        stmt, who = removed
+        kept = [{"Effect": "Deny", "Principal": who, "Action": stmt.get("Action", "sts:AssumeRole")}]
     return {**doc, "Statement": kept}
 
 
 def trust_with(doc, principal):
     stmts = doc.get("Statement")
     stmts = stmts if isinstance(stmts, list) else [stmts] if isinstance(stmts, dict) else []
-    if any(s.get("Effect") == "Allow" and principal in _principals(s) for s in stmts):
+    if any(isinstance(s, dict) and trusts(s, principal) for s in stmts):
         return None
+    # The Deny a revocation left in place of an emptied policy goes first.
+    stmts = [s for s in stmts if not (isinstance(s, dict) and s.get("Effect") == "Deny"
+                                      and [str(x) for x in _principals(s)] == [principal])]
     key = "Service" if principal.endswith(".amazonaws.com") else "AWS"
     added = {"Effect": "Allow", "Principal": "*" if principal == "*" else {key: principal},
              "Action": "sts:AssumeRole"}
@@ -429,13 +528,24 @@ def okta_plan(t, revoke):
 
         def write(text):
             roles = json.loads(text or "[]")
-            ids = [r.get("id") for r in roles if isinstance(r, dict) and r.get("type") == rtype]
+            # A user's list also shows the roles its groups hold; only the
+            # user's own assignment is this grant.
+            ids = [r.get("id") for r in roles if isinstance(r, dict) and r.get("type") == rtype
+                   and r.get("assignmentType", ptype.upper()) == ptype.upper()]
             ids = [i for i in ids if isinstance(i, str) and OKTA_ID.match(i)]
             if not ids:
                 return None
             return curl("DELETE", f"{path}/{ids[0]}", gone=gone)
         describe = shlex.join(curl("DELETE", f"{path}/ID").argv).replace(f"{path}/ID", f"{path}/<id of its {rtype} assignment>")
-        return [ReadModifyWrite(read, write, describe)]
+        rmw = ReadModifyWrite(read, write, describe)
+        if ptype == "user":
+            # A standard role assigned to a user has the role type, base32
+            # encoded, as its assignment id (what the Role Assignment API
+            # lists); a group's assignments have ids of their own, which the
+            # System Log does not give, so those are read first.
+            encoded = base64.b32encode(rtype.encode()).decode().rstrip("=")
+            return [FirstOr(curl("DELETE", f"{path}/{encoded}"), rmw)]
+        return [rmw]
     if kind == "okta_support_access":
         return [curl("POST", "/api/v1/org/privacy/oktaSupport/" + ("revoke" if revoke else "grant"))]
     raise Refused(f"target type {kind!r} is not an Okta grant")

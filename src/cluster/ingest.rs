@@ -68,7 +68,7 @@ impl Ingest {
             sources: HashSet::new(),
             errors_logged: 0,
             last_marker: 0,
-            scratch: Vec::new(),
+            scratch: crate::event::Events::default(),
         }
     }
 

@@ -403,12 +403,9 @@ impl Worker {
         }
         let ev = self.scratch.get(0);
         let (untrusted, read_ms) = (item.untrusted, item.read_ms);
-        let detections = self.engine.observe_ref(
-            ev,
-            Origin {
-                trust_advice: !untrusted,
-            },
-        );
+        let detections = self
+            .engine
+            .observe_ref(ev, Origin::new(crate::decode::Format::Native, !untrusted));
         let partitions = self.shared.cluster.partitions;
         let speaks = match route::route(ev, partitions) {
             Route::Partition(q) => q == self.p,
@@ -418,7 +415,9 @@ impl Worker {
             return Ok(());
         }
         let m = &self.shared.metrics;
-        m.events.with_label_values(&[ev.event_type().as_str()]).inc();
+        m.events
+            .with_label_values(&[ev.event_type().as_str()])
+            .inc();
         let latest = self.engine.model().latest().as_secs_f64();
         if latest > m.last_event_timestamp.get() {
             m.last_event_timestamp.set(latest);

@@ -143,7 +143,10 @@ mod tests {
     use crate::decode::{Decoder, NativeDecoder};
 
     fn event(line: &str) -> Event {
-        NativeDecoder.decode_owned(line.as_bytes()).unwrap().remove(0)
+        NativeDecoder
+            .decode_owned(line.as_bytes())
+            .unwrap()
+            .remove(0)
     }
 
     #[test]

@@ -76,7 +76,9 @@ pub fn frames(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], DecodeError>
 
 /// Takes one length-prefixed slice off the front of `rest`.
 fn take<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
-    let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(|| bad("cut length"))?;
+    let (len, tail) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("cut length"))?;
     let len = u32::from_le_bytes(*len) as usize;
     if tail.len() < len {
         return Err(bad("length past the end"));
@@ -97,7 +99,9 @@ fn bad(reason: &'static str) -> DecodeError {
 pub fn decode(frame: &[u8], out: &mut Events) -> Result<(), DecodeError> {
     match frame.split_first() {
         Some((&ACCESS, rest)) => {
-            let (ts, rest) = rest.split_first_chunk::<8>().ok_or_else(|| bad("cut time"))?;
+            let (ts, rest) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("cut time"))?;
             let [outcome, optional, names @ ..] = rest else {
                 return Err(bad("cut access"));
             };
@@ -108,13 +112,20 @@ pub fn decode(frame: &[u8], out: &mut Events) -> Result<(), DecodeError> {
                 _ => return Err(bad("unknown outcome")),
             };
             let mut names = names;
-            let mut name = || {
-                std::str::from_utf8(take(&mut names)?).map_err(|_| DecodeError::InvalidUtf8)
-            };
+            let mut name =
+                || std::str::from_utf8(take(&mut names)?).map_err(|_| DecodeError::InvalidUtf8);
             let principal = name()?;
             let resource = name()?;
-            let action = if optional & 1 != 0 { Some(name()?) } else { None };
-            let id = if optional & 2 != 0 { Some(name()?) } else { None };
+            let action = if optional & 1 != 0 {
+                Some(name()?)
+            } else {
+                None
+            };
+            let id = if optional & 2 != 0 {
+                Some(name()?)
+            } else {
+                None
+            };
             if !names.is_empty() || optional > 3 {
                 return Err(bad("trailing bytes"));
             }

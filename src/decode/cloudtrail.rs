@@ -38,7 +38,10 @@ use serde_json::value::RawValue;
 use super::json::{self, Obj, Objs, Str, Strs};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, ActorType, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Ts, Events};
+use crate::event::{
+    Access, ActorType, Body, Event, Events, Grant, GranteeType, Membership, MembershipOp, Outcome,
+    Ts,
+};
 use crate::undo::Target as Undo;
 
 /// Decoder for AWS CloudTrail records.
@@ -178,6 +181,16 @@ struct Params<'a> {
     #[serde(borrow)]
     action: Str<'a>,
     #[serde(borrow)]
+    qualifier: Str<'a>,
+    #[serde(borrow, rename = "sourceArn")]
+    source_arn: Str<'a>,
+    #[serde(borrow, rename = "sourceAccount")]
+    source_account: Str<'a>,
+    #[serde(borrow, rename = "principalOrgID")]
+    principal_org_id: Str<'a>,
+    #[serde(borrow, rename = "functionUrlAuthType")]
+    function_url_auth_type: Str<'a>,
+    #[serde(borrow)]
     description: Str<'a>,
     #[serde(borrow, rename = "valuesToAdd")]
     values_to_add: Strs<'a>,
@@ -260,12 +273,7 @@ impl Decoder for CloudTrailDecoder {
 const NAME: &str = "CloudTrail";
 
 impl CloudTrailDecoder {
-    fn record(
-        &mut self,
-        r: &Record<'_>,
-        raw: &str,
-        out: &mut Events,
-    ) -> Result<(), DecodeError> {
+    fn record(&mut self, r: &Record<'_>, raw: &str, out: &mut Events) -> Result<(), DecodeError> {
         let Some(event_name) = r.event_name.get() else {
             return Err(DecodeError::Unrecognized {
                 format: NAME,
@@ -603,13 +611,7 @@ impl GrantContext<'_> {
 
 /// Appends the grants / memberships a successful record makes (nothing if it
 /// makes none or names no target).
-fn grants(
-    event_name: &str,
-    service: &str,
-    p: &Params<'_>,
-    c: &GrantContext<'_>,
-    out: &mut Events,
-) {
+fn grants(event_name: &str, service: &str, p: &Params<'_>, c: &GrantContext<'_>, out: &mut Events) {
     let user = || p.user_name.get();
     let role = || p.role_name.get();
     let group = || p.group_name.get();
@@ -645,6 +647,7 @@ fn grants(
                     principal_type: principal_type.to_owned(),
                     principal: principal.to_owned(),
                     policy_name: name.to_owned(),
+                    policy_document: doc.clone(),
                 };
                 out.push(c.single(
                     &grantee,
@@ -687,6 +690,7 @@ fn grants(
                 Undo::IamTrust {
                     role: r.to_owned(),
                     principal: t.grantee.clone(),
+                    policy_document: Some(doc.clone()),
                 }
                 .boxed()
             };
@@ -903,6 +907,15 @@ fn grants(
                 Some(sid) => Undo::LambdaPermission {
                     function: f.to_owned(),
                     statement_id: sid.to_owned(),
+                    qualifier: p.qualifier.get().map(str::to_owned),
+                    permission: p.action.get().map(|action| crate::undo::LambdaStatement {
+                        principal: who.to_owned(),
+                        action: action.to_owned(),
+                        source_arn: p.source_arn.get().map(str::to_owned),
+                        source_account: p.source_account.get().map(str::to_owned),
+                        principal_org_id: p.principal_org_id.get().map(str::to_owned),
+                        function_url_auth_type: p.function_url_auth_type.get().map(str::to_owned),
+                    }),
                 }
                 .boxed(),
                 None => Undo::no_undo("the record does not give the permission's statement id"),
@@ -1247,6 +1260,58 @@ mod tests {
     const ALICE: &str =
         r#"{"type":"IAMUser","userName":"alice","arn":"arn:aws:iam::1:user/alice"}"#;
     const SESSION: &str = r#"{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/ops/agent-7","sessionContext":{"sourceIdentity":"adv-7731"}}"#;
+
+    #[test]
+    fn targets_keep_the_documents_and_statement_a_restore_or_exact_undo_needs() {
+        let target = |line: &str| match one(line) {
+            Body::Grant(g) => *g.target.unwrap(),
+            b => panic!("{b:?}"),
+        };
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+        let params = format!(
+            r#"{{"userName":"bob","policyName":"p","policyDocument":{}}}"#,
+            serde_json::to_string(doc).unwrap()
+        );
+        let Undo::IamInlinePolicy {
+            policy_document, ..
+        } = target(&record(ALICE, "PutUserPolicy", &params, ""))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            policy_document,
+            Some(serde_json::from_str::<Value>(doc).unwrap())
+        );
+        let trust = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"sts:AssumeRole"}]}"#;
+        let params = format!(r#"{{"roleName":"r","policyDocument":{trust}}}"#);
+        let Undo::IamTrust {
+            policy_document, ..
+        } = target(&record(ALICE, "UpdateAssumeRolePolicy", &params, ""))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            policy_document,
+            Some(serde_json::from_str::<Value>(trust).unwrap())
+        );
+        let params = r#"{"functionName":"f","statementId":"s3-invoke","action":"lambda:InvokeFunction","principal":"s3.amazonaws.com","sourceArn":"arn:aws:s3:::b","sourceAccount":"111122223333","qualifier":"prod"}"#;
+        assert_eq!(
+            target(&record(ALICE, "AddPermission20150331v2", params, "")),
+            Undo::LambdaPermission {
+                function: "f".into(),
+                statement_id: "s3-invoke".into(),
+                qualifier: Some("prod".into()),
+                permission: Some(crate::undo::LambdaStatement {
+                    principal: "s3.amazonaws.com".into(),
+                    action: "lambda:InvokeFunction".into(),
+                    source_arn: Some("arn:aws:s3:::b".into()),
+                    source_account: Some("111122223333".into()),
+                    principal_org_id: None,
+                    function_url_auth_type: None,
+                }),
+            }
+        );
+    }
 
     #[test]
     fn policy_attach_is_a_grant_named_after_the_event() {

@@ -32,7 +32,7 @@ use super::json::{self, Obj, Objs, Str};
 use super::k8s_audit::Binding;
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts, Events};
+use crate::event::{Access, Body, Event, Events, Grant, GranteeType, Outcome, Ts};
 use crate::undo::Target;
 
 /// Decoder for Google Cloud audit log entries.
@@ -316,14 +316,7 @@ fn is_binding_change(method: &str) -> Option<bool> {
     }
 }
 
-fn grants(
-    a: &AuditLog<'_>,
-    method: &str,
-    ts: Ts,
-    base_id: &str,
-    actor: &str,
-    out: &mut Events,
-) {
+fn grants(a: &AuditLog<'_>, method: &str, ts: Ts, base_id: &str, actor: &str, out: &mut Events) {
     let grant = |id: String,
                  grantee: String,
                  ty: GranteeType,

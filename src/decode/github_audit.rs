@@ -27,7 +27,9 @@ use serde::Deserialize;
 use super::json::{self, Obj, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Membership, MembershipOp, Outcome, Events};
+use crate::event::{
+    Access, Body, Event, Events, Grant, GranteeType, Membership, MembershipOp, Outcome,
+};
 use crate::undo::Target;
 
 /// Decoder for GitHub audit log events.

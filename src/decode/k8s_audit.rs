@@ -33,7 +33,7 @@ use serde_json::value::RawValue;
 use super::json::{self, Obj, Objs, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Grant, GranteeType, Outcome, Ts, Events};
+use crate::event::{Access, Body, Event, Events, Grant, GranteeType, Outcome, Ts};
 use crate::undo::Target;
 
 /// Decoder for Kubernetes audit events.

@@ -41,7 +41,7 @@ use chrono::{Datelike, TimeZone, Utc};
 
 use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, DAY_MS, Event, Membership, MembershipOp, Outcome, Ts, Events};
+use crate::event::{Access, Body, DAY_MS, Event, Events, Membership, MembershipOp, Outcome, Ts};
 
 /// Decoder for Linux authentication logs.
 #[derive(Debug, Default)]

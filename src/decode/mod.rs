@@ -165,6 +165,31 @@ pub trait Decoder: Send {
         self.decode(line, &mut run)?;
         Ok(run.to_vec())
     }
+
+    /// The records of the lines decoded since the last call that were read
+    /// but not used because they are malformed (an OTLP request's log
+    /// records or spans, say): the line itself decoded.
+    fn take_rejected(&mut self) -> Rejected {
+        Rejected::default()
+    }
+}
+
+/// Records of a decoded line that were rejected ([`Decoder::take_rejected`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Log records.
+    pub log_records: u64,
+    /// Spans.
+    pub spans: u64,
+    /// Why the first of them was rejected.
+    pub message: Option<String>,
+}
+
+impl Rejected {
+    /// Whether nothing was rejected.
+    pub fn is_empty(&self) -> bool {
+        self.log_records == 0 && self.spans == 0
+    }
 }
 
 /// Why a line could not be decoded.

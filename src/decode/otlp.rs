@@ -35,9 +35,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use super::{DecodeError, Decoder};
+use super::{DecodeError, Decoder, Rejected};
 use crate::commands::{self, Context};
-use crate::event::{Advice, AdviceVerified, AdviceViewed, Body, Event, Recommendation, Ts, Events};
+use crate::event::{Advice, AdviceVerified, AdviceViewed, Body, Event, Events, Recommendation, Ts};
 use crate::model::Pattern;
 
 /// How agent telemetry is read (`[otlp]` in the config).
@@ -134,6 +134,10 @@ impl Decoder for OtlpDecoder {
             })
         }
     }
+
+    fn take_rejected(&mut self) -> Rejected {
+        std::mem::take(&mut self.mapper.rejected)
+    }
 }
 
 /// How many decisions (and agent spans) are remembered while their calls'
@@ -166,6 +170,9 @@ pub struct Mapper {
     /// exporter sends a trace's children before the span that encloses them,
     /// often in an earlier batch), with their resource's attributes.
     held: HashMap<Vec<u8>, Vec<(Span, Vec<KeyValue>)>>,
+    /// Agent records read since [`Mapper::take_rejected`] that lack what
+    /// they need (a time, a tool, a call id, a decision, JSON arguments).
+    rejected: Rejected,
 }
 
 /// Attributes looked up by key: a record's (or span's) first, then its resource's.
@@ -206,6 +213,10 @@ fn any_str(v: &AnyValue) -> Option<Cow<'_, str>> {
 }
 
 const PERSON_KEYS: [&str; 4] = ["user.email", "enduser.id", "user.id", "user.name"];
+
+/// The shell command of a GitHub Copilot `execute_tool` span (VS Code Copilot
+/// Chat and the Copilot CLI; recorded only with content capture on).
+const COPILOT_COMMAND: &str = "github.copilot.tool.parameters.command";
 
 fn nanos_to_ts(n: u64) -> Option<Ts> {
     (n > 0).then(|| Ts(i64::try_from(n / 1_000_000).unwrap_or(i64::MAX)))
@@ -250,6 +261,11 @@ fn command_of(args: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether `text` is a JSON value.
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// The text a publishing tool's arguments post, and where.
@@ -317,6 +333,23 @@ impl Mapper {
             decisions: HashMap::new(),
             agents: HashMap::new(),
             held: HashMap::new(),
+            rejected: Rejected::default(),
+        }
+    }
+
+    /// The records rejected since the last call (OTLP's partial success).
+    pub fn take_rejected(&mut self) -> Rejected {
+        std::mem::take(&mut self.rejected)
+    }
+
+    fn reject(&mut self, span: bool, why: impl FnOnce() -> String) {
+        if span {
+            self.rejected.spans += 1;
+        } else {
+            self.rejected.log_records += 1;
+        }
+        if self.rejected.message.is_none() {
+            self.rejected.message = Some(why());
         }
     }
 
@@ -383,7 +416,13 @@ impl Mapper {
             own: &s.attributes,
             resource,
         };
-        let Some(tool) = a.get("gen_ai.tool.name") else {
+        let Some(tool) = a.get("gen_ai.tool.name").filter(|t| !t.is_empty()) else {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {} has no gen_ai.tool.name",
+                    hex::encode(&s.span_id)
+                )
+            });
             return;
         };
         let parent = match self.agents.get(&s.trace_id) {
@@ -402,9 +441,24 @@ impl Mapper {
             None => AgentInfo::default(),
         };
         let Some(ts) = nanos_to_ts(s.start_time_unix_nano) else {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {} has no start time",
+                    hex::encode(&s.span_id)
+                )
+            });
             return;
         };
         let arguments = a.first(&["gen_ai.tool.call.arguments"]);
+        if arguments.as_deref().is_some_and(|x| !is_json(x)) {
+            self.reject(true, || {
+                format!(
+                    "execute_tool span {}: gen_ai.tool.call.arguments is not JSON",
+                    hex::encode(&s.span_id)
+                )
+            });
+            return;
+        }
         let call = Call {
             ts,
             agent: a
@@ -413,7 +467,7 @@ impl Mapper {
                 .or_else(|| a.first(&["service.name"]))
                 .unwrap_or_else(|| "unknown-agent".into()),
             session: a
-                .first(&["gen_ai.conversation.id"])
+                .first(&["gen_ai.conversation.id", "copilot_chat.chat_session_id"])
                 .or(parent.session)
                 .unwrap_or_else(|| hex::encode(&s.trace_id)),
             call_id: a
@@ -421,7 +475,11 @@ impl Mapper {
                 .unwrap_or_else(|| hex::encode(&s.span_id)),
             person: a.first(&PERSON_KEYS).or(parent.person),
             tool: &tool,
-            command: arguments.as_deref().and_then(command_of),
+            // Copilot lifts a shell tool's command into its own attribute.
+            command: arguments
+                .as_deref()
+                .and_then(command_of)
+                .or_else(|| a.first(&[COPILOT_COMMAND])),
             arguments: arguments.clone(),
             host: a.first(&["host.name"]),
             decision: None,
@@ -443,18 +501,22 @@ impl Mapper {
             body.as_deref(),
             attr.as_deref(),
         ];
-        let Some((vendor, kind)) = candidates.into_iter().flatten().find_map(|n| match n {
-            "claude_code.tool_decision" => Some(("claude-code", "decision")),
-            "claude_code.tool_result" => Some(("claude-code", "result")),
-            "codex.tool_decision" => Some(("codex", "decision")),
-            "codex.tool_result" => Some(("codex", "result")),
-            _ => None,
+        let Some((name, vendor, kind)) = candidates.into_iter().flatten().find_map(|n| {
+            let (vendor, kind) = match n {
+                "claude_code.tool_decision" => ("claude-code", "decision"),
+                "claude_code.tool_result" => ("claude-code", "result"),
+                "codex.tool_decision" => ("codex", "decision"),
+                "codex.tool_result" => ("codex", "result"),
+                _ => return None,
+            };
+            Some((n.to_owned(), vendor, kind))
         }) else {
             return;
         };
         let Some(ts) =
             nanos_to_ts(r.time_unix_nano).or_else(|| nanos_to_ts(r.observed_time_unix_nano))
         else {
+            self.reject(false, || format!("a {name} record has no time"));
             return;
         };
         let session = a
@@ -483,6 +545,9 @@ impl Mapper {
         match kind {
             "decision" => {
                 let (Some(id), Some(d)) = (call_id, decision_of(&a)) else {
+                    self.reject(false, || {
+                        format!("a {name} record names no call id or no decision")
+                    });
                     return;
                 };
                 if self.decisions.len() >= MAX_PENDING {
@@ -496,6 +561,16 @@ impl Mapper {
                     .and_then(|id| self.decisions.remove(&key(id)));
                 let decision = remembered.or_else(|| decision_of(&a));
                 let params = a.first(&["tool_parameters", "tool_input", "arguments"]);
+                let Some(tool) = a.first(&["tool_name", "tool.name"]) else {
+                    self.reject(false, || format!("a {name} record names no tool"));
+                    return;
+                };
+                if params.as_deref().is_some_and(|p| !is_json(p)) {
+                    self.reject(false, || {
+                        format!("a {name} record's tool parameters are not JSON")
+                    });
+                    return;
+                }
                 let started = a
                     .first(&["duration_ms"])
                     .and_then(|d| d.parse::<f64>().ok())
@@ -509,7 +584,7 @@ impl Mapper {
                     session: session.clone(),
                     call_id: call_id.unwrap_or_else(|| format!("{}", ts.0)),
                     person: a.first(&PERSON_KEYS),
-                    tool: &a.first(&["tool_name", "tool.name"]).unwrap_or_default(),
+                    tool: &tool,
                     command: params.as_deref().and_then(command_of),
                     arguments: params,
                     host: a.first(&["host.name"]),
@@ -624,6 +699,39 @@ fn operation(s: &Span) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copilot_turn_is_read_from_its_documented_attributes() {
+        let fixture = include_str!("../../tests/fixtures/otlp/copilot.jsonl");
+        let evs = decode(&fixture.lines().collect::<Vec<_>>());
+        // One call ran a grant command (the file read did not); the hook's
+        // approval is no person's, and Copilot records none.
+        let [advice, viewed] = &evs[..] else {
+            panic!("{evs:#?}")
+        };
+        let Body::Advice(a) = &advice.body else {
+            panic!("{advice:?}")
+        };
+        assert_eq!(a.advice_id, "otel:GitHub Copilot Chat:chat-41:call_cp7");
+        assert_eq!(a.requested_by.as_deref(), Some("dave@example.com"));
+        assert_eq!(advice.ts, Ts(1_773_825_604_000), "the call's start");
+        assert_eq!(
+            a.recommends,
+            [Recommendation {
+                resource: "k8s/web/ClusterRole/admin".into(),
+                role: Some("admin".into()),
+                grantee: Some("deploy-bot".into()),
+            }]
+        );
+        assert!(
+            a.summary
+                .as_deref()
+                .unwrap()
+                .ends_with("[no approval recorded]"),
+            "{a:?}"
+        );
+        assert!(matches!(&viewed.body, Body::AdviceViewed(v) if v.principal == "dave@example.com"));
+    }
 
     fn decode(lines: &[&str]) -> Vec<Event> {
         let mut d = OtlpDecoder {
@@ -881,9 +989,9 @@ mod tests {
         #[test]
         fn no_input_panics_the_decoder(s in "\\PC{0,300}") {
             let mut d = OtlpDecoder::default();
-            let _ = d.decode(s.as_bytes(), &mut Vec::new());
+            let _ = d.decode(s.as_bytes(), &mut crate::event::Events::default());
             let wrapped = format!(r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1","body":{{"stringValue":"claude_code.tool_result"}},"attributes":[{{"key":"tool_parameters","value":{{"stringValue":{}}}}}]}}]}}]}}]}}"#, serde_json::to_string(&s).unwrap());
-            let _ = d.decode(wrapped.as_bytes(), &mut Vec::new());
+            let _ = d.decode(wrapped.as_bytes(), &mut crate::event::Events::default());
         }
     }
 }

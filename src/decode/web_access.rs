@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use super::time::{civil_ms, digits, month_from_abbr};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Outcome, Ts, Events};
+use crate::event::{Access, Body, Event, Events, Outcome, Ts};
 
 /// Decoder for NCSA access logs.
 #[derive(Debug, Default)]

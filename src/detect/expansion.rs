@@ -69,8 +69,13 @@ pub struct DetectionConfig {
     /// This many distinct new resources in one short window, each scoring at
     /// least `burst_min_score`, are a sudden expansion even below the threshold.
     pub burst_count: usize,
-    /// Least novelty of a resource counted towards `burst_count`.
+    /// Least novelty of a resource counted towards `burst_count` and
+    /// `long_burst_count`.
     pub burst_min_score: f64,
+    /// This many distinct new resources in one long window, each scoring at
+    /// least `burst_min_score`, are a slow exploration even below the
+    /// threshold. 0 turns it off.
+    pub long_burst_count: usize,
 }
 
 mod humantime_serde_compat {
@@ -825,15 +830,16 @@ impl Expansion {
             let window = self.reach.window(pid, ts, lens[scale]);
             let sum: f64 = window.iter().map(|n| n.score).sum();
             let (threshold, mean, std, from) = self.threshold(pid, scale, info.cluster);
-            // A burst of many resources the peers do not use is sudden even
-            // when each weighs little: it need not wait for the sum.
-            let burst = scale == 0
-                && self.cfg.burst_count > 0
+            // Many resources the peers do not use, within minutes (a burst)
+            // or within the hour (an exploration), are an expansion even when
+            // each weighs little: it need not wait for the sum.
+            let count = [self.cfg.burst_count, self.cfg.long_burst_count][scale];
+            let burst = count > 0
                 && window
                     .iter()
                     .filter(|n| n.score >= self.cfg.burst_min_score)
                     .count()
-                    >= self.cfg.burst_count;
+                    >= count;
             if sum < threshold && !burst {
                 continue;
             }
@@ -1837,6 +1843,7 @@ mod tests {
         let cfg = EngineConfig {
             detection: DetectionConfig {
                 burst_count: 0,
+                long_burst_count: 0,
                 ..settings().detection
             },
             ..settings()
@@ -1846,5 +1853,46 @@ mod tests {
             .map(|i| access(t0 + i * 45_000, "a0", &format!("c/x{i}")))
             .collect();
         assert!(feed(&mut e2, &burst).is_empty());
+    }
+
+    #[test]
+    fn an_exploration_of_rare_resources_within_the_hour_is_found_at_its_fifth() {
+        let (mut e, t0) = org();
+        // Five resources nobody in team a uses, ten minutes
+        // apart: never four within the short window, and (1 + rarity 4) x 5
+        // = 25 together, below the long floor of 60.
+        let slow: Vec<Event> = (0..5)
+            .map(|i| access(t0 + i * 10 * MIN, "a0", &format!("b/x{i}")))
+            .collect();
+        let d = feed(&mut e, &slow[..4]);
+        assert!(d.is_empty(), "four are not yet an exploration");
+        let d = feed(&mut e, &slow[4..]);
+        assert_eq!(d.len(), 1, "the fifth, 40 minutes after the first");
+        assert_eq!(d[0].finding.kind, FindingKind::ReachExpansion);
+        assert!(
+            d[0].finding.summary.contains("5 resources"),
+            "{}",
+            d[0].finding.summary
+        );
+        // The same five spread over more than the long window are not.
+        let (mut e, t0) = org();
+        let spread: Vec<Event> = (0..5)
+            .map(|i| access(t0 + i * 20 * MIN, "a0", &format!("b/x{i}")))
+            .collect();
+        assert!(feed(&mut e, &spread).is_empty());
+        // Turned off, they wait for the sum.
+        let (e2, t0) = org();
+        let cfg = EngineConfig {
+            detection: DetectionConfig {
+                long_burst_count: 0,
+                ..settings().detection
+            },
+            ..settings()
+        };
+        let mut e2 = Engine::new(e2.model().clone(), e2.reach().clone(), &cfg);
+        let slow: Vec<Event> = (0..5)
+            .map(|i| access(t0 + i * 10 * MIN, "a0", &format!("b/x{i}")))
+            .collect();
+        assert!(feed(&mut e2, &slow).is_empty());
     }
 }

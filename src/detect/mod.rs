@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::event::{AccessRef, ActorType, Body, Event, EventRef, GranteeType, MembershipOp, Ts};
+use crate::event::{
+    AccessRef, ActorType, Body, Event, EventRef, Grant, GranteeType, Membership, MembershipOp, Ts,
+};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::catalogue::{self, Verdict};
 use crate::model::{Identities, Model, SawHow, Sensitivity, Tier};
@@ -97,11 +99,25 @@ impl EngineConfig {
 pub struct Origin {
     /// Whether advice, verification and view events from this source count.
     pub trust_advice: bool,
+    /// The input format the event was read in: a revocation of a grant it
+    /// reports is routed to the hooks of this format.
+    pub format: crate::decode::Format,
 }
 
 impl Origin {
-    /// A fully trusted origin.
-    pub const TRUSTED: Origin = Origin { trust_advice: true };
+    /// A fully trusted origin of native events.
+    pub const TRUSTED: Origin = Origin {
+        trust_advice: true,
+        format: crate::decode::Format::Native,
+    };
+
+    /// A source of `format` whose advice counts if `trust_advice`.
+    pub fn new(format: crate::decode::Format, trust_advice: bool) -> Origin {
+        Origin {
+            trust_advice,
+            format,
+        }
+    }
 }
 
 /// What a revocation would take back.
@@ -170,6 +186,9 @@ pub struct EngineStats {
     pub duplicates: u64,
     /// Advice, grants and sightings forgotten by the memory caps.
     pub evicted: crate::model::Evicted,
+    /// Untraced changes forgotten before their trace window ended
+    /// ([`MAX_UNTRACED`]).
+    pub untraced_forgotten: u64,
 }
 
 /// `ev` with every name of a person acting (not of grantees, which revocation
@@ -204,6 +223,75 @@ fn canonical_people<'e>(ids: &Identities, ev: &'e Event) -> std::borrow::Cow<'e,
     }
 }
 
+/// "group eng-all viewer on acl/x": a grant, for summaries.
+/// `grantee` is the name to show (a person's canonical name).
+fn grant_what(g: &Grant, grantee: &str) -> String {
+    format!(
+        "{}{} {}{}",
+        if g.grantee_type == GranteeType::Group {
+            "group "
+        } else {
+            ""
+        },
+        grantee,
+        g.role
+            .as_deref()
+            .map(|r| format!("{r} on "))
+            .unwrap_or_default(),
+        g.resource
+    )
+}
+
+/// How many grants no advice explained are remembered, in case the agent call
+/// behind one is reported late ([`Engine::settle`]); beyond it the oldest are
+/// forgotten.
+pub const MAX_UNTRACED: usize = 10_000;
+
+/// What the engine made of a privilege change when it saw it, besides its trace.
+#[derive(Debug, Clone)]
+struct Judged {
+    actor_type: ActorType,
+    /// Who gains it: a person's canonical name, or the group.
+    grantee: String,
+    tier: Tier,
+    affected: Vec<String>,
+    expands: bool,
+    format: crate::decode::Format,
+}
+
+/// A grant or membership add.
+#[derive(Debug, Clone)]
+enum Change {
+    Grant(Grant),
+    /// With the resources the group held.
+    Membership(Membership, Vec<String>),
+}
+
+/// A privilege change no advice explained when it was seen.
+#[derive(Debug, Clone)]
+struct Untraced {
+    ts: Ts,
+    change: Change,
+    judged: Judged,
+}
+
+impl Untraced {
+    fn subject(&self) -> provenance::Subject<'_> {
+        let (actor, resource, grantee, reference) = match &self.change {
+            Change::Grant(g) => (&g.actor, &g.resource, &g.grantee, &g.reference),
+            Change::Membership(m, _) => (&m.actor, &m.group, &m.member, &m.reference),
+        };
+        provenance::Subject {
+            actor,
+            actor_type: self.judged.actor_type,
+            resource,
+            grantee,
+            reference: reference.as_deref(),
+            ts: self.ts,
+        }
+    }
+}
+
 /// The detection engine: the model plus the rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -216,6 +304,12 @@ pub struct Engine {
     min_confidence: f64,
     last_expiry: Ts,
     stats: EngineStats,
+    /// Grants and membership adds no advice explained when they were seen,
+    /// oldest first, within the trace window of the latest event.
+    untraced: std::collections::VecDeque<Untraced>,
+    /// Advice reported (or seen) since the last [`Engine::settle`], with the
+    /// time it links from: it may explain an untraced change.
+    late: Vec<(String, Ts)>,
 }
 
 impl Engine {
@@ -232,6 +326,8 @@ impl Engine {
             min_confidence: cfg.min_confidence,
             last_expiry: Ts(i64::MIN),
             stats: EngineStats::default(),
+            untraced: std::collections::VecDeque::new(),
+            late: Vec::new(),
         }
     }
 
@@ -279,7 +375,20 @@ impl Engine {
     pub fn observe_ref(&mut self, ev: EventRef<'_>, origin: Origin) -> Vec<Detection> {
         let ts = ev.ts();
         self.model.advance(ts);
-        let mut out = Vec::new();
+        // Advice reported late is traced once its approval, which follows it,
+        // is in: before anything else happens.
+        let follows_advice = matches!(
+            ev,
+            EventRef::Other(Event {
+                body: Body::AdviceViewed(_) | Body::AdviceVerified(_),
+                ..
+            })
+        );
+        let mut out = if self.late.is_empty() || follows_advice {
+            Vec::new()
+        } else {
+            self.settle()
+        };
         self.expansion.maybe_refit(ts);
         // An access only adds to the baselines; other events may add advice,
         // grants and sightings too.
@@ -334,19 +443,25 @@ impl Engine {
 
     fn other(&mut self, ev: &Event, origin: Origin, out: &mut Vec<Detection>) {
         match &ev.body {
-            Body::Access(a) => self.access(a.at(ev.ts), out),
+            Body::Access(a) => self.access(a.at(ev.ts, ev.id.as_deref()), out),
             Body::Grant(g) => {
                 if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
                     self.stats.duplicates += 1;
                 } else {
                     let actor_type = self.identities.classify(&g.actor, g.actor_type);
                     let tier = self.sensitivity.tier_of(&g.resource);
+                    // The people gaining it, by their canonical names; the
+                    // revocation keeps the grantee as the source logged it.
+                    let grantee = match g.grantee_type {
+                        GranteeType::User => self.identities.canonical(&g.grantee).into_owned(),
+                        GranteeType::Group => g.grantee.clone(),
+                    };
                     let affected: Vec<String> = match g.grantee_type {
-                        GranteeType::User => vec![g.grantee.clone()],
+                        GranteeType::User => vec![grantee.clone()],
                         GranteeType::Group => self
                             .model
                             .members_of(&g.grantee)
-                            .map(str::to_owned)
+                            .map(|m| self.identities.canonical(m).into_owned())
                             .collect(),
                     };
                     let subject = provenance::Subject {
@@ -357,20 +472,7 @@ impl Engine {
                         reference: g.reference.as_deref(),
                         ts: ev.ts,
                     };
-                    let what = format!(
-                        "{}{} {}{}",
-                        if g.grantee_type == GranteeType::Group {
-                            "group "
-                        } else {
-                            ""
-                        },
-                        g.grantee,
-                        g.role
-                            .as_deref()
-                            .map(|r| format!("{r} on "))
-                            .unwrap_or_default(),
-                        g.resource
-                    );
+                    let what = grant_what(g, &grantee);
                     let (expansion, expansion_score) = self.expansion.on_grant(
                         &g.grant_id,
                         &g.actor,
@@ -395,7 +497,7 @@ impl Engine {
                             key: &g.grant_id,
                             actor: &g.actor,
                             what: &what,
-                            grantee: &g.grantee,
+                            grantee: &grantee,
                             affected: &affected,
                             resource: &g.resource,
                             ts: ev.ts,
@@ -408,40 +510,24 @@ impl Engine {
                             target: None,
                         });
                     }
-                    if let Some(t) = trace(&self.model, &subject, self.window_ms)
-                        .filter(|t| t.verified.is_none())
-                    {
-                        let target = RevocationTarget {
-                            kind: TargetKind::Grant,
-                            grant_id: g.grant_id.clone(),
-                            resource: Some(g.resource.clone()),
-                            grantee: Some(g.grantee.clone()),
-                            grantee_type: Some(g.grantee_type),
-                            group: None,
-                            member: None,
-                            confidence: t.confidence,
-                            expands: Some(expansion_score > 0.0),
-                            undo: g.target.clone(),
-                            format: crate::decode::Format::Native,
-                        };
-                        let grant_evidence = json!({
-                            "grant_id": g.grant_id, "actor": g.actor, "actor_type": actor_type,
-                            "grantee": g.grantee, "grantee_type": g.grantee_type,
-                            "resource": g.resource, "role": g.role, "reference": g.reference,
-                            "tier": tier.as_str(),
-                        });
-                        out.push(self.unverified_grant(
-                            ev.ts,
-                            &g.actor,
-                            &what,
-                            tier,
-                            g.grantee_type == GranteeType::Group,
-                            affected,
-                            grant_evidence,
-                            t,
-                            target,
-                            &g.grant_id,
-                        ));
+                    let judged = Judged {
+                        actor_type,
+                        tier,
+                        grantee,
+                        affected,
+                        expands: expansion_score > 0.0,
+                        format: origin.format,
+                    };
+                    match trace(&self.model, &subject, self.window_ms) {
+                        Some(t) if t.verified.is_none() => {
+                            out.push(self.grant_detection(ev.ts, g, &judged, t));
+                        }
+                        Some(_) => {}
+                        None => self.remember_untraced(Untraced {
+                            ts: ev.ts,
+                            change: Change::Grant(g.clone()),
+                            judged,
+                        }),
                     }
                     self.model.record_grant(g, ev.ts);
                     self.expansion.holders_changed(&g.resource);
@@ -485,11 +571,12 @@ impl Engine {
                         .grant_id
                         .clone()
                         .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+                    let member = self.identities.canonical(&m.member).into_owned();
                     let (expansion, expansion_score) = self.expansion.on_grant(
                         &format!("{grant_key}@{}", ev.ts.0),
                         &m.actor,
-                        &format!("{} membership of group {}", m.member, m.group),
-                        std::slice::from_ref(&m.member),
+                        &format!("{member} membership of group {}", m.group),
+                        std::slice::from_ref(&member),
                         &unusual,
                         ev.ts,
                         &self.model,
@@ -509,7 +596,7 @@ impl Engine {
                             )
                         })
                         .max_by_key(|v| v.tier);
-                    let what = format!("{} membership of group {}", m.member, m.group);
+                    let what = format!("{member} membership of group {}", m.group);
                     let expansion = critical_grant(
                         expansion,
                         builtin,
@@ -517,8 +604,8 @@ impl Engine {
                             key: &format!("{grant_key}@{}", ev.ts.0),
                             actor: &m.actor,
                             what: &what,
-                            grantee: &m.member,
-                            affected: std::slice::from_ref(&m.member),
+                            grantee: &member,
+                            affected: std::slice::from_ref(&member),
                             resource: &m.group,
                             ts: ev.ts,
                         },
@@ -530,45 +617,26 @@ impl Engine {
                             target: None,
                         });
                     }
-                    if let Some(t) = trace(&self.model, &subject, self.window_ms)
-                        .filter(|t| t.verified.is_none())
-                    {
-                        let grant_id = m
-                            .grant_id
-                            .clone()
-                            .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
-                        let target = RevocationTarget {
-                            kind: TargetKind::Membership,
-                            grant_id: grant_id.clone(),
-                            resource: None,
-                            grantee: None,
-                            grantee_type: None,
-                            group: Some(m.group.clone()),
-                            member: Some(m.member.clone()),
-                            confidence: t.confidence,
-                            expands: Some(expansion_score > 0.0),
-                            undo: m.target.clone(),
-                            format: crate::decode::Format::Native,
-                        };
-                        let evidence = json!({
-                            "grant_id": grant_id, "actor": m.actor, "actor_type": actor_type,
-                            "group": m.group, "member": m.member, "reference": m.reference,
-                            "group_resources": resources, "tier": tier.as_str(),
-                        });
-                        let what = format!("{} to group {}", m.member, m.group);
-                        let key = format!("{grant_id}@{}", ev.ts.0);
-                        out.push(self.unverified_grant(
-                            ev.ts,
-                            &m.actor,
-                            &what,
-                            tier,
-                            false,
-                            vec![m.member.clone()],
-                            evidence,
-                            t,
-                            target,
-                            &key,
-                        ));
+                    let judged = Judged {
+                        actor_type,
+                        tier,
+                        affected: vec![member.clone()],
+                        grantee: member,
+                        expands: expansion_score > 0.0,
+                        format: origin.format,
+                    };
+                    let resources: Vec<String> =
+                        resources.iter().map(|r| (*r).to_owned()).collect();
+                    match trace(&self.model, &subject, self.window_ms) {
+                        Some(t) if t.verified.is_none() => {
+                            out.push(self.membership_detection(ev.ts, m, &resources, &judged, t));
+                        }
+                        Some(_) => {}
+                        None => self.remember_untraced(Untraced {
+                            ts: ev.ts,
+                            change: Change::Membership(m.clone(), resources),
+                            judged,
+                        }),
                     }
                     self.expansion.membership_changed_by(&m.actor, &m.member);
                     self.model.add_member(&m.group, &m.member);
@@ -589,6 +657,9 @@ impl Engine {
                     self.stats.untrusted_advice_ignored += 1;
                 } else if self.model.advice(&a.advice_id).is_none() {
                     self.model.record_advice(a, ev.ts);
+                    if !self.untraced.is_empty() {
+                        self.late.push((a.advice_id.clone(), ev.ts));
+                    }
                     if a.published {
                         out.push(self.unreviewed_publish(ev.ts, &a.advice_id));
                     }
@@ -607,11 +678,101 @@ impl Engine {
                 if origin.trust_advice {
                     self.model
                         .record_sighting(&v.principal, &v.advice_id, ev.ts, SawHow::Viewed);
+                    if !self.untraced.is_empty() {
+                        self.late.push((v.advice_id.clone(), ev.ts));
+                    }
                 } else {
                     self.stats.untrusted_advice_ignored += 1;
                 }
             }
         }
+    }
+
+    /// Remembers a change no advice explains yet, in event-time order.
+    fn remember_untraced(&mut self, u: Untraced) {
+        if u.judged.actor_type == ActorType::Agent {
+            // Traced whatever advice is reported.
+            return;
+        }
+        let at = self.untraced.partition_point(|x| x.ts <= u.ts);
+        self.untraced.insert(at, u);
+        while self.untraced.len() > MAX_UNTRACED {
+            self.untraced.pop_front();
+            self.stats.untraced_forgotten += 1;
+        }
+    }
+
+    /// How many changes no advice explained are remembered.
+    pub fn untraced(&self) -> usize {
+        self.untraced.len()
+    }
+
+    /// Traces the remembered untraced changes again against the advice
+    /// reported since the last call (an agent's call exported after the grant
+    /// it made was logged, say): a change within the trace window after that
+    /// advice, which it now traces to and no human approved before the change,
+    /// is an `unverified_agent_grant` now. A change that traces to approved
+    /// advice is forgotten; one still untraced stays remembered.
+    ///
+    /// [`Engine::observe`] settles before any event other than the sightings
+    /// and approvals that follow advice, so an approval reported with the
+    /// call always counts; callers settle at the end of a batch of events
+    /// (one OTLP request, one line).
+    pub fn settle(&mut self) -> Vec<Detection> {
+        let late = std::mem::take(&mut self.late);
+        let Some(since) = late.iter().map(|(_, at)| *at).min() else {
+            return Vec::new();
+        };
+        let window = self.window_ms;
+        let mut out = Vec::new();
+        let start = self.untraced.partition_point(|x| x.ts < since);
+        let tail: Vec<Untraced> = self.untraced.drain(start..).collect();
+        for u in tail {
+            let s = u.subject();
+            let relevant = late.iter().any(|(id, at)| {
+                *at <= u.ts
+                    && u.ts.0.saturating_sub(at.0) <= window
+                    && self.model.advice(id).is_some_and(|a| {
+                        a.recommends.iter().any(|r| {
+                            r.resource == s.resource || r.grantee.as_deref() == Some(s.grantee)
+                        }) || s.reference.is_some()
+                    })
+            });
+            let held = match &u.change {
+                Change::Grant(g) => self
+                    .model
+                    .grant(&g.grant_id)
+                    .is_some_and(|r| !r.revoked && r.ts == u.ts),
+                Change::Membership(m, _) => self.model.is_member(&m.group, &m.member),
+            };
+            if !held {
+                // Taken back meanwhile: nothing left to revoke.
+                continue;
+            }
+            let traced = if relevant {
+                trace(&self.model, &s, window)
+            } else {
+                None
+            };
+            match traced {
+                None => self.untraced.push_back(u),
+                Some(t) if t.verified.is_some() => {}
+                Some(mut t) => {
+                    t.chain.push(provenance::Link {
+                        ts: u.ts,
+                        step: "advice_reported_after_change",
+                        detail: "the agent's call was reported after the change was logged; traced when it arrived".into(),
+                    });
+                    out.push(match &u.change {
+                        Change::Grant(g) => self.grant_detection(u.ts, g, &u.judged, t),
+                        Change::Membership(m, resources) => {
+                            self.membership_detection(u.ts, m, resources, &u.judged, t)
+                        }
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Forgets what exceeds the memory caps (amortised: only once a cap is
@@ -641,10 +802,103 @@ impl Engine {
     /// minute of event time, since it walks every principal.
     fn expire(&mut self) {
         let now = self.model.latest();
+        let horizon = now.add_millis(-self.window_ms);
+        while self.untraced.front().is_some_and(|u| u.ts < horizon) {
+            self.untraced.pop_front();
+        }
         if now.0.saturating_sub(self.last_expiry.0) >= 60_000 {
             self.model.expire_sightings(now.add_millis(-self.window_ms));
             self.last_expiry = now;
         }
+    }
+
+    /// The `unverified_agent_grant` of a grant traced to unverified advice.
+    fn grant_detection(&self, ts: Ts, g: &Grant, j: &Judged, t: Trace) -> Detection {
+        let target = RevocationTarget {
+            kind: TargetKind::Grant,
+            grant_id: g.grant_id.clone(),
+            resource: Some(g.resource.clone()),
+            grantee: Some(g.grantee.clone()),
+            grantee_type: Some(g.grantee_type),
+            group: None,
+            member: None,
+            confidence: t.confidence,
+            expands: Some(j.expands),
+            undo: g.target.clone(),
+            format: j.format,
+        };
+        let mut grant_evidence = json!({
+            "grant_id": g.grant_id, "actor": g.actor, "actor_type": j.actor_type,
+            "grantee": j.grantee, "grantee_type": g.grantee_type,
+            "resource": g.resource, "role": g.role, "reference": g.reference,
+            "tier": j.tier.as_str(),
+        });
+        if j.grantee != g.grantee {
+            grant_evidence["grantee_as_logged"] = json!(g.grantee);
+        }
+        self.unverified_grant(
+            ts,
+            &g.actor,
+            &grant_what(g, &j.grantee),
+            j.tier,
+            g.grantee_type == GranteeType::Group,
+            j.affected.clone(),
+            grant_evidence,
+            t,
+            target,
+            &g.grant_id,
+        )
+    }
+
+    /// The `unverified_agent_grant` of a membership add traced to unverified
+    /// advice; `resources` are what the group holds.
+    fn membership_detection(
+        &self,
+        ts: Ts,
+        m: &Membership,
+        resources: &[String],
+        j: &Judged,
+        t: Trace,
+    ) -> Detection {
+        let grant_id = m
+            .grant_id
+            .clone()
+            .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+        let target = RevocationTarget {
+            kind: TargetKind::Membership,
+            grant_id: grant_id.clone(),
+            resource: None,
+            grantee: None,
+            grantee_type: None,
+            group: Some(m.group.clone()),
+            member: Some(m.member.clone()),
+            confidence: t.confidence,
+            expands: Some(j.expands),
+            undo: m.target.clone(),
+            format: j.format,
+        };
+        let mut evidence = json!({
+            "grant_id": grant_id, "actor": m.actor, "actor_type": j.actor_type,
+            "group": m.group, "member": j.grantee, "reference": m.reference,
+            "group_resources": resources, "tier": j.tier.as_str(),
+        });
+        if j.grantee != m.member {
+            evidence["member_as_logged"] = json!(m.member);
+        }
+        let what = format!("{} to group {}", j.grantee, m.group);
+        let key = format!("{grant_id}@{}", ts.0);
+        self.unverified_grant(
+            ts,
+            &m.actor,
+            &what,
+            j.tier,
+            false,
+            j.affected.clone(),
+            evidence,
+            t,
+            target,
+            &key,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -896,9 +1150,7 @@ mod tests {
     fn feed_from(e: &mut Engine, lines: &[&str], origin: Origin) -> Vec<Detection> {
         let mut out = Vec::new();
         for l in lines {
-            let mut evs = Vec::new();
-            NativeDecoder.decode(l.as_bytes(), &mut evs).unwrap();
-            for ev in &evs {
+            for ev in &NativeDecoder.decode_owned(l.as_bytes()).unwrap() {
                 out.extend(e.observe(ev, origin));
             }
         }
@@ -941,6 +1193,176 @@ mod tests {
             })
             .collect();
         assert_eq!(traced, [Some("g1".to_owned()), None, Some("g3".to_owned())]);
+    }
+
+    const LATE_CALL: &str = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"otel:claude-code:s:t1","agent":"claude-code","requested_by":"alice","recommends":[{"resource":"k8s/cluster/ClusterRole/cluster-admin","role":"cluster-admin","grantee":"ci-runner"}]}"#;
+    const LATE_VIEW: &str = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice_viewed","advice_id":"otel:claude-code:s:t1","principal":"alice"}"#;
+    const LATE_APPROVAL: &str = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice_verified","advice_id":"otel:claude-code:s:t1","verifier":"alice"}"#;
+
+    fn late_grant(id: &str, grantee: &str) -> String {
+        format!(
+            r#"{{"ts":"2026-03-18T09:00:02Z","type":"grant","grant_id":"{id}","actor":"alice","grantee":"{grantee}","resource":"k8s/cluster/ClusterRole/cluster-admin","role":"cluster-admin"}}"#
+        )
+    }
+
+    #[test]
+    fn a_call_reported_after_its_grant_traces_to_it_once_settled() {
+        let mut e = engine();
+        let g = late_grant("g1", "ci-runner");
+        let other = late_grant("g2", "bob");
+        assert!(grants(&feed(&mut e, &[&g, &other])).is_empty());
+        assert_eq!(e.untraced(), 2);
+        // The call, its sighting: nothing until the batch is settled (its
+        // approval could still follow).
+        assert!(feed(&mut e, &[LATE_CALL, LATE_VIEW]).is_empty());
+        let d = e.settle();
+        let g = grants(&d);
+        assert_eq!(g.len(), 1, "only the grant the command names: {d:?}");
+        let f = &g[0].finding;
+        assert_eq!(f.grant_id.as_deref(), Some("g1"));
+        assert_eq!(f.advice_id.as_deref(), Some("otel:claude-code:s:t1"));
+        assert_eq!(f.ts, Ts(1_773_824_402_000), "the grant's time");
+        assert!(
+            f.evidence["trace"]["chain"]
+                .to_string()
+                .contains("advice_reported_after_change")
+        );
+        assert_eq!(e.untraced(), 1, "g2 is still unexplained");
+        assert!(e.settle().is_empty(), "raised once");
+    }
+
+    #[test]
+    fn published_advice_reported_after_the_grant_citing_it_traces_to_it() {
+        let mut e = engine();
+        feed(&mut e, &MEMBERS);
+        // The grant cites the forum thread before the forum's record of the
+        // agent's post (and alice's view of it) is read.
+        assert!(grants(&feed(&mut e, &[GRANT])).is_empty());
+        let d = feed(&mut e, &[ADVICE, VIEW]);
+        assert!(grants(&d).is_empty(), "settled with the batch");
+        let d = e.settle();
+        let g = grants(&d);
+        assert_eq!(g.len(), 1, "{d:#?}");
+        assert_eq!(g[0].finding.grant_id.as_deref(), Some("g-90211"));
+        assert_eq!(g[0].finding.advice_id.as_deref(), Some("adv-7731"));
+        assert_eq!(g[0].finding.principals, ["carol", "ivan"]);
+    }
+
+    #[test]
+    fn a_late_call_the_person_approved_raises_nothing() {
+        let mut e = engine();
+        feed(&mut e, &[&late_grant("g1", "ci-runner")]);
+        assert!(feed(&mut e, &[LATE_CALL, LATE_VIEW, LATE_APPROVAL]).is_empty());
+        assert!(grants(&e.settle()).is_empty());
+        assert_eq!(e.untraced(), 0, "explained: forgotten");
+    }
+
+    #[test]
+    fn the_next_event_settles_late_advice_after_its_approval() {
+        let mut e = engine();
+        feed(&mut e, &[&late_grant("g1", "ci-runner")]);
+        let next =
+            r#"{"ts":"2026-03-18T09:00:03Z","type":"access","principal":"bob","resource":"wiki"}"#;
+        assert!(grants(&feed(&mut e, &[LATE_CALL, LATE_VIEW, LATE_APPROVAL, next])).is_empty());
+        feed(
+            &mut e,
+            &[&late_grant("g2", "ci-runner-2").replace("09:00:02", "09:00:04")],
+        );
+        let call2 = LATE_CALL
+            .replace("t1", "t2")
+            .replace("09:00:00", "09:00:03")
+            .replace("ci-runner", "ci-runner-2");
+        let view2 = LATE_VIEW
+            .replace("t1", "t2")
+            .replace("09:00:00", "09:00:03");
+        let d = feed(&mut e, &[&call2, &view2, next]);
+        assert_eq!(
+            grants(&d)
+                .iter()
+                .map(|d| d.finding.grant_id.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["g2"]
+        );
+    }
+
+    #[test]
+    fn late_advice_links_no_grant_taken_back_or_outside_the_window() {
+        let mut e = engine();
+        let revoke =
+            r#"{"ts":"2026-03-18T09:00:05Z","type":"revoke","grant_id":"g1","actor":"alice"}"#;
+        feed(&mut e, &[&late_grant("g1", "ci-runner"), revoke]);
+        feed(&mut e, &[LATE_CALL, LATE_VIEW]);
+        assert!(grants(&e.settle()).is_empty(), "already taken back");
+        // A grant before the call, and one more than the window after it.
+        let mut e = engine();
+        let before = late_grant("g3", "ci-runner").replace("09:00:02", "08:59:00");
+        let after = late_grant("g4", "ci-runner").replace("09:00:02", "10:00:01");
+        feed(&mut e, &[&before, &after]);
+        feed(&mut e, &[LATE_CALL, LATE_VIEW]);
+        assert!(grants(&e.settle()).is_empty());
+    }
+
+    #[test]
+    fn untraced_grants_are_remembered_within_bounds() {
+        let mut e = engine();
+        for i in 0..MAX_UNTRACED + 10 {
+            feed(&mut e, &[&late_grant(&format!("g{i}"), &format!("u{i}"))]);
+        }
+        assert_eq!(e.untraced(), MAX_UNTRACED);
+        assert_eq!(e.stats().untraced_forgotten, 10);
+        // An hour and more later they are out of every window.
+        feed(
+            &mut e,
+            &[
+                r#"{"ts":"2026-03-18T10:00:03Z","type":"access","principal":"bob","resource":"wiki"}"#,
+            ],
+        );
+        assert_eq!(e.untraced(), 0);
+    }
+
+    #[test]
+    fn findings_name_the_canonical_people_and_revocations_the_logged_names() {
+        let mut cfg = settings();
+        let table = [
+            ("alice@example.com", vec!["alice".to_owned()]),
+            (
+                "bob@example.com",
+                vec!["bob".to_owned(), "role/eng/bob".to_owned()],
+            ),
+        ];
+        let aliases =
+            crate::model::Aliases::new(table.iter().map(|(c, a)| (*c, a.as_slice())), false)
+                .unwrap();
+        cfg.identities = cfg.identities.clone().with_aliases(aliases);
+        let mut e = Engine::new(Model::default(), Reach::default(), &cfg);
+        let call = r#"{"ts":"2026-03-18T09:00:00Z","type":"advice","advice_id":"otel:claude-code:s:t9","agent":"claude-code","requested_by":"alice@example.com","recommends":[{"resource":"aws/iam/role/deploy","grantee":"role/eng/bob"}]}"#;
+        let grant = r#"{"ts":"2026-03-18T09:00:05Z","type":"grant","grant_id":"g1","actor":"alice","grantee":"role/eng/bob","resource":"aws/iam/role/deploy"}"#;
+        let join = r#"{"ts":"2026-03-18T09:01:00Z","type":"membership","actor":"agent:ops-bot","group":"admins","member":"bob","op":"add"}"#;
+        let d = feed(&mut e, &[call, grant, join]);
+        let g = grants(&d);
+        assert_eq!(g.len(), 2, "{d:#?}");
+        let (f, t) = (&g[0].finding, g[0].target.as_ref().unwrap());
+        assert_eq!(f.principals, ["bob@example.com"]);
+        assert!(
+            f.summary
+                .starts_with("alice@example.com granted bob@example.com aws/iam/role/deploy"),
+            "{}",
+            f.summary
+        );
+        let change = &f.evidence["change"];
+        assert_eq!(change["actor"], "alice@example.com");
+        assert_eq!(change["grantee"], "bob@example.com");
+        assert_eq!(change["grantee_as_logged"], "role/eng/bob");
+        assert_eq!(
+            t.grantee.as_deref(),
+            Some("role/eng/bob"),
+            "hooks need the logged name"
+        );
+        let (f, t) = (&g[1].finding, g[1].target.as_ref().unwrap());
+        assert_eq!(f.principals, ["bob@example.com"]);
+        assert_eq!(f.evidence["change"]["member"], "bob@example.com");
+        assert_eq!(f.evidence["change"]["member_as_logged"], "bob");
+        assert_eq!(t.member.as_deref(), Some("bob"));
     }
 
     #[test]
@@ -1089,9 +1511,7 @@ mod tests {
     #[test]
     fn advice_from_an_untrusted_source_traces_nothing() {
         let mut e = engine();
-        let untrusted = Origin {
-            trust_advice: false,
-        };
+        let untrusted = Origin::new(crate::decode::Format::Native, false);
         assert!(feed_from(&mut e, &[ADVICE, VIEW], untrusted).is_empty());
         assert_eq!(e.stats().untrusted_advice_ignored, 2);
         let grant = GRANT.replace("per forum/infra-q-4512", "adv-7731");

@@ -11,8 +11,10 @@
 //! and errors are counted under that name). The sender is answered once the
 //! pipeline has processed the line: a slow pipeline slows senders down.
 //!
-//! Answers follow the OTLP specification: success (no partial rejection: every
-//! record of a well-formed request is read), 400 / `InvalidArgument` for a
+//! Answers follow the OTLP specification: success, with a `partial_success`
+//! counting the agent records (log records, spans) rejected as malformed and
+//! why the first was (`rejected_log_records` / `rejected_spans`,
+//! `error_message`) when there are any; 400 / `InvalidArgument` for a
 //! payload that does not decode, 413 / `ResourceExhausted` over
 //! `[otlp] max_body_bytes` (gRPC: `OutOfRange` from twice that, where tonic
 //! refuses the message before decoding it), 415 for other content types, 401 /
@@ -22,6 +24,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::decode::Rejected;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,11 +32,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
     logs_service_server::{LogsService, LogsServiceServer},
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
 use prost::Message;
@@ -50,8 +53,8 @@ pub struct Received {
     pub line: Vec<u8>,
     /// When it arrived.
     pub read_at: Instant,
-    /// Told when the pipeline has processed it.
-    pub done: oneshot::Sender<()>,
+    /// Told when the pipeline has processed it, with the records it rejected.
+    pub done: oneshot::Sender<Rejected>,
 }
 
 /// What the receiver needs to know.
@@ -223,18 +226,20 @@ async fn export(
             return error(StatusCode::BAD_REQUEST, INVALID_ARGUMENT, e, protobuf);
         }
     };
-    if deliver(&s.tx, line, read_at).await.is_err() {
+    let Ok(rejected) = deliver(&s.tx, line, read_at).await else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             UNAVAILABLE,
             "shutting down".into(),
             protobuf,
         );
-    }
+    };
     let ok: Vec<u8> = match (protobuf, signal) {
-        (true, Signal::Logs) => ExportLogsServiceResponse::default().encode_to_vec(),
-        (true, Signal::Traces) => ExportTraceServiceResponse::default().encode_to_vec(),
-        (false, _) => b"{}".to_vec(),
+        (false, _) if rejected.is_empty() => b"{}".to_vec(),
+        (true, Signal::Logs) => logs_response(rejected).encode_to_vec(),
+        (true, Signal::Traces) => traces_response(rejected).encode_to_vec(),
+        (false, Signal::Logs) => json_response(&logs_response(rejected)),
+        (false, Signal::Traces) => json_response(&traces_response(rejected)),
     };
     let ct = if protobuf {
         "application/x-protobuf"
@@ -267,8 +272,38 @@ fn to_line(body: &[u8], protobuf: bool, signal: Signal) -> Result<Vec<u8>, Strin
     }
 }
 
-/// Hands a line to the pipeline and waits until it is processed.
-async fn deliver(tx: &mpsc::Sender<Received>, line: Vec<u8>, read_at: Instant) -> Result<(), ()> {
+/// The answer to a logs request: a partial success when records were rejected.
+fn logs_response(r: Rejected) -> ExportLogsServiceResponse {
+    ExportLogsServiceResponse {
+        partial_success: (!r.is_empty()).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(r.log_records).unwrap_or(i64::MAX),
+            error_message: r.message.unwrap_or_default(),
+        }),
+    }
+}
+
+/// The answer to a traces request: a partial success when spans were rejected.
+fn traces_response(r: Rejected) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: (!r.is_empty()).then(|| ExportTracePartialSuccess {
+            rejected_spans: i64::try_from(r.spans).unwrap_or(i64::MAX),
+            error_message: r.message.unwrap_or_default(),
+        }),
+    }
+}
+
+/// A response in the OTLP/JSON mapping (`{}` when it is empty).
+fn json_response<T: serde::Serialize>(r: &T) -> Vec<u8> {
+    serde_json::to_vec(r).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// Hands a line to the pipeline and waits until it is processed; the
+/// records it rejected.
+async fn deliver(
+    tx: &mpsc::Sender<Received>,
+    line: Vec<u8>,
+    read_at: Instant,
+) -> Result<Rejected, ()> {
     let (done, processed) = oneshot::channel();
     tx.send(Received {
         line,
@@ -299,7 +334,10 @@ impl Grpc {
         }
     }
 
-    async fn deliver<T: serde::Serialize + Message>(&self, r: &T) -> Result<(), tonic::Status> {
+    async fn deliver<T: serde::Serialize + Message>(
+        &self,
+        r: &T,
+    ) -> Result<Rejected, tonic::Status> {
         let limit = self.shared.settings.max_body_bytes;
         if r.encoded_len() > limit {
             return Err(tonic::Status::resource_exhausted(format!(
@@ -321,8 +359,8 @@ impl LogsService for Grpc {
         req: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         self.check(&req)?;
-        self.deliver(req.get_ref()).await?;
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+        let rejected = self.deliver(req.get_ref()).await?;
+        Ok(tonic::Response::new(logs_response(rejected)))
     }
 }
 
@@ -333,8 +371,8 @@ impl TraceService for Grpc {
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.check(&req)?;
-        self.deliver(req.get_ref()).await?;
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        let rejected = self.deliver(req.get_ref()).await?;
+        Ok(tonic::Response::new(traces_response(rejected)))
     }
 }
 

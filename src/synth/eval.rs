@@ -1,27 +1,35 @@
-//! Scores detection on a generated organisation.
+//! Scores detection on a labelled organisation, whichever generator made it
+//! ([`super::generate`] or [`super::independent`]): the scoring is the same.
 //!
 //! The history period is fed to the engine first (as `reachguard train` does)
-//! and its findings discarded; then the evaluation period is fed and every
-//! finding is matched against the injected cases:
+//! and its findings discarded; then the evaluation period is fed, every
+//! revocation target goes through the default response policy (dry run), and
+//! every finding is matched against the injected cases:
 //!
 //! - sudden expansion / slow exploration: a `reach_expansion` naming the
 //!   engineer between the first injected access and 10 minutes after the last;
 //! - group grant / unverified advice grant: a `grant_expansion` /
 //!   `unverified_agent_grant` naming the injected grant (necessarily on the
-//!   grant event itself).
+//!   grant event itself);
+//! - cases to leave alone (a grant after verified advice, a routine grant near
+//!   unrelated advice) are disturbed by a finding of severity medium or above
+//!   on their grant, or by a revocation of it.
 //!
-//! A false alarm is an expansion finding of severity medium or above that no
-//! injected case explains. Rates are per 1,000 engineer-days of the evaluation
-//! period.
+//! Revocation recall is the share of unverified advice grants the policy
+//! revokes; a wrong revocation is one of any other grant. A false alarm is an
+//! expansion or `unverified_agent_grant` finding of severity medium or above
+//! that no case to find explains. Rates are per 1,000 engineer-days of the
+//! evaluation period.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{CaseKind, Org};
 use crate::detect::{DetectionConfig, Engine, EngineConfig, Origin, Reach};
-use crate::finding::{Finding, FindingKind, Severity};
-use crate::model::{Identities, Model, Pattern, Sensitivity};
+use crate::finding::{Action, ActionKind, ActionStatus, Finding, FindingKind, Severity};
+use crate::model::{Identities, Model, Sensitivity};
+use crate::respond::{Decision, Mode, Policy};
 
 /// Results for one kind of case.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,6 +56,15 @@ impl KindResult {
     }
 }
 
+/// Results for one kind of case that must be left alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeftAlone {
+    /// Cases injected.
+    pub cases: usize,
+    /// Cases with a finding of severity medium or above, or a revocation.
+    pub disturbed: usize,
+}
+
 /// The evaluation of one organisation.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -55,8 +72,16 @@ pub struct Report {
     pub engineers: usize,
     /// Events fed.
     pub events: usize,
-    /// Per case kind.
+    /// Per kind of case to find.
     pub kinds: BTreeMap<CaseKind, KindResult>,
+    /// Per kind of case to leave alone.
+    pub left_alone: BTreeMap<CaseKind, LeftAlone>,
+    /// Grants traced to unverified advice (cases).
+    pub incidents: usize,
+    /// Of those, how many the policy revoked.
+    pub incidents_revoked: usize,
+    /// Grants revoked that no unverified advice case names.
+    pub wrong_revocations: Vec<String>,
     /// Expansion findings of severity >= medium that no case explains.
     pub false_alarms: Vec<Finding>,
     /// Engineer-days in the evaluation period.
@@ -87,6 +112,20 @@ impl Report {
     pub fn false_alarm_rate(&self) -> f64 {
         self.false_alarms.len() as f64 * 1000.0 / self.engineer_days.max(1.0)
     }
+
+    /// Revoked / injected grants traced to unverified advice.
+    pub fn revocation_recall(&self) -> f64 {
+        if self.incidents == 0 {
+            1.0
+        } else {
+            self.incidents_revoked as f64 / self.incidents as f64
+        }
+    }
+
+    /// Longest time to detect a case of `kind`, if any was detected.
+    pub fn max_ttd(&self, kind: CaseKind) -> Option<Duration> {
+        self.kinds.get(&kind).and_then(KindResult::max_ttd)
+    }
 }
 
 fn secs(d: Option<Duration>) -> String {
@@ -114,6 +153,23 @@ impl fmt::Display for Report {
                 secs(r.max_ttd())
             )?;
         }
+        for (k, r) in &self.left_alone {
+            writeln!(
+                f,
+                "  {:<24} {}/{} left alone",
+                k.as_str(),
+                r.cases - r.disturbed,
+                r.cases
+            )?;
+        }
+        writeln!(
+            f,
+            "  revocation recall {:.3} ({}/{}), wrong revocations {}",
+            self.revocation_recall(),
+            self.incidents_revoked,
+            self.incidents,
+            self.wrong_revocations.len()
+        )?;
         writeln!(
             f,
             "  recall {:.3}; false alarms {} ({:.2} per 1,000 engineer-days); new hires flagged {}, on-call flagged {}, transfers flagged {}",
@@ -136,17 +192,16 @@ impl fmt::Display for Report {
     }
 }
 
-/// The engine settings used for an organisation.
+/// The engine settings used for an organisation: the shipped defaults, with
+/// the organisation's own `[agents]` and `[sensitivity]` (what its operator
+/// writes) and no `provisioners` named: HR and identity-sync actors are
+/// recognised by behaviour.
 pub fn engine_config(org: &Org) -> EngineConfig {
-    let detection = DetectionConfig {
-        provisioners: vec![Pattern::new("hr-system").expect("valid")],
-        ..DetectionConfig::default()
-    };
     EngineConfig {
-        identities: Identities::new(vec![Pattern::new("agent:*").expect("valid")]),
+        identities: Identities::new(org.agents.clone()),
         sensitivity: Sensitivity::new(org.sensitivity.clone()),
         trace_window: Duration::from_secs(24 * 3600),
-        detection,
+        detection: DetectionConfig::default(),
         limits: crate::detect::Limits::default(),
         min_confidence: 0.7,
     }
@@ -167,13 +222,31 @@ pub fn evaluate_with(org: &Org, cfg: &EngineConfig) -> Report {
     }
     engine.finish_training();
     let mut findings = Vec::new();
+    let mut policy = Policy::new(
+        Mode::DryRun,
+        cfg.min_confidence,
+        Vec::new(),
+        u32::MAX,
+        false,
+    );
     for e in &org.events[split..] {
-        findings.extend(
-            engine
-                .observe(e, Origin::TRUSTED)
-                .into_iter()
-                .map(|d| d.finding),
-        );
+        for d in engine.observe(e, Origin::TRUSTED) {
+            let mut f = d.finding;
+            if let Some(t) = &d.target {
+                let status = match policy.decide(t, Instant::now()) {
+                    Decision::Execute | Decision::DryRun => ActionStatus::DryRun,
+                    Decision::Suppressed(..) => ActionStatus::Suppressed,
+                    Decision::Unhandled(status, _) => status,
+                };
+                f.action = Some(Action {
+                    kind: ActionKind::Revoke,
+                    grant_id: t.grant_id.clone(),
+                    status,
+                    reason: None,
+                });
+            }
+            findings.push(f);
+        }
     }
     score(org, &findings, started.elapsed())
 }
@@ -193,8 +266,31 @@ pub fn score(org: &Org, findings: &[Finding], elapsed: Duration) -> Report {
         *r.findings.entry(f.kind.as_str()).or_default() += 1;
     }
     const GRACE: i64 = 10 * 60_000;
+    // A revocation decided (executed, or reported in dry run) per grant.
+    let revoked: BTreeSet<&str> = findings
+        .iter()
+        .filter_map(|f| f.action.as_ref())
+        .filter(|a| matches!(a.status, ActionStatus::Executed | ActionStatus::DryRun))
+        .map(|a| a.grant_id.as_str())
+        .collect();
     let mut explained = vec![false; findings.len()];
     for c in &org.cases {
+        let on_grant = |f: &Finding| c.grant_id.is_some() && f.grant_id == c.grant_id;
+        if c.kind.must_be_left_alone() {
+            let e = r.left_alone.entry(c.kind).or_default();
+            e.cases += 1;
+            let flagged = findings
+                .iter()
+                .any(|f| on_grant(f) && f.severity >= Severity::Medium);
+            let was_revoked = c.grant_id.as_deref().is_some_and(|g| revoked.contains(g));
+            e.disturbed += usize::from(flagged || was_revoked);
+            continue;
+        }
+        if c.kind == CaseKind::UnverifiedAdviceGrant {
+            r.incidents += 1;
+            let g = c.grant_id.as_deref().unwrap_or_default();
+            r.incidents_revoked += usize::from(revoked.contains(g));
+        }
         let k = r.kinds.entry(c.kind).or_default();
         k.cases += 1;
         let hit = findings.iter().enumerate().find(|(_, f)| match c.kind {
@@ -210,6 +306,7 @@ pub fn score(org: &Org, findings: &[Finding], elapsed: Duration) -> Report {
             CaseKind::UnverifiedAdviceGrant => {
                 f.kind == FindingKind::UnverifiedAgentGrant && f.grant_id == c.grant_id
             }
+            CaseKind::VerifiedAdviceGrant | CaseKind::RoutineGrantNearAdvice => false,
         });
         if let Some((_, f)) = hit {
             k.detected += 1;
@@ -218,21 +315,33 @@ pub fn score(org: &Org, findings: &[Finding], elapsed: Duration) -> Report {
         }
         // Everything else a case causes is explained by it, not a false alarm.
         for (i, f) in findings.iter().enumerate() {
-            let same_grant = c.grant_id.is_some() && f.grant_id == c.grant_id;
             let same_burst = f.principals.contains(&c.principal)
                 && f.ts >= c.start
                 && f.ts.0 <= c.end.0 + 2 * 3_600_000;
-            if same_grant || same_burst {
+            if on_grant(f) || same_burst {
                 explained[i] = true;
             }
         }
     }
+    let cases: BTreeSet<&str> = org
+        .cases
+        .iter()
+        .filter(|c| c.kind == CaseKind::UnverifiedAdviceGrant)
+        .filter_map(|c| c.grant_id.as_deref())
+        .collect();
+    r.wrong_revocations = revoked
+        .iter()
+        .filter(|g| !cases.contains(*g))
+        .map(|g| (*g).to_owned())
+        .collect();
     for (i, f) in findings.iter().enumerate() {
-        let expansion = matches!(
+        let alarm = matches!(
             f.kind,
-            FindingKind::ReachExpansion | FindingKind::GrantExpansion
+            FindingKind::ReachExpansion
+                | FindingKind::GrantExpansion
+                | FindingKind::UnverifiedAgentGrant
         );
-        if expansion && f.severity >= Severity::Medium && !explained[i] {
+        if alarm && f.severity >= Severity::Medium && !explained[i] {
             let names = |set: &std::collections::BTreeSet<String>| {
                 f.principals.iter().any(|p| set.contains(p))
             };

@@ -15,6 +15,7 @@
 //! [`eval`] replays an organisation through the detection engine and scores it.
 
 pub mod eval;
+pub mod independent;
 pub mod layout;
 
 use std::collections::BTreeSet;
@@ -93,6 +94,11 @@ pub enum CaseKind {
     GroupGrantSensitive,
     /// A grant following published agent advice nobody verified.
     UnverifiedAdviceGrant,
+    /// A grant following advice a human verified first: must be left alone.
+    VerifiedAdviceGrant,
+    /// A routine grant citing its own ticket shortly after its granter viewed
+    /// advice recommending something else: must be left alone.
+    RoutineGrantNearAdvice,
 }
 
 impl CaseKind {
@@ -103,7 +109,18 @@ impl CaseKind {
             CaseKind::SlowExploration => "slow_exploration",
             CaseKind::GroupGrantSensitive => "group_grant_sensitive",
             CaseKind::UnverifiedAdviceGrant => "unverified_advice_grant",
+            CaseKind::VerifiedAdviceGrant => "verified_advice_grant",
+            CaseKind::RoutineGrantNearAdvice => "routine_grant_near_advice",
         }
+    }
+
+    /// Whether the case is one detection must leave alone (no finding of
+    /// severity medium or above, no revocation) rather than find.
+    pub fn must_be_left_alone(self) -> bool {
+        matches!(
+            self,
+            CaseKind::VerifiedAdviceGrant | CaseKind::RoutineGrantNearAdvice
+        )
     }
 }
 
@@ -143,6 +160,8 @@ pub struct Org {
     pub engineers: usize,
     /// The sensitivity catalogue this organisation uses.
     pub sensitivity: Vec<(Pattern, Tier)>,
+    /// The `[agents]` patterns naming this organisation's AI agents.
+    pub agents: Vec<Pattern>,
 }
 
 const DAY: i64 = 86_400_000;
@@ -545,6 +564,7 @@ pub fn generate(spec: OrgSpec) -> Org {
         transfers,
         engineers: spec.engineers,
         sensitivity,
+        agents: vec![Pattern::new("agent:*").expect("valid")],
     }
 }
 

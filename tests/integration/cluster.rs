@@ -382,7 +382,7 @@ fn designations(events: &[Event]) -> BTreeMap<String, u32> {
             Body::Advice(a) => a.advice_id.clone(),
             _ => continue,
         };
-        out.insert(id, designated(e, PARTITIONS));
+        out.insert(id, designated(e.into(), PARTITIONS));
     }
     out
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use reachguard::synth::{CaseKind, OrgSpec, eval, generate};
+use reachguard::synth::{CaseKind, OrgSpec, eval, generate, independent};
 
 use crate::helpers::*;
 
@@ -179,6 +179,52 @@ fn a_trained_daemon_finds_every_injected_expansion_without_false_alarms_and_revo
         .unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown"));
+}
+
+/// The targets of the model card, on organisations from the generator the
+/// defaults were not tuned on (its own naming, HR actor, layouts, precision).
+#[test]
+fn detection_meets_its_targets_on_independently_generated_organisations() {
+    for seed in [1, 2] {
+        let g = independent::generate(independent::Spec {
+            engineers: 150,
+            history_days: 10,
+            eval_days: 5,
+            seed,
+            keep_lines: false,
+        });
+        assert_eq!(g.decode_errors, 0);
+        let r = eval::evaluate(&g.org);
+        let c = &g.conventions;
+        let context = format!("seed {seed} ({c:?}): {r}");
+        for k in [
+            CaseKind::UnverifiedAdviceGrant,
+            CaseKind::SuddenExpansion,
+            CaseKind::SlowExploration,
+        ] {
+            assert!(r.kinds[&k].cases > 0, "{k:?} injected: {context}");
+        }
+        assert_eq!(r.recall(), 1.0, "{context}");
+        assert_eq!(r.revocation_recall(), 1.0, "{context}");
+        assert!(r.wrong_revocations.is_empty(), "{context}");
+        for (k, la) in &r.left_alone {
+            assert!(la.cases > 0 && la.disturbed == 0, "{k:?}: {context}");
+        }
+        assert!(r.false_alarm_rate() <= 0.1, "{context}");
+        assert_eq!(
+            (r.transfer_alarms, r.new_hire_alarms, r.on_call_alarms),
+            (0, 0, 0),
+            "{context}"
+        );
+        assert!(
+            r.max_ttd(CaseKind::SuddenExpansion).unwrap() <= Duration::from_secs(180),
+            "{context}"
+        );
+        assert!(
+            r.max_ttd(CaseKind::SlowExploration).unwrap() <= Duration::from_secs(3600),
+            "{context}"
+        );
+    }
 }
 
 #[test]

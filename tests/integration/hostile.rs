@@ -259,7 +259,10 @@ fn assert_no_revocation_without_a_decoded_change(
         Metrics::new(&["fuzz".into()]),
         true,
     );
-    let decodes = format.decoder().decode_owned(line).is_ok_and(|p| !p.is_empty());
+    let decodes = format
+        .decoder()
+        .decode_owned(line)
+        .is_ok_and(|p| !p.is_empty());
     for r in p.process_line(0, line, false, &"fuzz:1", None) {
         if let Resolved::Revoke(job) = r {
             prop_assert!(

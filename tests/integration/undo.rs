@@ -17,16 +17,9 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// What a grant's revocation must come to.
-enum Expect {
-    /// The shipped hook's `--dry-run` output.
-    Undo(&'static str),
-    /// `no_undo`, the reason containing this.
-    NoUndo(&'static str),
-}
-
 /// Replays `fixture` as `format` with every actor matching `*agent-runner*` an
-/// agent and an exec hook that records each payload; returns the
+/// agent (and `root`: the actor of a `usermod` confirmation, which does not
+/// log its caller) and an exec hook that records each payload; returns the
 /// `unverified_agent_grant` findings and the payloads, by grant id.
 fn replay(
     format: &str,
@@ -48,7 +41,7 @@ fn replay(
     std::fs::write(
         &cfg,
         format!(
-            "[state]\ndir = \"{}\"\n\n[agents]\npatterns = [\"*agent-runner*\"]\n\n[response]\nmax_revocations_per_hour = 100000\n\n[[response.hooks]]\ntype = \"exec\"\ncommand = [\"sh\", \"-c\", {record:?}]\nmax_attempts = 1\n{hooks_formats}\n",
+            "[state]\ndir = \"{}\"\n\n[agents]\npatterns = [\"*agent-runner*\", \"root\"]\n\n[response]\nmax_revocations_per_hour = 100000\n\n[[response.hooks]]\ntype = \"exec\"\ncommand = [\"sh\", \"-c\", {record:?}]\nmax_attempts = 1\n{hooks_formats}\n",
             dir.path().join("state").display()
         ),
     )
@@ -101,318 +94,282 @@ fn hook(format: &str, args: &[&str], env: &[(&str, &str)], payload: &str) -> (i3
     )
 }
 
+/// What a grant's revocation must come to.
+enum Expect {
+    /// The shipped hook's `--dry-run` output.
+    Undo(String),
+    /// `no_undo`, the reason containing this.
+    NoUndo(&'static str),
+}
+
+fn undo(command: &str) -> Expect {
+    Expect::Undo(format!("{command}\n"))
+}
+
+fn no_undo(why: &'static str) -> Expect {
+    Expect::NoUndo(why)
+}
+
+/// The Okta hook's curl calls (`METHOD path` each) against the test org.
+fn okta(calls: &[&str]) -> Expect {
+    Expect::Undo(
+        calls
+            .iter()
+            .map(|c| {
+                let (method, path) = c.split_once(' ').unwrap();
+                format!("curl --silent --show-error --fail --request {method} --header @- --header 'Accept: application/json' https://example.okta.com{path}\n")
+            })
+            .collect(),
+    )
+}
+
+/// A JSON patch removing the subject at `index`, guarded by `test`s of its
+/// kind and name, as the Kubernetes hooks print it.
+fn k8s_patch(binding: &str, kind: &str, name: &str) -> String {
+    format!(
+        "kubectl patch {binding} --type json --patch '[{{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"{kind}\"}},{{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"{name}\"}},{{\"op\":\"remove\",\"path\":\"/subjects/0\"}}]'"
+    )
+}
+
 const OKTA_ENV: [(&str, &str); 1] = [("OKTA_ORG_URL", "https://example.okta.com")];
 
-/// The chain for every record of `fixture`: each grant id in `cases` must come
-/// to what it says, and every traced grant must be in `cases`.
-fn check(format: &str, fixture: &str, cases: &[(&str, Expect)]) {
-    let (findings, payloads, stderr) = replay(
-        format,
-        &[repo("tests/fixtures/undo").join(fixture)],
-        &format!("formats = [{format:?}]"),
-    );
-    let mut ids: Vec<&String> = findings.keys().collect();
-    ids.sort();
-    let mut expected: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
-    expected.sort();
-    assert_eq!(ids, expected, "traced grants of {fixture}; {stderr}");
-    let env: &[(&str, &str)] = if format == "okta" { &OKTA_ENV } else { &[] };
-    for (id, expect) in cases {
-        let action = &findings[*id]["action"];
-        assert_eq!(action["kind"], "revoke", "{id}: {action}");
-        match expect {
-            Expect::Undo(command) => {
-                assert_eq!(action["status"], "executed", "{id}: {action}");
-                let payload = &payloads[*id];
-                assert_eq!(payload["format"], format, "{id}");
-                assert!(payload["target"]["type"].is_string(), "{id}: {payload}");
-                let (code, out, err) = hook(format, &["--dry-run"], env, &payload.to_string());
-                assert_eq!(code, 0, "{id}: {err}");
-                assert_eq!(out, *command, "{id}: {payload}");
-            }
-            Expect::NoUndo(why) => {
-                assert_eq!(action["status"], "no_undo", "{id}: {action}");
-                let reason = action["reason"].as_str().unwrap();
-                assert!(
-                    reason.contains("no undo known") && reason.contains(why),
-                    "{id}: {reason}"
-                );
-                assert!(!payloads.contains_key(*id), "{id} never reaches a hook");
-            }
+/// One grant kind end to end: the one line of `fixture` containing `record`,
+/// alone in a log file → its decoder → the `unverified_agent_grant` for
+/// `grant_id` with a revoke action → the payload the exec hook routed to
+/// `format` receives → the shipped hook with `--dry-run` → `expect`, exit 0.
+fn check_kind(format: &str, fixture: &str, record: &str, grant_id: &str, expect: Expect) {
+    let text = std::fs::read_to_string(repo("tests/fixtures/undo").join(fixture)).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(record)).collect();
+    assert_eq!(lines.len(), 1, "{record:?} must name one line of {fixture}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("record.log");
+    std::fs::write(&log, format!("{}\n", lines[0])).unwrap();
+    let (findings, payloads, stderr) = replay(format, &[log], &format!("formats = [{format:?}]"));
+    let Some(finding) = findings.get(grant_id) else {
+        panic!("no unverified_agent_grant for {grant_id}: {findings:?}; {stderr}");
+    };
+    let action = &finding["action"];
+    assert_eq!(action["kind"], "revoke", "{grant_id}: {action}");
+    match expect {
+        Expect::Undo(command) => {
+            assert_eq!(action["status"], "executed", "{grant_id}: {action}");
+            let payload = &payloads[grant_id];
+            assert_eq!(payload["format"], format, "{grant_id}");
+            assert!(payload["target"]["type"].is_string(), "{payload}");
+            let env: &[(&str, &str)] = if format == "okta" { &OKTA_ENV } else { &[] };
+            let (code, out, err) = hook(format, &["--dry-run"], env, &payload.to_string());
+            assert_eq!(code, 0, "{grant_id}: {err}");
+            assert_eq!(out, command, "{grant_id}: {payload}");
+        }
+        Expect::NoUndo(why) => {
+            assert_eq!(action["status"], "no_undo", "{grant_id}: {action}");
+            let reason = action["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("no undo known") && reason.contains(why),
+                "{grant_id}: {reason}"
+            );
+            assert!(
+                !payloads.contains_key(grant_id),
+                "{grant_id} reached a hook"
+            );
         }
     }
 }
 
+/// One `#[test]` per grant kind of docs/formats.md's grant tables, and
+/// [`GRANT_KINDS`], the list the doc is checked against.
+macro_rules! grant_kinds {
+    ($($test:ident: $format:literal $kind:literal, $fixture:literal $record:literal => $grant_id:literal, $expect:expr;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check_kind($format, $fixture, $record, $grant_id, $expect);
+            }
+        )*
+        /// `(format, kind)` of every test above.
+        const GRANT_KINDS: &[(&str, &str)] = &[$(($format, $kind)),*];
+    };
+}
+
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+const TRUST_UNDO: &str = r#"aws iam get-role --role-name prod-admin --query Role.AssumeRolePolicyDocument --output json
+aws iam update-assume-role-policy --role-name prod-admin --policy-document '{"Statement":[{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"sts:AssumeRole"}],"Version":"2012-10-17"}'"#;
+
+grant_kinds! {
+    cloudtrail_attach_user_policy: "cloudtrail" "AttachUserPolicy", "cloudtrail.jsonl" "ct-0001" => "ct:ct-0001",
+        undo(&format!("aws iam detach-user-policy --user-name mallory --policy-arn {ADMIN}"));
+    cloudtrail_attach_role_policy: "cloudtrail" "AttachRolePolicy", "cloudtrail.jsonl" "ct-0002" => "ct:ct-0002",
+        undo(&format!("aws iam detach-role-policy --role-name deployer --policy-arn {ADMIN}"));
+    cloudtrail_attach_group_policy: "cloudtrail" "AttachGroupPolicy", "cloudtrail.jsonl" "ct-0003" => "ct:ct-0003",
+        undo(&format!("aws iam detach-group-policy --group-name eng-all --policy-arn {ADMIN}"));
+    cloudtrail_put_user_policy: "cloudtrail" "PutUserPolicy", "cloudtrail.jsonl" "ct-0004" => "ct:ct-0004",
+        undo("aws iam delete-user-policy --user-name mallory --policy-name full");
+    cloudtrail_put_role_policy: "cloudtrail" "PutRolePolicy", "cloudtrail.jsonl" "ct-0015" => "ct:ct-0015",
+        undo("aws iam delete-role-policy --role-name deployer --policy-name s3-all");
+    cloudtrail_put_group_policy: "cloudtrail" "PutGroupPolicy", "cloudtrail.jsonl" "ct-0016" => "ct:ct-0016",
+        undo("aws iam delete-group-policy --group-name eng-all --policy-name s3-all");
+    cloudtrail_add_user_to_group: "cloudtrail" "AddUserToGroup", "cloudtrail.jsonl" "ct-0005" => "ct:ct-0005",
+        undo("aws iam remove-user-from-group --group-name Admins --user-name dave");
+    cloudtrail_update_assume_role_policy: "cloudtrail" "UpdateAssumeRolePolicy", "cloudtrail.jsonl" "ct-0006" => "ct:ct-0006:0",
+        undo(TRUST_UNDO);
+    cloudtrail_create_access_key: "cloudtrail" "CreateAccessKey", "cloudtrail.jsonl" "ct-0007" => "ct:ct-0007",
+        undo("aws iam update-access-key --user-name alice --access-key-id AKIAIOSFODNN7EXAMPLE --status Inactive");
+    cloudtrail_create_login_profile: "cloudtrail" "CreateLoginProfile", "cloudtrail.jsonl" "ct-0008" => "ct:ct-0008",
+        undo("aws iam delete-login-profile --user-name alice");
+    cloudtrail_update_login_profile: "cloudtrail" "UpdateLoginProfile", "cloudtrail.jsonl" "ct-0017" => "ct:ct-0017",
+        no_undo("console password");
+    cloudtrail_modify_snapshot_attribute: "cloudtrail" "ModifySnapshotAttribute", "cloudtrail.jsonl" "ct-0009" => "ct:ct-0009:0",
+        undo("aws ec2 modify-snapshot-attribute --snapshot-id snap-0123456789abcdef0 --attribute createVolumePermission --operation-type remove --user-ids 444455556666");
+    cloudtrail_modify_image_attribute: "cloudtrail" "ModifyImageAttribute", "cloudtrail.jsonl" "ct-0010" => "ct:ct-0010:0",
+        undo("aws ec2 modify-image-attribute --image-id ami-0123456789abcdef0 --attribute launchPermission --operation-type remove --user-groups all");
+    cloudtrail_modify_db_snapshot_attribute: "cloudtrail" "ModifyDBSnapshotAttribute", "cloudtrail.jsonl" "ct-0011" => "ct:ct-0011:0",
+        undo("aws rds modify-db-snapshot-attribute --db-snapshot-identifier prod-db-snap --attribute-name restore --values-to-remove 444455556666");
+    cloudtrail_modify_db_cluster_snapshot_attribute: "cloudtrail" "ModifyDBClusterSnapshotAttribute", "cloudtrail.jsonl" "ct-0012" => "ct:ct-0012:0",
+        undo("aws rds modify-db-cluster-snapshot-attribute --db-cluster-snapshot-identifier prod-cluster-snap --attribute-name restore --values-to-remove all");
+    cloudtrail_put_bucket_policy: "cloudtrail" "PutBucketPolicy", "cloudtrail.jsonl" "ct-0014" => "ct:ct-0014:0",
+        no_undo("whole new policy or ACL");
+    cloudtrail_put_bucket_acl: "cloudtrail" "PutBucketAcl", "cloudtrail.jsonl" "ct-0018" => "ct:ct-0018:0",
+        no_undo("whole new policy or ACL");
+    cloudtrail_put_key_policy: "cloudtrail" "PutKeyPolicy", "cloudtrail.jsonl" "ct-0019" => "ct:ct-0019:0",
+        no_undo("whole new policy or ACL");
+    cloudtrail_put_resource_policy: "cloudtrail" "PutResourcePolicy", "cloudtrail.jsonl" "ct-0020" => "ct:ct-0020:0",
+        no_undo("whole new policy or ACL");
+    cloudtrail_lambda_add_permission: "cloudtrail" "AddPermission*", "cloudtrail.jsonl" "ct-0013" => "ct:ct-0013:0",
+        undo("aws lambda remove-permission --function-name billing-export --statement-id agent-share");
+
+    k8s_cluster_role_binding: "k8s-audit" "clusterrolebindings", "k8s-audit.jsonl" "k8s-0001" => "k8s:k8s-0001:0",
+        undo(&k8s_patch("clusterrolebinding ops-admin", "User", "mallory"));
+    k8s_role_binding: "k8s-audit" "rolebindings", "k8s-audit.jsonl" "k8s-0002" => "k8s:k8s-0002:0",
+        undo(&k8s_patch("rolebinding agent-suggested-view --namespace payments", "Group", "eng-all"));
+
+    gcp_set_iam_policy: "gcp-audit" "SetIamPolicy", "gcp-audit.jsonl" "gcp-0001" => "gcp:gcp-0001:0",
+        undo("gcloud projects remove-iam-policy-binding proj-1 --member=user:mallory@example.com --role=roles/owner --quiet");
+    gcp_create_service_account_key: "gcp-audit" "CreateServiceAccountKey", "gcp-audit.jsonl" "gcp-0002" => "gcp:gcp-0002:0",
+        undo("gcloud iam service-accounts keys delete 0123456789abcdef0123456789abcdef01234567 --iam-account deployer@proj-1.iam.gserviceaccount.com --quiet");
+    gcp_gke_cluster_role_binding: "gcp-audit" "io.k8s.authorization.rbac.v1.clusterrolebindings", "gcp-audit.jsonl" "gcp-0003" => "gcp:gcp-0003:0",
+        undo(&k8s_patch("clusterrolebinding gke-admin", "User", "mallory@example.com"));
+    gcp_gke_role_binding: "gcp-audit" "io.k8s.authorization.rbac.v1.rolebindings", "gcp-audit.jsonl" "gcp-0004" => "gcp:gcp-0004:0",
+        undo(&k8s_patch("rolebinding agent-edit --namespace payments", "ServiceAccount", "deployer"));
+
+    okta_user_privilege_grant: "okta" "user.account.privilege.grant", "okta.jsonl" "okta-0001" => "okta:okta-0001:0",
+        okta(&["DELETE /api/v1/users/00u1mallory/roles/KNKVARKSL5AUITKJJY"]);
+    okta_group_privilege_grant: "okta" "group.privilege.grant", "okta.jsonl" "okta-0002" => "okta:okta-0002:0",
+        okta(&["GET /api/v1/groups/00g1engall/roles", "DELETE /api/v1/groups/00g1engall/roles/<id of its READ_ONLY_ADMIN assignment>"]);
+    okta_app_user_assignment: "okta" "application.user_membership.add", "okta.jsonl" "okta-0003" => "okta:okta-0003",
+        okta(&["DELETE /api/v1/apps/0oa1payroll/users/00u1mallory"]);
+    okta_app_group_assignment: "okta" "group.application_assignment.add", "okta.jsonl" "okta-0004" => "okta:okta-0004",
+        okta(&["DELETE /api/v1/apps/0oa1payroll/groups/00g1engall"]);
+    okta_support_impersonation: "okta" "user.session.impersonation.grant", "okta.jsonl" "okta-0005" => "okta:okta-0005",
+        okta(&["POST /api/v1/org/privacy/oktaSupport/revoke"]);
+    okta_group_membership: "okta" "group.user_membership.add", "okta.jsonl" "okta-0006" => "okta:okta-0006",
+        okta(&["DELETE /api/v1/groups/00g1engall/users/00u1mallory"]);
+
+    github_org_add_member: "github-audit" "org.add_member", "github-audit.jsonl" "gh-0001" => "gh:gh-0001",
+        undo("gh api --method DELETE /orgs/acme/members/mallory");
+    github_team_add_member: "github-audit" "team.add_member", "github-audit.jsonl" "gh-0002" => "gh:gh-0002",
+        undo("gh api --method DELETE /orgs/acme/teams/sre/memberships/mallory");
+    github_repo_add_member: "github-audit" "repo.add_member", "github-audit.jsonl" "gh-0003" => "gh:gh-0003",
+        undo("gh api --method DELETE /repos/acme/payments/collaborators/mallory");
+    github_team_add_repository: "github-audit" "team.add_repository", "github-audit.jsonl" "gh-0004" => "gh:gh-0004",
+        undo("gh api --method DELETE /orgs/acme/teams/sre/repos/acme/payments");
+    github_org_update_member_admin: "github-audit" "org.update_member", "github-audit.jsonl" "gh-0005" => "gh:gh-0005",
+        undo("gh api --method PUT /orgs/acme/memberships/mallory --field role=member");
+    github_business_add_admin: "github-audit" "business.add_admin", "github-audit.jsonl" "gh-0006" => "gh:gh-0006",
+        no_undo("enterprise owner");
+    github_team_promote_maintainer: "github-audit" "team.promote_maintainer", "github-audit.jsonl" "gh-0007" => "gh:gh-0007",
+        undo("gh api --method PUT /orgs/acme/teams/sre/memberships/mallory --field role=member");
+    github_organization_moderator: "github-audit" "organization_moderators.add_user", "github-audit.jsonl" "gh-0008" => "gh:gh-0008",
+        no_undo("moderator");
+    github_integration_installation: "github-audit" "integration_installation.create", "github-audit.jsonl" "gh-0009" => "gh:gh-0009",
+        no_undo("installation");
+
+    // The fixture's hosts are not this one: the calls go through ssh.
+    linux_sudo_usermod: "linux-auth" "sudo: A : ... COMMAND=usermod -aG G U", "linux-auth.log" "usermod -aG sudo mallory" => "linux:web-1:1773824460000:sudo:mallory",
+        undo("ssh -- web-1 gpasswd --delete mallory sudo");
+    linux_sudo_gpasswd: "linux-auth" "sudo: A : ... COMMAND=gpasswd -a U G", "linux-auth.log" "gpasswd -a frank adm" => "linux:web-1:1773824580000:adm:frank",
+        undo("ssh -- web-1 gpasswd --delete frank adm");
+    linux_sudo_adduser: "linux-auth" "sudo: A : ... COMMAND=adduser U G", "linux-auth.log" "adduser gina docker" => "linux:web-1:1773824640000:docker:gina",
+        undo("ssh -- web-1 gpasswd --delete gina docker");
+    linux_usermod_confirmation: "linux-auth" "usermod[..]: add 'U' to group 'G'", "linux-auth.log" "add 'henry' to group" => "linux:web-3:1773824700000:wheel:henry",
+        undo("ssh -- web-3 gpasswd --delete henry wheel");
+    linux_gpasswd_confirmation: "linux-auth" "gpasswd[..]: user U added by A to group G", "linux-auth.log" "user dave added by" => "linux:web-1:1773824520000:docker:dave",
+        undo("ssh -- web-1 gpasswd --delete dave docker");
+    linux_auditd_user_cmd: "linux-auth" "type=USER_CMD ... cmd=usermod -aG G U", "linux-auth.log" "type=USER_CMD" => "linux:web-2:1773824760123:adm:ivan",
+        undo("ssh -- web-2 gpasswd --delete ivan adm");
+    linux_auditd_user_mgmt: "linux-auth" "type=USER_MGMT ... op=add-user-to-group", "linux-auth.log" "type=USER_MGMT" => "linux:web-2:1773824640123:wheel:erin",
+        undo("ssh -- web-2 gpasswd --delete erin wheel");
+}
+
+/// The grant kinds of docs/formats.md: the first-column code spans (outside
+/// parentheses) of every table whose second column is `event`, under the
+/// section of each format.
+fn documented_grant_kinds() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(repo("docs/formats.md")).unwrap();
+    let mut format = String::new();
+    let mut in_grants = false;
+    let mut kinds = Vec::new();
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("## `") {
+            format = h.trim_end_matches('`').to_owned();
+            continue;
+        }
+        if !line.starts_with('|') {
+            in_grants = false;
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.get(1) == Some(&"event") {
+            in_grants = true;
+            continue;
+        }
+        if !in_grants || cells[0].starts_with("---") {
+            continue;
+        }
+        let (mut depth, mut code, mut span) = (0, false, String::new());
+        for c in cells[0].chars() {
+            match c {
+                '`' if code => {
+                    if depth == 0 {
+                        kinds.push((format.clone(), std::mem::take(&mut span)));
+                    }
+                    span.clear();
+                    code = false;
+                }
+                '`' => code = true,
+                _ if code => span.push(c),
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    kinds
+}
 
 #[test]
-fn every_cloudtrail_grant_kind_is_undone_by_the_cloudtrail_hook_or_reported_as_no_undo() {
-    let attach_user =
-        format!("aws iam detach-user-policy --user-name mallory --policy-arn {ADMIN}\n");
-    let attach_role =
-        format!("aws iam detach-role-policy --role-name deployer --policy-arn {ADMIN}\n");
-    let attach_group =
-        format!("aws iam detach-group-policy --group-name eng-all --policy-arn {ADMIN}\n");
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    check(
+fn every_grant_kind_in_the_formats_doc_has_its_own_revocation_test() {
+    let mut documented = documented_grant_kinds();
+    documented.sort();
+    let mut tested: Vec<(String, String)> = GRANT_KINDS
+        .iter()
+        .map(|(f, k)| (f.to_string(), k.to_string()))
+        .collect();
+    tested.sort();
+    // Every vendor format's grants are documented in a table the parse finds.
+    for format in [
         "cloudtrail",
-        "cloudtrail.jsonl",
-        &[
-            ("ct:ct-0001", Expect::Undo(leak(attach_user))),
-            ("ct:ct-0002", Expect::Undo(leak(attach_role))),
-            ("ct:ct-0003", Expect::Undo(leak(attach_group))),
-            (
-                "ct:ct-0004",
-                Expect::Undo("aws iam delete-user-policy --user-name mallory --policy-name full\n"),
-            ),
-            (
-                "ct:ct-0005",
-                Expect::Undo(
-                    "aws iam remove-user-from-group --group-name Admins --user-name dave\n",
-                ),
-            ),
-            (
-                "ct:ct-0006:0",
-                Expect::Undo(
-                    "aws iam get-role --role-name prod-admin --query Role.AssumeRolePolicyDocument --output json\naws iam update-assume-role-policy --role-name prod-admin --policy-document <that document without arn:aws:iam::444455556666:root>\n",
-                ),
-            ),
-            (
-                "ct:ct-0007",
-                Expect::Undo(
-                    "aws iam update-access-key --user-name alice --access-key-id AKIAIOSFODNN7EXAMPLE --status Inactive\n",
-                ),
-            ),
-            (
-                "ct:ct-0008",
-                Expect::Undo("aws iam delete-login-profile --user-name alice\n"),
-            ),
-            (
-                "ct:ct-0009:0",
-                Expect::Undo(
-                    "aws ec2 modify-snapshot-attribute --snapshot-id snap-0123456789abcdef0 --attribute createVolumePermission --operation-type remove --user-ids 444455556666\n",
-                ),
-            ),
-            (
-                "ct:ct-0010:0",
-                Expect::Undo(
-                    "aws ec2 modify-image-attribute --image-id ami-0123456789abcdef0 --attribute launchPermission --operation-type remove --user-groups all\n",
-                ),
-            ),
-            (
-                "ct:ct-0011:0",
-                Expect::Undo(
-                    "aws rds modify-db-snapshot-attribute --db-snapshot-identifier prod-db-snap --attribute-name restore --values-to-remove 444455556666\n",
-                ),
-            ),
-            (
-                "ct:ct-0012:0",
-                Expect::Undo(
-                    "aws rds modify-db-cluster-snapshot-attribute --db-cluster-snapshot-identifier prod-cluster-snap --attribute-name restore --values-to-remove all\n",
-                ),
-            ),
-            (
-                "ct:ct-0013:0",
-                Expect::Undo(
-                    "aws lambda remove-permission --function-name billing-export --statement-id agent-share\n",
-                ),
-            ),
-            ("ct:ct-0014:0", Expect::NoUndo("whole new policy")),
-            (
-                "ct:ct-0015",
-                Expect::Undo(
-                    "aws iam delete-role-policy --role-name deployer --policy-name s3-all\n",
-                ),
-            ),
-            (
-                "ct:ct-0016",
-                Expect::Undo(
-                    "aws iam delete-group-policy --group-name eng-all --policy-name s3-all\n",
-                ),
-            ),
-            ("ct:ct-0017", Expect::NoUndo("console password")),
-            ("ct:ct-0018:0", Expect::NoUndo("whole new policy or ACL")),
-            ("ct:ct-0019:0", Expect::NoUndo("whole new policy")),
-            ("ct:ct-0020:0", Expect::NoUndo("whole new policy")),
-        ],
-    );
-}
-
-#[test]
-fn kubernetes_bindings_lose_exactly_the_one_subject_through_the_k8s_audit_hook() {
-    check(
         "k8s-audit",
-        "k8s-audit.jsonl",
-        &[
-            (
-                "k8s:k8s-0001:0",
-                Expect::Undo(
-                    "kubectl patch clusterrolebinding ops-admin --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"User\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"mallory\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
-                ),
-            ),
-            (
-                "k8s:k8s-0002:0",
-                Expect::Undo(
-                    "kubectl patch rolebinding agent-suggested-view --namespace payments --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"Group\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"eng-all\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
-                ),
-            ),
-        ],
-    );
-}
-
-#[test]
-fn gcp_bindings_keys_and_gke_bindings_are_undone_by_the_gcp_audit_hook() {
-    check(
-        "gcp-audit",
-        "gcp-audit.jsonl",
-        &[
-            (
-                "gcp:gcp-0001:0",
-                Expect::Undo(
-                    "gcloud projects remove-iam-policy-binding proj-1 --member=user:mallory@example.com --role=roles/owner --quiet\n",
-                ),
-            ),
-            (
-                "gcp:gcp-0002:0",
-                Expect::Undo(
-                    "gcloud iam service-accounts keys delete 0123456789abcdef0123456789abcdef01234567 --iam-account deployer@proj-1.iam.gserviceaccount.com --quiet\n",
-                ),
-            ),
-            (
-                "gcp:gcp-0003:0",
-                Expect::Undo(
-                    "kubectl patch clusterrolebinding gke-admin --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"User\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"mallory@example.com\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
-                ),
-            ),
-            (
-                "gcp:gcp-0004:0",
-                Expect::Undo(
-                    "kubectl patch rolebinding agent-edit --namespace payments --type json --patch '[{\"op\":\"test\",\"path\":\"/subjects/0/kind\",\"value\":\"ServiceAccount\"},{\"op\":\"test\",\"path\":\"/subjects/0/name\",\"value\":\"deployer\"},{\"op\":\"remove\",\"path\":\"/subjects/0\"}]'\n",
-                ),
-            ),
-        ],
-    );
-}
-
-#[test]
-fn okta_roles_apps_memberships_and_support_access_are_undone_by_the_okta_hook() {
-    const CURL: &str = "curl --silent --show-error --fail --request";
-    const H: &str = "--header @- --header 'Accept: application/json' https://example.okta.com";
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    check(
         "okta",
-        "okta.jsonl",
-        &[
-            (
-                "okta:okta-0001:0",
-                Expect::Undo(leak(format!(
-                    "{CURL} GET {H}/api/v1/users/00u1mallory/roles\n{CURL} DELETE {H}/api/v1/users/00u1mallory/roles/<id of its SUPER_ADMIN assignment>\n"
-                ))),
-            ),
-            (
-                "okta:okta-0002:0",
-                Expect::Undo(leak(format!(
-                    "{CURL} GET {H}/api/v1/groups/00g1engall/roles\n{CURL} DELETE {H}/api/v1/groups/00g1engall/roles/<id of its READ_ONLY_ADMIN assignment>\n"
-                ))),
-            ),
-            (
-                "okta:okta-0003",
-                Expect::Undo(leak(format!(
-                    "{CURL} DELETE {H}/api/v1/apps/0oa1payroll/users/00u1mallory\n"
-                ))),
-            ),
-            (
-                "okta:okta-0004",
-                Expect::Undo(leak(format!(
-                    "{CURL} DELETE {H}/api/v1/apps/0oa1payroll/groups/00g1engall\n"
-                ))),
-            ),
-            (
-                "okta:okta-0005",
-                Expect::Undo(leak(format!(
-                    "{CURL} POST {H}/api/v1/org/privacy/oktaSupport/revoke\n"
-                ))),
-            ),
-            (
-                "okta:okta-0006",
-                Expect::Undo(leak(format!(
-                    "{CURL} DELETE {H}/api/v1/groups/00g1engall/users/00u1mallory\n"
-                ))),
-            ),
-        ],
-    );
-}
-
-#[test]
-fn github_memberships_and_permissions_are_undone_by_the_github_audit_hook() {
-    check(
+        "gcp-audit",
         "github-audit",
-        "github-audit.jsonl",
-        &[
-            (
-                "gh:gh-0001",
-                Expect::Undo("gh api --method DELETE /orgs/acme/members/mallory\n"),
-            ),
-            (
-                "gh:gh-0002",
-                Expect::Undo("gh api --method DELETE /orgs/acme/teams/sre/memberships/mallory\n"),
-            ),
-            (
-                "gh:gh-0003",
-                Expect::Undo("gh api --method DELETE /repos/acme/payments/collaborators/mallory\n"),
-            ),
-            (
-                "gh:gh-0004",
-                Expect::Undo("gh api --method DELETE /orgs/acme/teams/sre/repos/acme/payments\n"),
-            ),
-            (
-                "gh:gh-0005",
-                Expect::Undo(
-                    "gh api --method PUT /orgs/acme/memberships/mallory --field role=member\n",
-                ),
-            ),
-            ("gh:gh-0006", Expect::NoUndo("enterprise owner")),
-            (
-                "gh:gh-0007",
-                Expect::Undo(
-                    "gh api --method PUT /orgs/acme/teams/sre/memberships/mallory --field role=member\n",
-                ),
-            ),
-            ("gh:gh-0008", Expect::NoUndo("moderator")),
-            ("gh:gh-0009", Expect::NoUndo("installation")),
-        ],
-    );
-}
-
-#[test]
-fn linux_group_adds_are_undone_with_gpasswd_by_the_linux_auth_hook() {
-    let (findings, _, _) = replay(
         "linux-auth",
-        &[repo("tests/fixtures/undo/linux-auth.log")],
-        "formats = [\"linux-auth\"]",
-    );
-    let mut ids: Vec<&String> = findings.keys().collect();
-    ids.sort();
-    assert_eq!(ids.len(), 3, "{ids:?}");
-    // The host in the fixture is not this one: the call goes through ssh.
-    check(
-        "linux-auth",
-        "linux-auth.log",
-        &[
-            (
-                ids[0].as_str(),
-                Expect::Undo("ssh -- web-1 gpasswd --delete mallory sudo\n"),
-            ),
-            (
-                ids[1].as_str(),
-                Expect::Undo("ssh -- web-1 gpasswd --delete dave docker\n"),
-            ),
-            (
-                ids[2].as_str(),
-                Expect::Undo("ssh -- web-2 gpasswd --delete erin wheel\n"),
-            ),
-        ],
-    );
+    ] {
+        assert!(
+            documented.iter().any(|(f, _)| f == format),
+            "no grant table found for {format}"
+        );
+    }
+    assert_eq!(documented, tested, "docs/formats.md grant tables vs tests");
 }
 
 #[test]
@@ -540,14 +497,71 @@ fn restore_re_applies_the_grant_where_the_payload_allows() {
         assert_eq!(code, 0, "{payload}: {err}");
         assert_eq!(out, expected, "{payload}");
     }
-    let (code, _, err) = hook(
-        "cloudtrail",
-        &["--dry-run"],
-        &[],
-        r#"{"action":"restore","target":{"type":"iam_login_profile","user":"alice"}}"#,
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("cannot be put back"), "{err}");
+    // What re-creating needs and the record never holds: refused, saying why.
+    for (format, payload, why) in [
+        (
+            "cloudtrail",
+            r#"{"action":"restore","target":{"type":"iam_login_profile","user":"alice"}}"#,
+            "console password cannot be put back",
+        ),
+        (
+            "gcp-audit",
+            r#"{"action":"restore","target":{"type":"gcp_service_account_key","service_account":"deployer@proj-1.iam.gserviceaccount.com","key_id":"0123456789abcdef"}}"#,
+            "cannot be brought back",
+        ),
+        (
+            "cloudtrail",
+            r#"{"action":"restore","target":{"type":"iam_inline_policy","principal_type":"user","principal":"mallory","policy_name":"full"}}"#,
+            "its document is not in the payload",
+        ),
+        (
+            "cloudtrail",
+            r#"{"action":"restore","target":{"type":"lambda_permission","function":"billing-export","statement_id":"agent-share"}}"#,
+            "principal and action are not in the payload",
+        ),
+    ] {
+        let (code, out, err) = hook(format, &["--dry-run"], &[], payload);
+        assert_eq!(code, 2, "{payload}: {out}");
+        assert!(err.contains(why), "{payload}: {err}");
+    }
+}
+
+/// Restores of the kinds whose record holds what re-creating needs, from the
+/// payloads the decoder makes of the fixture records.
+#[test]
+fn inline_policies_and_lambda_permissions_are_restored_from_what_the_record_holds() {
+    for (record, grant_id, expected) in [
+        (
+            "ct-0004",
+            "ct:ct-0004",
+            r#"aws iam put-user-policy --user-name mallory --policy-name full --policy-document '{"Statement":[{"Action":"*","Effect":"Allow","Resource":"*"}],"Version":"2012-10-17"}'"#,
+        ),
+        (
+            "ct-0015",
+            "ct:ct-0015",
+            r#"aws iam put-role-policy --role-name deployer --policy-name s3-all --policy-document '{"Statement":[{"Action":"s3:*","Effect":"Allow","Resource":"*"}],"Version":"2012-10-17"}'"#,
+        ),
+        (
+            "ct-0013",
+            "ct:ct-0013:0",
+            "aws lambda add-permission --function-name billing-export --statement-id agent-share --action lambda:InvokeFunction --principal 444455556666",
+        ),
+    ] {
+        let text = std::fs::read_to_string(repo("tests/fixtures/undo/cloudtrail.jsonl")).unwrap();
+        let line = text.lines().find(|l| l.contains(record)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("record.log");
+        std::fs::write(&log, format!("{line}\n")).unwrap();
+        let (_, payloads, stderr) = replay("cloudtrail", &[log], "");
+        let mut payload = payloads
+            .get(grant_id)
+            .unwrap_or_else(|| panic!("no payload for {grant_id}: {stderr}"))
+            .clone();
+        payload["action"] = "restore".into();
+        let (code, out, err) = hook("cloudtrail", &["--dry-run"], &[], &payload.to_string());
+        assert_eq!(code, 0, "{payload}: {err}");
+        assert_eq!(out, format!("{expected}\n"), "{payload}");
+    }
 }
 
 #[test]
@@ -770,6 +784,45 @@ fn read_modify_write_undos_change_only_the_one_principal_and_take_already_gone_a
     assert!(err.contains("already gone"), "{err}");
     assert_eq!(read("calls.log").lines().count(), 1, "only the read");
 
+    // With the policy the record set in the target: while the role still has
+    // it, the write is exactly the one --dry-run prints.
+    let recorded = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:root"]}}],"Version":"2012-10-17"}"#;
+    let payload = format!(
+        r#"{{"action":"revoke","grant_id":"ct:1:1","target":{{"type":"iam_trust","role":"prod-admin","principal":"arn:aws:iam::444455556666:root","policy_document":{recorded}}}}}"#
+    );
+    let exact = r#"aws iam update-assume-role-policy --role-name prod-admin --policy-document {"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root"]}}],"Version":"2012-10-17"}"#;
+    let (code, printed, err) = hook("cloudtrail", &["--dry-run"], &[], &payload);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        printed.lines().nth(1).unwrap(),
+        exact.replace("--policy-document {", "--policy-document '{") + "'"
+    );
+    // IAM answers in its own key order: the same policy all the same.
+    std::fs::write(
+        &trust,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:root"]},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let (code, _, err) = hook("cloudtrail", &[], &[("AWS_CLI", &aws_env)], &payload);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(read("calls.log").lines().nth(1), Some(exact));
+    // Someone trusted a third account since: the principal is removed from
+    // what is there now, and the third account stays.
+    std::fs::write(
+        &trust,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::444455556666:root","arn:aws:iam::777788889999:root"]},"Action":"sts:AssumeRole"}]}"#,
+    )
+    .unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let (code, _, err) = hook("cloudtrail", &[], &[("AWS_CLI", &aws_env)], &payload);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("changed since the record"), "{err}");
+    assert_eq!(
+        read("calls.log").lines().nth(1).unwrap(),
+        r#"aws iam update-assume-role-policy --role-name prod-admin --policy-document {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:root","arn:aws:iam::777788889999:root"]},"Action":"sts:AssumeRole"}]}"#
+    );
+
     // A binding whose subject was already removed: only the read, exit 0.
     let binding = d.join("binding.json");
     std::fs::write(
@@ -835,5 +888,63 @@ fn read_modify_write_undos_change_only_the_one_principal_and_take_already_gone_a
     assert_eq!(
         calls_made[2],
         r#"kubectl patch rolebinding view --namespace payments --type json --patch [{"op":"test","path":"/subjects/1/name","value":"mallory"},{"op":"remove","path":"/subjects/1"}]"#
+    );
+
+    // An Okta user's admin role: the DELETE of the encoded role id first; if
+    // Okta answers with an error, the user's roles are listed and only its own
+    // assignment of that type is deleted (not one its groups hold).
+    let roles = d.join("roles.json");
+    std::fs::write(
+        &roles,
+        r#"[{"id":"gra25fapn1prGTBKV0g4","type":"SUPER_ADMIN","assignmentType":"GROUP"},{"id":"ra1b8aahBZuGJRRa30g4","type":"SUPER_ADMIN","assignmentType":"USER"}]"#,
+    )
+    .unwrap();
+    let curl = d.join("curl");
+    std::fs::write(
+        &curl,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"curl $*\" >> '{}'\ncase \"$*\" in *'DELETE'*KNKVARKSL5AUITKJJY) echo 'curl: (22) The requested URL returned error: 404' >&2; exit 22;; *'GET'*) cat '{}';; esac\nexit 0\n",
+            calls.display(),
+            roles.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&curl).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&curl, perms).unwrap();
+    std::fs::remove_file(&calls).unwrap();
+    let payload = r#"{"action":"revoke","target":{"type":"okta_role","principal_type":"user","principal_id":"00u1mallory","role_type":"SUPER_ADMIN"}}"#;
+    let curl_env = curl.display().to_string();
+    let (code, _, err) = hook(
+        "okta",
+        &[],
+        &[
+            ("CURL", &curl_env),
+            ("OKTA_ORG_URL", "https://example.okta.com"),
+            ("OKTA_API_TOKEN", "t"),
+        ],
+        payload,
+    );
+    assert_eq!(code, 0, "{err}");
+    let urls: Vec<String> = read("calls.log")
+        .lines()
+        .map(|l| {
+            let method = l
+                .split("--request ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap();
+            format!("{method} {}", l.rsplit(' ').next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "DELETE https://example.okta.com/api/v1/users/00u1mallory/roles/KNKVARKSL5AUITKJJY",
+            "GET https://example.okta.com/api/v1/users/00u1mallory/roles",
+            "DELETE https://example.okta.com/api/v1/users/00u1mallory/roles/ra1b8aahBZuGJRRa30g4",
+        ]
     );
 }
