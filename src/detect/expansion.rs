@@ -21,7 +21,7 @@ use super::peers::PeerModel;
 use super::reach::{Interner, Novel, Reach};
 use crate::event::{Key, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
-use crate::model::{Holders, Model, Pattern, Sensitivity, Tier};
+use crate::model::{Holders, HoldingChange, Model, Pattern, Sensitivity, Tier};
 
 /// The detection hyper-parameters (`models/detection.toml`, `[detection]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -153,8 +153,8 @@ const MAX_MEMBERSHIP_ACTORS: usize = 10_000;
 /// resource are then read by index, not looked up by name in the grant
 /// model, whose tables outgrow the cache in a large organisation.
 ///
-/// Kept in step with the grant model by [`Expansion::membership_changed`]
-/// and [`Expansion::holders_changed`], and with baselines by
+/// Kept in step with the grant model by [`Expansion::follow`], which reads
+/// the model's own record of its changes, and with baselines by
 /// [`Expansion::on_access`]; forgotten whole when principals are evicted or
 /// grants forgotten ([`Expansion::forget_remembered`]).
 #[derive(Debug, Clone, Default)]
@@ -310,6 +310,21 @@ impl Expansion {
             .collect()
     }
 
+    /// Brings what is remembered by number in step with the changes made to
+    /// `model` since the last call: the model is the one record of who holds
+    /// what, and this only a cache of it by number.
+    pub fn follow(&mut self, model: &mut Model) {
+        for c in model.take_holding_changes() {
+            match c {
+                HoldingChange::Resource(r) => self.holders_changed(&r),
+                HoldingChange::Membership { group, member } => {
+                    self.membership_changed(&group, &member, model)
+                }
+                HoldingChange::Forgotten => self.forget_remembered(),
+            }
+        }
+    }
+
     /// Forgets everything remembered by number: after principals were
     /// evicted (ids may change, baselines went) or the model forgot grants
     /// (holders changed, and the names of groups numbered for them would
@@ -322,7 +337,7 @@ impl Expansion {
     /// made in `model` already: the group's use of resources is counted
     /// again, and the small groups of the engineers it concerns looked up
     /// again.
-    pub fn membership_changed(&mut self, group: &str, member: &str, model: &Model) {
+    fn membership_changed(&mut self, group: &str, member: &str, model: &Model) {
         let Groups {
             names, usage, of, ..
         } = &mut self.groups;
@@ -448,7 +463,7 @@ impl Expansion {
     }
 
     /// Follows a grant or revocation of `resource`, made in the model already.
-    pub fn holders_changed(&mut self, resource: &str) {
+    fn holders_changed(&mut self, resource: &str) {
         if let Some(slot) = self
             .reach
             .resources

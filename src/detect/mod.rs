@@ -275,21 +275,67 @@ struct Untraced {
     judged: Judged,
 }
 
-impl Untraced {
-    fn subject(&self) -> provenance::Subject<'_> {
-        let (actor, resource, grantee, reference) = match &self.change {
-            Change::Grant(g) => (&g.actor, &g.resource, &g.grantee, &g.reference),
-            Change::Membership(m, _) => (&m.actor, &m.group, &m.member, &m.reference),
+impl Change {
+    fn as_ref(&self) -> ChangeRef<'_> {
+        match self {
+            Change::Grant(g) => ChangeRef::Grant(g),
+            Change::Membership(m, resources) => ChangeRef::Membership(m, resources),
+        }
+    }
+}
+
+/// A grant or membership add as the event holds it.
+#[derive(Debug, Clone, Copy)]
+enum ChangeRef<'a> {
+    Grant(&'a Grant),
+    /// With the resources the group held.
+    Membership(&'a Membership, &'a [String]),
+}
+
+impl<'a> ChangeRef<'a> {
+    fn to_owned(self) -> Change {
+        match self {
+            ChangeRef::Grant(g) => Change::Grant(g.clone()),
+            ChangeRef::Membership(m, resources) => Change::Membership(m.clone(), resources.to_vec()),
+        }
+    }
+
+    /// What provenance traces: who made the change, to what, for whom.
+    fn subject(self, actor_type: ActorType, ts: Ts) -> provenance::Subject<'a> {
+        let (actor, resource, grantee, reference) = match self {
+            ChangeRef::Grant(g) => (&g.actor, &g.resource, &g.grantee, &g.reference),
+            ChangeRef::Membership(m, _) => (&m.actor, &m.group, &m.member, &m.reference),
         };
         provenance::Subject {
             actor,
-            actor_type: self.judged.actor_type,
+            actor_type,
             resource,
             grantee,
             reference: reference.as_deref(),
-            ts: self.ts,
+            ts,
         }
     }
+}
+
+/// What the grant and membership paths hand the shared "judge, then trace"
+/// step ([`Engine::judge_then_trace`]).
+struct Judging<'a> {
+    actor_type: ActorType,
+    tier: Tier,
+    /// Key of the findings about this change.
+    key: String,
+    /// The grant id the expansion finding names.
+    grant_id: String,
+    /// The change in words, for summaries.
+    what: String,
+    /// Who gains it: a person's canonical name, or the group.
+    grantee: String,
+    /// The people gaining it, by their canonical names.
+    affected: Vec<String>,
+    /// The resources the baselines judge.
+    resources: Vec<&'a str>,
+    /// The built-in catalogue's verdict.
+    builtin: Option<Verdict>,
 }
 
 /// The detection engine: the model plus the rules.
@@ -419,6 +465,11 @@ impl Engine {
         };
         self.expire();
         self.enforce_caps(model_grew);
+        // What the detector remembers by number follows the model, the one
+        // record of who holds what.
+        if self.model.holdings_changed() {
+            self.expansion.follow(&mut self.model);
+        }
         out
     }
 
@@ -441,249 +492,225 @@ impl Engine {
         }
     }
 
+    /// Every event but a plain access, by kind.
     fn other(&mut self, ev: &Event, origin: Origin, out: &mut Vec<Detection>) {
+        let ts = ev.ts;
         match &ev.body {
-            Body::Access(a) => self.access(a.at(ev.ts, ev.id.as_deref()), out),
-            Body::Grant(g) => {
-                if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
-                    self.stats.duplicates += 1;
-                } else {
-                    let actor_type = self.identities.classify(&g.actor, g.actor_type);
-                    let tier = self.sensitivity.tier_of(&g.resource);
-                    // The people gaining it, by their canonical names; the
-                    // revocation keeps the grantee as the source logged it.
-                    let grantee = match g.grantee_type {
-                        GranteeType::User => self.identities.canonical(&g.grantee).into_owned(),
-                        GranteeType::Group => g.grantee.clone(),
-                    };
-                    let affected: Vec<String> = match g.grantee_type {
-                        GranteeType::User => vec![grantee.clone()],
-                        GranteeType::Group => self
-                            .model
-                            .members_of(&g.grantee)
-                            .map(|m| self.identities.canonical(m).into_owned())
-                            .collect(),
-                    };
-                    let subject = provenance::Subject {
-                        actor: &g.actor,
-                        actor_type,
-                        resource: &g.resource,
-                        grantee: &g.grantee,
-                        reference: g.reference.as_deref(),
-                        ts: ev.ts,
-                    };
-                    let what = grant_what(g, &grantee);
-                    let (expansion, expansion_score) = self.expansion.on_grant(
-                        &g.grant_id,
-                        &g.actor,
-                        &what,
-                        &affected,
-                        &[g.resource.as_str()],
-                        ev.ts,
-                        &self.model,
-                        &self.sensitivity,
-                    );
-                    let builtin = catalogue::judge(
-                        &g.resource,
-                        g.role.as_deref(),
-                        &g.grantee,
-                        g.grantee_type,
-                        &self.sensitivity,
-                    );
-                    let expansion = critical_grant(
-                        expansion,
-                        builtin,
-                        CriticalGrant {
-                            key: &g.grant_id,
-                            actor: &g.actor,
-                            what: &what,
-                            grantee: &grantee,
-                            affected: &affected,
-                            resource: &g.resource,
-                            ts: ev.ts,
-                        },
-                    );
-                    if let Some(mut f) = expansion {
-                        f.grant_id = Some(g.grant_id.clone());
-                        out.push(Detection {
-                            finding: f,
-                            target: None,
-                        });
-                    }
-                    let judged = Judged {
-                        actor_type,
-                        tier,
-                        grantee,
-                        affected,
-                        expands: expansion_score > 0.0,
-                        format: origin.format,
-                    };
-                    match trace(&self.model, &subject, self.window_ms) {
-                        Some(t) if t.verified.is_none() => {
-                            out.push(self.grant_detection(ev.ts, g, &judged, t));
-                        }
-                        Some(_) => {}
-                        None => self.remember_untraced(Untraced {
-                            ts: ev.ts,
-                            change: Change::Grant(g.clone()),
-                            judged,
-                        }),
-                    }
-                    self.model.record_grant(g, ev.ts);
-                    self.expansion.holders_changed(&g.resource);
-                }
-            }
-            Body::Revoke(r) => {
-                if let Some(g) = self.model.grant(&r.grant_id) {
-                    self.expansion.holders_changed(&g.resource);
-                }
-                if !self.model.record_revoke(&r.grant_id) {
-                    self.stats.duplicates += 1;
-                }
-            }
+            Body::Access(a) => self.access(a.at(ts, ev.id.as_deref()), out),
+            Body::Grant(g) => self.grant(ts, g, origin, out),
+            Body::Revoke(r) => self.revoke(r),
             Body::Membership(m) => match m.op {
-                MembershipOp::Add if self.model.is_member(&m.group, &m.member) => {
-                    self.stats.duplicates += 1
-                }
-                MembershipOp::Add => {
-                    let actor_type = self.identities.classify(&m.actor, m.actor_type);
-                    let resources: Vec<&str> =
-                        self.model.group_resources(&m.group).into_iter().collect();
-                    // Judged against the group joined: what its members
-                    // routinely use is no news for a new member.
-                    let unusual =
-                        self.expansion
-                            .unusual_for_group(&m.group, &resources, &self.model);
-                    let tier = resources
-                        .iter()
-                        .map(|r| self.sensitivity.tier_of(r))
-                        .max()
-                        .unwrap_or(Tier::Low);
-                    let subject = provenance::Subject {
-                        actor: &m.actor,
-                        actor_type,
-                        resource: &m.group,
-                        grantee: &m.member,
-                        reference: m.reference.as_deref(),
-                        ts: ev.ts,
-                    };
-                    let grant_key = m
-                        .grant_id
-                        .clone()
-                        .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
-                    let member = self.identities.canonical(&m.member).into_owned();
-                    let (expansion, expansion_score) = self.expansion.on_grant(
-                        &format!("{grant_key}@{}", ev.ts.0),
-                        &m.actor,
-                        &format!("{member} membership of group {}", m.group),
-                        std::slice::from_ref(&member),
-                        &unusual,
-                        ev.ts,
-                        &self.model,
-                        &self.sensitivity,
-                    );
-                    // Joining a group that holds an administrator policy is
-                    // being granted it.
-                    let builtin = resources
-                        .iter()
-                        .filter_map(|r| {
-                            catalogue::judge(
-                                r,
-                                None,
-                                &m.member,
-                                GranteeType::User,
-                                &self.sensitivity,
-                            )
-                        })
-                        .max_by_key(|v| v.tier);
-                    let what = format!("{member} membership of group {}", m.group);
-                    let expansion = critical_grant(
-                        expansion,
-                        builtin,
-                        CriticalGrant {
-                            key: &format!("{grant_key}@{}", ev.ts.0),
-                            actor: &m.actor,
-                            what: &what,
-                            grantee: &member,
-                            affected: std::slice::from_ref(&member),
-                            resource: &m.group,
-                            ts: ev.ts,
-                        },
-                    );
-                    if let Some(mut f) = expansion {
-                        f.grant_id = Some(grant_key);
-                        out.push(Detection {
-                            finding: f,
-                            target: None,
-                        });
-                    }
-                    let judged = Judged {
-                        actor_type,
-                        tier,
-                        affected: vec![member.clone()],
-                        grantee: member,
-                        expands: expansion_score > 0.0,
-                        format: origin.format,
-                    };
-                    let resources: Vec<String> =
-                        resources.iter().map(|r| (*r).to_owned()).collect();
-                    match trace(&self.model, &subject, self.window_ms) {
-                        Some(t) if t.verified.is_none() => {
-                            out.push(self.membership_detection(ev.ts, m, &resources, &judged, t));
-                        }
-                        Some(_) => {}
-                        None => self.remember_untraced(Untraced {
-                            ts: ev.ts,
-                            change: Change::Membership(m.clone(), resources),
-                            judged,
-                        }),
-                    }
-                    self.expansion.membership_changed_by(&m.actor, &m.member);
-                    self.model.add_member(&m.group, &m.member);
-                    self.expansion
-                        .membership_changed(&m.group, &m.member, &self.model);
-                }
-                MembershipOp::Remove => {
-                    self.expansion.membership_changed_by(&m.actor, &m.member);
-                    if !self.model.remove_member(&m.group, &m.member) {
-                        self.stats.duplicates += 1;
-                    }
-                    self.expansion
-                        .membership_changed(&m.group, &m.member, &self.model);
-                }
+                MembershipOp::Add => self.join(ts, m, origin, out),
+                MembershipOp::Remove => self.leave(m),
             },
-            Body::Advice(a) => {
-                if !origin.trust_advice {
-                    self.stats.untrusted_advice_ignored += 1;
-                } else if self.model.advice(&a.advice_id).is_none() {
-                    self.model.record_advice(a, ev.ts);
-                    if !self.untraced.is_empty() {
-                        self.late.push((a.advice_id.clone(), ev.ts));
-                    }
-                    if a.published {
-                        out.push(self.unreviewed_publish(ev.ts, &a.advice_id));
-                    }
+            Body::Advice(a) if origin.trust_advice => self.advice(ts, a, out),
+            Body::AdviceVerified(v) if origin.trust_advice => {
+                let human = self.identities.counts_as_human_reviewer(&v.verifier);
+                self.model
+                    .record_verification(&v.advice_id, &v.verifier, ts, human);
+            }
+            Body::AdviceViewed(v) if origin.trust_advice => {
+                self.model
+                    .record_sighting(&v.principal, &v.advice_id, ts, SawHow::Viewed);
+                if !self.untraced.is_empty() {
+                    self.late.push((v.advice_id.clone(), ts));
                 }
             }
-            Body::AdviceVerified(v) => {
-                if origin.trust_advice {
-                    let human = self.identities.counts_as_human_reviewer(&v.verifier);
-                    self.model
-                        .record_verification(&v.advice_id, &v.verifier, ev.ts, human);
-                } else {
-                    self.stats.untrusted_advice_ignored += 1;
-                }
+            Body::Advice(_) | Body::AdviceVerified(_) | Body::AdviceViewed(_) => {
+                self.stats.untrusted_advice_ignored += 1;
             }
-            Body::AdviceViewed(v) => {
-                if origin.trust_advice {
-                    self.model
-                        .record_sighting(&v.principal, &v.advice_id, ev.ts, SawHow::Viewed);
-                    if !self.untraced.is_empty() {
-                        self.late.push((v.advice_id.clone(), ev.ts));
-                    }
-                } else {
-                    self.stats.untrusted_advice_ignored += 1;
-                }
+        }
+    }
+
+    /// A grant: judged and traced, then applied to the model.
+    fn grant(&mut self, ts: Ts, g: &Grant, origin: Origin, out: &mut Vec<Detection>) {
+        if self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        // The people gaining it, by their canonical names; the revocation
+        // keeps the grantee as the source logged it.
+        let grantee = match g.grantee_type {
+            GranteeType::User => self.identities.canonical(&g.grantee).into_owned(),
+            GranteeType::Group => g.grantee.clone(),
+        };
+        let affected: Vec<String> = match g.grantee_type {
+            GranteeType::User => vec![grantee.clone()],
+            GranteeType::Group => self
+                .model
+                .members_of(&g.grantee)
+                .map(|m| self.identities.canonical(m).into_owned())
+                .collect(),
+        };
+        let judging = Judging {
+            actor_type: self.identities.classify(&g.actor, g.actor_type),
+            tier: self.sensitivity.tier_of(&g.resource),
+            key: g.grant_id.clone(),
+            grant_id: g.grant_id.clone(),
+            what: grant_what(g, &grantee),
+            builtin: catalogue::judge(
+                &g.resource,
+                g.role.as_deref(),
+                &g.grantee,
+                g.grantee_type,
+                &self.sensitivity,
+            ),
+            grantee,
+            affected,
+            resources: vec![g.resource.as_str()],
+        };
+        self.judge_then_trace(ts, ChangeRef::Grant(g), judging, origin, out);
+        self.model.record_grant(g, ts);
+    }
+
+    fn revoke(&mut self, r: &crate::event::Revoke) {
+        if !self.model.record_revoke(&r.grant_id) {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    /// A membership add: judged against the group joined and traced like a
+    /// grant of what the group holds, then applied to the model.
+    fn join(&mut self, ts: Ts, m: &Membership, origin: Origin, out: &mut Vec<Detection>) {
+        if self.model.is_member(&m.group, &m.member) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let held: Vec<String> = self
+            .model
+            .group_resources(&m.group)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let held_refs: Vec<&str> = held.iter().map(String::as_str).collect();
+        // What its members routinely use is no news for a new member.
+        let unusual = self
+            .expansion
+            .unusual_for_group(&m.group, &held_refs, &self.model);
+        let grant_id = m
+            .grant_id
+            .clone()
+            .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
+        let member = self.identities.canonical(&m.member).into_owned();
+        let judging = Judging {
+            actor_type: self.identities.classify(&m.actor, m.actor_type),
+            tier: held_refs
+                .iter()
+                .map(|r| self.sensitivity.tier_of(r))
+                .max()
+                .unwrap_or(Tier::Low),
+            key: format!("{grant_id}@{}", ts.0),
+            what: format!("{member} membership of group {}", m.group),
+            // Joining a group that holds an administrator policy is being
+            // granted it.
+            builtin: held_refs
+                .iter()
+                .filter_map(|r| {
+                    catalogue::judge(r, None, &m.member, GranteeType::User, &self.sensitivity)
+                })
+                .max_by_key(|v| v.tier),
+            grant_id,
+            affected: vec![member.clone()],
+            grantee: member,
+            resources: unusual,
+        };
+        self.judge_then_trace(ts, ChangeRef::Membership(m, &held), judging, origin, out);
+        self.expansion.membership_changed_by(&m.actor, &m.member);
+        self.model.add_member(&m.group, &m.member);
+    }
+
+    fn leave(&mut self, m: &Membership) {
+        self.expansion.membership_changed_by(&m.actor, &m.member);
+        if !self.model.remove_member(&m.group, &m.member) {
+            self.stats.duplicates += 1;
+        }
+    }
+
+    /// Advice from a trusted source.
+    fn advice(&mut self, ts: Ts, a: &crate::event::Advice, out: &mut Vec<Detection>) {
+        if self.model.advice(&a.advice_id).is_some() {
+            return;
+        }
+        self.model.record_advice(a, ts);
+        if !self.untraced.is_empty() {
+            self.late.push((a.advice_id.clone(), ts));
+        }
+        if a.published {
+            out.push(self.unreviewed_publish(ts, &a.advice_id));
+        }
+    }
+
+    /// The step grants and membership adds share: the baselines and the
+    /// built-in catalogue judge the change (a `grant_expansion`), then
+    /// provenance traces it to advice: traced to advice no human verified, it
+    /// is an `unverified_agent_grant`; traced to nothing yet, it is remembered
+    /// for advice reported late ([`Engine::settle`]).
+    fn judge_then_trace(
+        &mut self,
+        ts: Ts,
+        change: ChangeRef<'_>,
+        j: Judging<'_>,
+        origin: Origin,
+        out: &mut Vec<Detection>,
+    ) {
+        let subject = change.subject(j.actor_type, ts);
+        let (expansion, expansion_score) = self.expansion.on_grant(
+            &j.key,
+            subject.actor,
+            &j.what,
+            &j.affected,
+            &j.resources,
+            ts,
+            &self.model,
+            &self.sensitivity,
+        );
+        let expansion = critical_grant(
+            expansion,
+            j.builtin,
+            CriticalGrant {
+                key: &j.key,
+                actor: subject.actor,
+                what: &j.what,
+                grantee: &j.grantee,
+                affected: &j.affected,
+                resource: subject.resource,
+                ts,
+            },
+        );
+        if let Some(mut f) = expansion {
+            f.grant_id = Some(j.grant_id);
+            out.push(Detection {
+                finding: f,
+                target: None,
+            });
+        }
+        let judged = Judged {
+            actor_type: j.actor_type,
+            tier: j.tier,
+            grantee: j.grantee,
+            affected: j.affected,
+            expands: expansion_score > 0.0,
+            format: origin.format,
+        };
+        match trace(&self.model, &subject, self.window_ms) {
+            Some(t) if t.verified.is_none() => {
+                out.push(self.detection(ts, change, &judged, t));
+            }
+            Some(_) => {}
+            None => self.remember_untraced(Untraced {
+                ts,
+                change: change.to_owned(),
+                judged,
+            }),
+        }
+    }
+
+    /// The `unverified_agent_grant` of a change traced to unverified advice.
+    fn detection(&self, ts: Ts, change: ChangeRef<'_>, j: &Judged, t: Trace) -> Detection {
+        match change {
+            ChangeRef::Grant(g) => self.grant_detection(ts, g, j, t),
+            ChangeRef::Membership(m, resources) => {
+                self.membership_detection(ts, m, resources, j, t)
             }
         }
     }
@@ -728,7 +755,7 @@ impl Engine {
         let start = self.untraced.partition_point(|x| x.ts < since);
         let tail: Vec<Untraced> = self.untraced.drain(start..).collect();
         for u in tail {
-            let s = u.subject();
+            let s = u.change.as_ref().subject(u.judged.actor_type, u.ts);
             let relevant = late.iter().any(|(id, at)| {
                 *at <= u.ts
                     && u.ts.0.saturating_sub(at.0) <= window
@@ -763,12 +790,7 @@ impl Engine {
                         step: "advice_reported_after_change",
                         detail: "the agent's call was reported after the change was logged; traced when it arrived".into(),
                     });
-                    out.push(match &u.change {
-                        Change::Grant(g) => self.grant_detection(u.ts, g, &u.judged, t),
-                        Change::Membership(m, resources) => {
-                            self.membership_detection(u.ts, m, resources, &u.judged, t)
-                        }
-                    });
+                    out.push(self.detection(u.ts, u.change.as_ref(), &u.judged, t));
                 }
             }
         }
@@ -786,9 +808,6 @@ impl Engine {
                 .enforce_caps(l.max_advice, l.max_grants, l.max_principals);
             self.stats.evicted.advice += e.advice;
             self.stats.evicted.grants += e.grants;
-            if e.grants > 0 {
-                self.expansion.forget_remembered();
-            }
             self.stats.evicted.sightings += e.sightings;
         }
         let reach = &mut self.expansion.reach;

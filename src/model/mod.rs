@@ -109,7 +109,7 @@ pub struct Evicted {
 const MAX_SIGHTINGS_PER_PRINCIPAL: usize = 256;
 
 /// Who holds what and which advice exists.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Model {
     grants: HashMap<String, GrantRecord>,
     members: HashMap<String, BTreeSet<String>>,
@@ -133,7 +133,45 @@ pub struct Model {
     /// held by nobody or by no group, which answers it for everyone at once.
     #[serde(skip)]
     holders: [HashMap<String, FxHashSet<String>>; 2],
+    /// Changes to who holds what since [`Model::take_holding_changes`], for
+    /// what is derived from the model to follow it.
+    #[serde(skip)]
+    changes: Vec<HoldingChange>,
 }
+
+/// Models are equal when they record the same things; what is derived from
+/// that (indexes, changes not yet taken) is left out.
+impl PartialEq for Model {
+    fn eq(&self, other: &Model) -> bool {
+        self.grants == other.grants
+            && self.members == other.members
+            && self.advice == other.advice
+            && self.channels == other.channels
+            && self.sightings == other.sightings
+            && self.latest == other.latest
+    }
+}
+
+/// A change to who holds what ([`Model::take_holding_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldingChange {
+    /// A grant of this resource was made or taken back.
+    Resource(String),
+    /// `member` joined or left `group`.
+    Membership {
+        /// The group.
+        group: String,
+        /// Who joined or left.
+        member: String,
+    },
+    /// Grants were forgotten (or too many changes piled up untaken): anything
+    /// derived from holdings may be stale.
+    Forgotten,
+}
+
+/// Most changes kept untaken; beyond it they collapse into one
+/// [`HoldingChange::Forgotten`], so a model nobody follows stays bounded.
+const MAX_HOLDING_CHANGES: usize = 4096;
 
 /// Who holds one resource ([`Model::holders`]).
 #[derive(Debug, Clone, Copy)]
@@ -346,6 +384,7 @@ impl Model {
                 }
                 out.grants += 1;
             }
+            self.changed(HoldingChange::Forgotten);
         }
         if over(self.sightings.len(), max_principals) {
             let mut by_age: Vec<(Ts, String)> = self
@@ -375,6 +414,28 @@ impl Model {
         self.grants.get(grant_id)
     }
 
+    /// The changes to who holds what since the last call, oldest first.
+    pub fn take_holding_changes(&mut self) -> Vec<HoldingChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether anything changed who holds what since the last
+    /// [`Model::take_holding_changes`].
+    #[inline]
+    pub fn holdings_changed(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    fn changed(&mut self, c: HoldingChange) {
+        if self.changes.len() >= MAX_HOLDING_CHANGES {
+            self.changes.clear();
+            self.changes.push(HoldingChange::Forgotten);
+        }
+        if self.changes.last() != Some(&HoldingChange::Forgotten) {
+            self.changes.push(c);
+        }
+    }
+
     /// Records a grant. Returns false if the same grant id is already active
     /// (a replayed line), in which case nothing changes.
     pub fn record_grant(&mut self, g: &Grant, ts: Ts) -> bool {
@@ -382,6 +443,7 @@ impl Model {
             return false;
         }
         self.hold(g.grantee_type, &g.grantee, &g.resource, 1);
+        self.changed(HoldingChange::Resource(g.resource.clone()));
         self.grants.insert(
             g.grant_id.clone(),
             GrantRecord {
@@ -404,6 +466,7 @@ impl Model {
                 g.revoked = true;
                 let (t, who, what) = (g.grantee_type, g.grantee.clone(), g.resource.clone());
                 self.hold(t, &who, &what, -1);
+                self.changed(HoldingChange::Resource(what));
                 true
             }
             _ => false,
@@ -427,6 +490,10 @@ impl Model {
                 .entry(member.to_owned())
                 .or_default()
                 .insert(group.to_owned());
+            self.changed(HoldingChange::Membership {
+                group: group.to_owned(),
+                member: member.to_owned(),
+            });
         }
         added
     }
@@ -444,6 +511,10 @@ impl Model {
                     self.groups_of.remove(member);
                 }
             }
+            self.changed(HoldingChange::Membership {
+                group: group.to_owned(),
+                member: member.to_owned(),
+            });
         }
         removed
     }
@@ -654,6 +725,49 @@ mod tests {
         assert!(!m.add_member("eng", "carol"));
         assert!(m.remove_member("eng", "carol"));
         assert!(!m.is_member("eng", "carol"));
+    }
+
+    #[test]
+    fn every_change_of_holdings_is_recorded_once_and_the_record_stays_bounded() {
+        let mut m = Model::default();
+        let g = Grant {
+            grant_id: "g1".into(),
+            actor: "hr".into(),
+            grantee: "eng".into(),
+            grantee_type: GranteeType::Group,
+            resource: "r".into(),
+            role: None,
+            reference: None,
+            actor_type: None,
+            target: None,
+        };
+        m.record_grant(&g, Ts(1));
+        m.record_grant(&g, Ts(1));
+        m.add_member("eng", "carol");
+        m.add_member("eng", "carol");
+        m.record_revoke("g1");
+        m.record_revoke("g1");
+        m.remove_member("eng", "carol");
+        m.remove_member("eng", "carol");
+        let member = || HoldingChange::Membership {
+            group: "eng".into(),
+            member: "carol".into(),
+        };
+        assert_eq!(
+            m.take_holding_changes(),
+            [
+                HoldingChange::Resource("r".into()),
+                member(),
+                HoldingChange::Resource("r".into()),
+                member(),
+            ],
+            "only what changed, in order"
+        );
+        assert!(!m.holdings_changed());
+        for i in 0..MAX_HOLDING_CHANGES + 10 {
+            m.add_member("eng", &format!("p{i}"));
+        }
+        assert_eq!(m.take_holding_changes(), [HoldingChange::Forgotten]);
     }
 
     #[test]
