@@ -16,6 +16,8 @@
 //!   (observing events decoded beforehand), the model once with the events as
 //!   decoded and once keyed (their names resolved by the decoding thread, as
 //!   replay does when the model falls behind);
+//! - the daemon's decoding: each line through the call the daemon's
+//!   pipeline makes per line, on one thread;
 //!
 //! and prints events/s, MB/s, cost per event, the ratio to the floor, peak RSS
 //! and the stage costs (replay runs them on two cores at once, so its cost
@@ -28,7 +30,10 @@
 //!
 //! `--gen ENGINEERS PATH [DAYS [inject]]` only writes an organisation's log
 //! (with `inject`, a week of injected expansion cases follows the history), to
-//! compare the findings of two builds on the same input. `--plain` before the
+//! compare the findings of two builds on the same input;
+//! `--gen-independent ENGINEERS PATH [SEED]` writes the lines of an
+//! organisation of the independent generator (`reachguard::synth::independent`),
+//! two weeks of history and two of evaluation. `--plain` before the
 //! sizes (or after `--gen`'s arguments) writes every line in the one layout
 //! `Event::to_native_json` gives, for comparison.
 
@@ -190,6 +195,35 @@ fn decode_stage(path: &Path) -> (f64, u64) {
     (started.elapsed().as_secs_f64(), n)
 }
 
+/// The daemon's decoding: each line as the tailer hands it over, through
+/// `Decoding::decode_into`, the call `Pipeline::process_line` makes.
+fn daemon_decode(path: &Path) -> (f64, u64) {
+    let (_, inputs, metrics) = replay_setup(path);
+    let mut decoding = reachguard::pipeline::Decoding::new(&inputs, &metrics);
+    let mut events = reachguard::event::Events::default();
+    let started = Instant::now();
+    let mut r = BufReader::with_capacity(256 * 1024, std::fs::File::open(path).unwrap());
+    let mut buf = Vec::new();
+    let (mut lines, mut n) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf).unwrap() == 0 {
+            break;
+        }
+        lines += 1;
+        let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let at = reachguard::pipeline::At(path, lines);
+        if decoding
+            .decode_into(0, line, false, &at, &mut events)
+            .is_ok()
+        {
+            n += events.len() as u64;
+            std::hint::black_box(&events);
+        }
+    }
+    (started.elapsed().as_secs_f64(), n)
+}
+
 /// The model stage alone: every event decoded (and `keyed`) first, untimed,
 /// then the time the pipeline takes to observe them all.
 fn model_stage(path: &Path, keyed: bool) -> (f64, u64) {
@@ -282,8 +316,28 @@ fn main() {
                 plain,
             );
         }
+        Some("--gen-independent") => {
+            let g = reachguard::synth::independent::generate(
+                reachguard::synth::independent::Spec {
+                    engineers: args[1].parse().unwrap(),
+                    history_days: 14,
+                    eval_days: 14,
+                    seed: args.get(3).map_or(1, |s| s.parse().unwrap()),
+                    keep_lines: true,
+                },
+            );
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&args[2]).unwrap());
+            for l in &g.lines {
+                writeln!(out, "{l}").unwrap();
+            }
+            return out.flush().unwrap();
+        }
         Some("--floor") => {
             let (secs, n) = floor(Path::new(&args[1]));
+            return println!("{secs} {n} {}", peak_rss_mib());
+        }
+        Some("--daemon-decode") => {
+            let (secs, n) = daemon_decode(Path::new(&args[1]));
             return println!("{secs} {n} {}", peak_rss_mib());
         }
         Some("--decode-stage") => {
@@ -319,7 +373,7 @@ fn main() {
             .collect()
     };
     println!(
-        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "{:>9} {:>10} {:>8} {:>12} {:>9} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>10}",
         "engineers",
         "events",
         "MB",
@@ -332,7 +386,8 @@ fn main() {
         "floor RSS",
         "decode ns",
         "model ns",
-        "keyed ns"
+        "keyed ns",
+        "daemon dec"
     );
     for size in sizes {
         let path: PathBuf = dir.path().join(format!("org-{size}.jsonl"));
@@ -353,6 +408,7 @@ fn main() {
             "--decode-stage",
             "--model-stage",
             "--model-stage-keyed",
+            "--daemon-decode",
         ];
         let mut best: Vec<Option<Vec<f64>>> = vec![None; modes.len()];
         for _ in 0..5 {
@@ -363,12 +419,12 @@ fn main() {
                 }
             }
         }
-        let [f, r, d, m, k] =
-            <[Vec<f64>; 5]>::try_from(best.into_iter().map(Option::unwrap).collect::<Vec<_>>())
+        let [f, r, d, m, k, dd] =
+            <[Vec<f64>; 6]>::try_from(best.into_iter().map(Option::unwrap).collect::<Vec<_>>())
                 .unwrap();
         let events = r[1];
         println!(
-            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0} {:>10.0} {:>9.0} {:>9.0}",
+            "{:>9} {:>10} {:>8.1} {:>12.0} {:>9.1} {:>9.0} {:>10.0} {:>9.2} {:>9.0} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>10.0}",
             size,
             events,
             mb,
@@ -381,7 +437,8 @@ fn main() {
             f[2],
             d[0] * 1e9 / d[1],
             m[0] * 1e9 / m[1],
-            k[0] * 1e9 / k[1]
+            k[0] * 1e9 / k[1],
+            dd[0] * 1e9 / dd[1]
         );
     }
 }
