@@ -641,6 +641,39 @@ mod tests {
         ));
     }
 
+    /// The whole exposition of a fresh registry, against the copy kept in
+    /// `tests/fixtures/metrics/exposition.prom`: every name, label, help text
+    /// and pre-created series is the contract, so any change to one of them
+    /// (moving where a metric is registered included) shows here. The version
+    /// label is written `VERSION` there. On a difference the exposition is
+    /// written to `target/metrics-exposition.prom` to compare with.
+    #[test]
+    fn the_exposition_matches_the_contract() {
+        let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+        let text = Metrics::new(&["app".into()])
+            .render()
+            .replace(&version, "version=\"VERSION\"")
+            .lines()
+            // The count of unreadable agent commands is process-wide
+            // (`commands::UNPARSED`): other tests in this process add to it.
+            .map(
+                |l| match l.strip_prefix("reachguard_agent_commands_unparsed_total ") {
+                    Some(_) => "reachguard_agent_commands_unparsed_total 0\n".to_owned(),
+                    None => format!("{l}\n"),
+                },
+            )
+            .collect::<String>();
+        let expected = include_str!("../tests/fixtures/metrics/exposition.prom");
+        if text != expected {
+            let out = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/metrics-exposition.prom"
+            );
+            std::fs::write(out, &text).expect("write the exposition");
+            panic!("the exposition differs from the contract; see {out}");
+        }
+    }
+
     #[test]
     fn untrusted_advice_counter_follows_the_engines_total() {
         let m = Metrics::new(&[]);
