@@ -17,7 +17,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
-use crate::decode::Format;
+use crate::format::Format;
 use crate::model::{Identities, Pattern, Sensitivity, Tier};
 use crate::respond::{HookSpec, Mode, RevokeScope};
 

@@ -51,6 +51,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod finding;
+pub mod format;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::decode::Format;
 use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
+use crate::format::Format;
 use crate::metrics::Metrics;
 use crate::model::Pattern;
 
