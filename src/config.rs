@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::format::Format;
 use crate::model::{Identities, Pattern, Sensitivity, Tier};
-use crate::respond::{HookSpec, Mode, RevokeScope};
+use crate::respond::{HookSpec, Mode, ResponseConfig, RevokeScope};
 
 /// The config file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -365,25 +365,6 @@ pub struct Config {
     pub limits: crate::detect::Limits,
     /// Agent telemetry.
     pub otlp: OtlpConfig,
-}
-
-/// The validated `[response]`.
-#[derive(Debug, Clone)]
-pub struct ResponseConfig {
-    /// Enforce or dry-run.
-    pub mode: Mode,
-    /// Hourly budget.
-    pub max_revocations_per_hour: u32,
-    /// Never-touch patterns.
-    pub protected: Vec<Pattern>,
-    /// Least confidence to act on.
-    pub min_confidence: f64,
-    /// Hooks.
-    pub hooks: Vec<HookSpec>,
-    /// Which traced grants are revoked.
-    pub revoke: RevokeScope,
-    /// Hooks that undo a revocation (`reachguard restore`).
-    pub restore_hooks: Vec<HookSpec>,
 }
 
 impl Default for Config {

@@ -203,7 +203,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         engine: EngineConfig::from_config(&cfg),
         // The hourly budget is the cluster's (`budget`), not each instance's.
         policy: Mutex::new(Policy::from_config(
-            &crate::config::ResponseConfig {
+            &crate::respond::ResponseConfig {
                 max_revocations_per_hour: u32::MAX,
                 ..cfg.response.clone()
             },

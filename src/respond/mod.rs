@@ -112,6 +112,26 @@ impl Suppression {
 /// The budget's window.
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The validated `[response]` settings (the file's keys are read by
+/// [`crate::config`], which builds this).
+#[derive(Debug, Clone)]
+pub struct ResponseConfig {
+    /// Enforce or dry-run.
+    pub mode: Mode,
+    /// Hourly budget.
+    pub max_revocations_per_hour: u32,
+    /// Never-touch patterns.
+    pub protected: Vec<Pattern>,
+    /// Least confidence to act on.
+    pub min_confidence: f64,
+    /// Hooks.
+    pub hooks: Vec<HookSpec>,
+    /// Which traced grants are revoked.
+    pub revoke: RevokeScope,
+    /// Hooks that undo a revocation (`reachguard restore`).
+    pub restore_hooks: Vec<HookSpec>,
+}
+
 /// The guardrails.
 #[derive(Debug)]
 pub struct Policy {
@@ -132,7 +152,7 @@ pub struct Policy {
 
 impl Policy {
     /// A policy from the validated `[response]` settings.
-    pub fn from_config(r: &crate::config::ResponseConfig, have_hooks: bool) -> Self {
+    pub fn from_config(r: &ResponseConfig, have_hooks: bool) -> Self {
         let mut p = Policy::new(
             r.mode,
             r.min_confidence,
