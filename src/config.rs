@@ -8,6 +8,11 @@
 //!
 //! The keys DESIGN.md lists are a contract; the others (marked "extension" below)
 //! are reachguard's own and documented in the README.
+//!
+//! The settings a stage runs on are types of that stage ([`ResponseConfig`],
+//! [`EngineConfig`], [`crate::detect::Limits`], ...), built here from the one
+//! validated config: the stages never import this module, the entry points
+//! (`daemon`, `cluster`, the commands) do.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,6 +22,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+use crate::detect::EngineConfig;
 use crate::format::Format;
 use crate::model::{Identities, Pattern, Sensitivity, Tier};
 use crate::respond::{HookSpec, Mode, ResponseConfig, RevokeScope};
@@ -621,6 +627,22 @@ impl Config {
         }
         problems.extend(self.api_token().err());
         problems
+    }
+}
+
+// Each module's settings are built here, from the one validated config, so
+// that no module below this one needs to know the config's shape.
+impl EngineConfig {
+    /// The engine settings of a validated config.
+    pub fn from_config(c: &Config) -> Self {
+        EngineConfig {
+            identities: c.identities.clone(),
+            sensitivity: c.sensitivity.clone(),
+            trace_window: c.trace_window,
+            detection: c.detection.clone(),
+            limits: c.limits,
+            min_confidence: c.response.min_confidence,
+        }
     }
 }
 

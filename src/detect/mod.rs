@@ -80,20 +80,6 @@ impl Default for Limits {
     }
 }
 
-impl EngineConfig {
-    /// The engine settings of a validated config.
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        EngineConfig {
-            identities: c.identities.clone(),
-            sensitivity: c.sensitivity.clone(),
-            trace_window: c.trace_window,
-            detection: c.detection.clone(),
-            limits: c.limits,
-            min_confidence: c.response.min_confidence,
-        }
-    }
-}
-
 /// Where an event came from, as far as detection cares.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
