@@ -26,7 +26,6 @@
 //! findings it published); the cluster-wide findings are the findings stream.
 
 pub mod budget;
-pub mod config;
 pub mod ingest;
 pub mod lease;
 pub mod names;
@@ -45,8 +44,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-pub use config::{ClusterConfig, RawCluster};
 
 use crate::config::Config;
 use crate::detect::EngineConfig;

@@ -12,7 +12,10 @@
 //! The settings a stage runs on are types of that stage ([`ResponseConfig`],
 //! [`EngineConfig`], [`crate::detect::Limits`], ...), built here from the one
 //! validated config: the stages never import this module, the entry points
-//! (`daemon`, `cluster`, the commands) do.
+//! (`daemon`, `cluster`, the commands) do. `[cluster]` is the exception: the
+//! cluster is an entry point, so its settings live here ([`cluster`]).
+
+pub mod cluster;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -52,7 +55,7 @@ pub struct RawConfig {
     pub detection: Option<toml::Table>,
     /// `[cluster]` (extension): run as one instance of a NATS JetStream cluster
     /// (see `docs/cluster.md`); absent, `run` is the single-node daemon.
-    pub cluster: Option<crate::cluster::RawCluster>,
+    pub cluster: Option<cluster::RawCluster>,
     /// `[limits]` (extension): memory caps.
     pub limits: crate::detect::Limits,
     /// `[identities]`: the names one person goes by in different sources.
@@ -366,7 +369,7 @@ pub struct Config {
     /// Expansion hyper-parameters.
     pub detection: crate::detect::DetectionConfig,
     /// Scale-out settings, when this instance is part of a cluster.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Memory caps.
     pub limits: crate::detect::Limits,
     /// Agent telemetry.
@@ -439,7 +442,7 @@ impl Config {
         }
         let cluster = match raw.cluster {
             Some(c) => Some(
-                crate::cluster::ClusterConfig::from_raw(c, raw.sources.len())
+                cluster::ClusterConfig::from_raw(c, raw.sources.len())
                     .map_err(|(key, msg)| ValidationError::new(&key, msg))?,
             ),
             None => None,
@@ -695,7 +698,7 @@ mod tests {
 
     #[test]
     fn the_design_example_config_parses() {
-        let text = include_str!("../deploy/reachguard.example.toml");
+        let text = include_str!("../../deploy/reachguard.example.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.sources.len(), 2);
         assert_eq!(c.response.hooks.len(), 3);
