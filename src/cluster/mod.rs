@@ -174,7 +174,9 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .hooks
         .iter()
         .cloned()
-        .map(|s| Hook::new(s).map(|h| h.with_attempts_metric(metrics.hook_attempts.clone())))
+        .map(|s| {
+            Hook::new(s).map(|h| h.with_attempts_metric(metrics.response.hook_attempts.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Hook)?;
     let jet = nats::Jet::open(&cluster).await?;

@@ -451,6 +451,7 @@ impl Worker {
     fn count_suppressed(&self, why: Suppression) {
         self.shared
             .metrics
+            .response
             .revocations_suppressed
             .with_label_values(&[why.as_str()])
             .inc();
@@ -459,6 +460,7 @@ impl Worker {
     fn count(&self, status: ActionStatus) {
         self.shared
             .metrics
+            .response
             .revocations
             .with_label_values(&[status.as_str()])
             .inc();
@@ -785,6 +787,7 @@ async fn finish(
         }
         shared
             .metrics
+            .response
             .revocations
             .with_label_values(&[status.as_str()])
             .inc();

@@ -14,6 +14,7 @@
 
 pub mod hook;
 pub mod journal;
+pub mod metrics;
 pub mod restore;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -27,11 +28,11 @@ use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
 use crate::format::Format;
-use crate::metrics::Metrics;
 use crate::model::Pattern;
 
 pub use hook::{Hook, HookError, HookSpec};
 pub use journal::Journal;
+pub use metrics::ResponseMetrics;
 
 /// Whether revocations are carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -508,7 +509,7 @@ pub struct Responder {
 impl Responder {
     /// A responder over the hooks and the shared journal; every hook attempt is
     /// counted in `metrics`.
-    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &Metrics) -> Self {
+    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &ResponseMetrics) -> Self {
         let hooks = hooks
             .into_iter()
             .map(|h| h.with_attempts_metric(metrics.hook_attempts.clone()))
@@ -793,7 +794,7 @@ mod tests {
         let journal = Arc::new(Mutex::new(
             Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
         ));
-        let metrics = Metrics::new(&[]);
+        let metrics = ResponseMetrics::register(&prometheus::Registry::new());
         let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
         let (job_tx, job_rx) = mpsc::channel(8);
         let (done_tx, mut done_rx) = mpsc::channel(8);
@@ -836,12 +837,12 @@ mod tests {
             .collect();
         started.sort();
         assert_eq!(started, ["k1", "k2"], "k1 was not called a second time");
-        let text = metrics.render();
-        assert!(
-            text.contains(
-                "reachguard_hook_attempts_total{hook_type=\"exec\",result=\"success\"} 2"
-            ),
-            "{text}"
+        assert_eq!(
+            metrics
+                .hook_attempts
+                .with_label_values(&["exec", "success"])
+                .get(),
+            2
         );
     }
 
