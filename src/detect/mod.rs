@@ -13,6 +13,7 @@
 //! - `reach_expansion` and `grant_expansion` ([`expansion`]): new reach far
 //!   beyond the engineer's own ([`reach`]) and their peers' ([`peers`]) normal.
 
+pub mod baseline;
 pub mod expansion;
 pub mod peers;
 pub mod provenance;
