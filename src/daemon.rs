@@ -191,7 +191,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         }
         j.pending()
     };
-    metrics.journal_pending.set(pending.len() as i64);
+    metrics.response.journal_pending.set(pending.len() as i64);
 
     let (listener, addr) = bind(cfg.listen).await?;
     state.record_http_addr(addr)?;
@@ -274,8 +274,9 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
 
     let (job_tx, job_rx) = mpsc::channel::<Job>(256);
     let (done_tx, done_rx) = mpsc::channel::<Completed>(256);
-    let responder_task =
-        tokio::spawn(Responder::new(hooks, Arc::clone(&journal), &metrics).run(job_rx, done_tx));
+    let responder_task = tokio::spawn(
+        Responder::new(hooks, Arc::clone(&journal), &metrics.response).run(job_rx, done_tx),
+    );
     for (key, e) in pending {
         tracing::info!(key = %key, "resuming a journaled revocation");
         let body = serde_json::to_vec(&e.payload).expect("payload serialises");
@@ -483,7 +484,7 @@ impl Worker {
                     }
                 }
                 Resolved::Revoke(job) => {
-                    self.metrics.journal_pending.inc();
+                    self.metrics.response.journal_pending.inc();
                     // Awaiting here is the back-pressure: a burst of revocations
                     // slows ingestion rather than queueing without bound.
                     if jobs.send(job).await.is_err() {
@@ -499,8 +500,9 @@ impl Worker {
     }
 
     fn completed(&mut self, c: Completed) {
-        self.metrics.journal_pending.dec();
+        self.metrics.response.journal_pending.dec();
         self.metrics
+            .response
             .revocations
             .with_label_values(&[c.status.as_str()])
             .inc();

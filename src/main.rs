@@ -266,7 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging(cfg.log_format, "warn");
             let requester = reachguard::respond::restore::Requester::current(by);
             let done = runtime()?.block_on(reachguard::respond::restore::restore(
-                &cfg,
+                &cfg.response.restore_hooks,
+                &cfg.state_dir,
                 &grant_id,
                 &requester,
                 reason.as_deref(),

@@ -7,8 +7,11 @@
 //!
 //! Every stage reports through this one [`Metrics`] handle (cheap to clone; all
 //! clones share the registry): the pipeline counts lines, events, findings and
-//! decisions; the responder counts hook attempts; the daemon reports tail lag,
-//! checkpoints and readiness.
+//! decisions; the daemon reports tail lag, checkpoints and readiness. A stage
+//! whose metrics carry labels only it knows defines and registers them itself
+//! on the shared registry, and this module assembles them: the response
+//! stage's are [`ResponseMetrics`] (revocations, suppressions, hook attempts),
+//! so nothing here depends back on the stage.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -20,8 +23,8 @@ use prometheus::{
 };
 
 use crate::event::{EventType, Ts};
-use crate::finding::{ActionStatus, Finding, FindingKind, Severity};
-use crate::respond::Suppression;
+use crate::finding::{Finding, FindingKind, Severity};
+use crate::respond::ResponseMetrics;
 
 /// Latency buckets from 100 µs to 10 minutes: the sub-millisecond path from a
 /// line to its finding, and slow hooks with retries alike.
@@ -66,13 +69,9 @@ pub struct Metrics {
     pub decode_errors: IntCounterVec,
     /// `reachguard_findings_total{kind,severity}`; count through [`Metrics::finding`].
     pub findings: IntCounterVec,
-    /// `reachguard_revocations_total{status}`.
-    pub revocations: IntCounterVec,
-    /// `reachguard_revocations_suppressed_total{reason}`: revocations a guardrail
-    /// held back, by [`Suppression`].
-    pub revocations_suppressed: IntCounterVec,
-    /// `reachguard_hook_attempts_total{hook_type,result}`: every hook call attempt.
-    pub hook_attempts: IntCounterVec,
+    /// The response stage's: revocations, suppressions, hook attempts, the
+    /// journal's backlog.
+    pub response: ResponseMetrics,
     /// `reachguard_detection_latency_seconds`: line read -> finding.
     pub detection_latency: Histogram,
     /// `reachguard_revocation_latency_seconds`: line read -> hook succeeded.
@@ -93,8 +92,6 @@ pub struct Metrics {
     /// agent events rejected as malformed (reported in the sender's partial
     /// success).
     pub otlp_rejected: IntCounterVec,
-    /// `reachguard_journal_pending`: revocations journaled but not finished.
-    pub journal_pending: IntGauge,
     /// `reachguard_source_lag_bytes{source}`: bytes in followed files not yet read
     /// as complete lines.
     pub source_lag_bytes: IntGaugeVec,
@@ -165,21 +162,6 @@ impl Metrics {
             "Findings raised, by kind and severity.",
             &["kind", "severity"],
         );
-        let revocations = counter_vec(
-            "reachguard_revocations_total",
-            "Revocation decisions and outcomes, by status.",
-            &["status"],
-        );
-        let revocations_suppressed = counter_vec(
-            "reachguard_revocations_suppressed_total",
-            "Revocations held back by a guardrail, by reason (confidence, scope, protected, budget, duplicate).",
-            &["reason"],
-        );
-        let hook_attempts = counter_vec(
-            "reachguard_hook_attempts_total",
-            "Revocation hook call attempts, by hook type (webhook, exec) and result (success, failure, timeout).",
-            &["hook_type", "result"],
-        );
         let histogram = |name: &str, help: &str| {
             let h = Histogram::with_opts(
                 HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
@@ -231,10 +213,6 @@ impl Metrics {
         for kind in ["log_record", "span"] {
             otlp_rejected.with_label_values(&[kind]);
         }
-        let journal_pending = int_gauge(
-            "reachguard_journal_pending",
-            "Revocations journaled whose hooks have not finished.",
-        );
         let last_event_timestamp = gauge(
             "reachguard_last_event_timestamp_seconds",
             "Event time of the newest event processed, seconds since the epoch.",
@@ -322,24 +300,7 @@ impl Metrics {
                 findings.with_label_values(&[k.as_str(), s.as_str()]);
             }
         }
-        for s in [
-            ActionStatus::Executed,
-            ActionStatus::DryRun,
-            ActionStatus::Suppressed,
-            ActionStatus::Failed,
-            ActionStatus::NoUndo,
-            ActionStatus::Unhandled,
-        ] {
-            revocations.with_label_values(&[s.as_str()]);
-        }
-        for r in Suppression::ALL {
-            revocations_suppressed.with_label_values(&[r.as_str()]);
-        }
-        for t in ["webhook", "exec"] {
-            for r in ["success", "failure", "timeout"] {
-                hook_attempts.with_label_values(&[t, r]);
-            }
-        }
+        let response = ResponseMetrics::register(&registry);
         for s in sources {
             lines.with_label_values(&[s]);
             skipped.with_label_values(&[s]);
@@ -353,9 +314,7 @@ impl Metrics {
             skipped,
             decode_errors,
             findings,
-            revocations,
-            revocations_suppressed,
-            hook_attempts,
+            response,
             detection_latency,
             revocation_latency,
             principals_tracked,
@@ -363,7 +322,6 @@ impl Metrics {
             untrusted_advice_ignored,
             agent_commands_unparsed,
             otlp_rejected,
-            journal_pending,
             source_lag_bytes,
             baseline_principals,
             untraced_grants,
@@ -639,6 +597,39 @@ mod tests {
         assert!(m.render().contains(
             "reachguard_findings_total{kind=\"unverified_agent_grant\",severity=\"critical\"} 1"
         ));
+    }
+
+    /// The whole exposition of a fresh registry, against the copy kept in
+    /// `tests/fixtures/metrics/exposition.prom`: every name, label, help text
+    /// and pre-created series is the contract, so any change to one of them
+    /// (moving where a metric is registered included) shows here. The version
+    /// label is written `VERSION` there. On a difference the exposition is
+    /// written to `target/metrics-exposition.prom` to compare with.
+    #[test]
+    fn the_exposition_matches_the_contract() {
+        let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+        let text = Metrics::new(&["app".into()])
+            .render()
+            .replace(&version, "version=\"VERSION\"")
+            .lines()
+            // The count of unreadable agent commands is process-wide
+            // (`commands::UNPARSED`): other tests in this process add to it.
+            .map(
+                |l| match l.strip_prefix("reachguard_agent_commands_unparsed_total ") {
+                    Some(_) => "reachguard_agent_commands_unparsed_total 0\n".to_owned(),
+                    None => format!("{l}\n"),
+                },
+            )
+            .collect::<String>();
+        let expected = include_str!("../tests/fixtures/metrics/exposition.prom");
+        if text != expected {
+            let out = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/metrics-exposition.prom"
+            );
+            std::fs::write(out, &text).expect("write the exposition");
+            panic!("the exposition differs from the contract; see {out}");
+        }
     }
 
     #[test]

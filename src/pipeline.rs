@@ -602,6 +602,7 @@ impl Pipeline {
                                 Some(format!("action journal unwritable: {e}")),
                             );
                             self.metrics
+                                .response
                                 .revocations
                                 .with_label_values(&[ActionStatus::Failed.as_str()])
                                 .inc();
@@ -619,6 +620,7 @@ impl Pipeline {
                 Decision::DryRun => {
                     respond::set_action(&mut finding, &target.grant_id, ActionStatus::DryRun, None);
                     self.metrics
+                        .response
                         .revocations
                         .with_label_values(&[ActionStatus::DryRun.as_str()])
                         .inc();
@@ -627,6 +629,7 @@ impl Pipeline {
                 Decision::Suppressed(why, reason) => {
                     tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
                     self.metrics
+                        .response
                         .revocations_suppressed
                         .with_label_values(&[why.as_str()])
                         .inc();
@@ -637,6 +640,7 @@ impl Pipeline {
                         Some(reason),
                     );
                     self.metrics
+                        .response
                         .revocations
                         .with_label_values(&[ActionStatus::Suppressed.as_str()])
                         .inc();
@@ -646,6 +650,7 @@ impl Pipeline {
                     tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
                     respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
                     self.metrics
+                        .response
                         .revocations
                         .with_label_values(&[status.as_str()])
                         .inc();
@@ -663,6 +668,7 @@ impl Pipeline {
         match respond::already_journaled(entry, finding) {
             Some(f) => {
                 self.metrics
+                    .response
                     .revocations_suppressed
                     .with_label_values(&[Suppression::Duplicate.as_str()])
                     .inc();

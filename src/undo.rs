@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Format;
+use crate::format::Format;
 
 /// Exactly what to undo. The `type` tag names the vendor object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,28 +337,6 @@ mod tests {
                 "subject_kind":"User","subject_name":"mallory"})
         );
         assert_eq!(serde_json::from_value::<Target>(v).unwrap(), t);
-        // Kept through a native line, as the cluster republishes events.
-        let ev = crate::event::Event {
-            ts: crate::event::Ts(0),
-            id: None,
-            body: crate::event::Body::Grant(crate::event::Grant {
-                grant_id: "k8s:1:0".into(),
-                actor: "agent".into(),
-                grantee: "mallory".into(),
-                grantee_type: crate::event::GranteeType::User,
-                resource: "k8s/cluster/ClusterRole/cluster-admin".into(),
-                role: None,
-                reference: None,
-                actor_type: None,
-                target: t.clone().boxed(),
-            }),
-        };
-        let out = crate::decode::Decoder::decode_owned(
-            &mut crate::decode::NativeDecoder,
-            ev.to_native_json().as_bytes(),
-        )
-        .unwrap();
-        assert_eq!(out, [ev]);
         assert_eq!(t.vendor_format(), Some(Format::K8sAudit));
         let n = Target::no_undo("why").unwrap();
         assert_eq!(n.no_undo_reason(), Some("why"));

@@ -374,7 +374,7 @@ impl Coordinator {
     }
 }
 
-fn heartbeat_value(c: &super::ClusterConfig, owned: usize) -> Vec<u8> {
+fn heartbeat_value(c: &crate::config::cluster::ClusterConfig, owned: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "instance": c.instance,
         "pid": std::process::id(),

@@ -26,7 +26,6 @@
 //! findings it published); the cluster-wide findings are the findings stream.
 
 pub mod budget;
-pub mod config;
 pub mod ingest;
 pub mod lease;
 pub mod names;
@@ -45,8 +44,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-pub use config::{ClusterConfig, RawCluster};
 
 use crate::config::Config;
 use crate::detect::EngineConfig;
@@ -177,7 +174,9 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .hooks
         .iter()
         .cloned()
-        .map(|s| Hook::new(s).map(|h| h.with_attempts_metric(metrics.hook_attempts.clone())))
+        .map(|s| {
+            Hook::new(s).map(|h| h.with_attempts_metric(metrics.response.hook_attempts.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Hook)?;
     let jet = nats::Jet::open(&cluster).await?;
@@ -203,7 +202,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         engine: EngineConfig::from_config(&cfg),
         // The hourly budget is the cluster's (`budget`), not each instance's.
         policy: Mutex::new(Policy::from_config(
-            &crate::config::ResponseConfig {
+            &crate::respond::ResponseConfig {
                 max_revocations_per_hour: u32::MAX,
                 ..cfg.response.clone()
             },

@@ -15,7 +15,7 @@
 //! Object store <stream>_snapshots  partition-<n> -> partition state
 //! ```
 
-use super::ClusterConfig;
+use crate::config::cluster::ClusterConfig;
 
 /// Subjects, streams and buckets of one cluster.
 #[derive(Debug, Clone)]

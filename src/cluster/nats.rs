@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 
-use super::config::{Auth, ClusterConfig};
 use super::names::Names;
+use crate::config::cluster::{Auth, ClusterConfig};
 
 /// A problem talking to NATS.
 #[derive(Debug, thiserror::Error)]

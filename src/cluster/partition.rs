@@ -31,7 +31,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::budget;
-use super::config::ClusterConfig;
 use super::headers;
 use super::nats::Jet;
 use super::reseq::{Offer, Resequencer, Src};
@@ -39,6 +38,7 @@ use super::revoke::{self, Created, Outcome, Record, Updated};
 use super::route::{self, Position, Route};
 use super::snapshot::{self, Progress};
 use super::wire;
+use crate::config::cluster::ClusterConfig;
 use crate::detect::{Detection, Engine, EngineConfig, Origin, RevocationTarget};
 use crate::event::Events;
 use crate::finding::{ActionStatus, Finding};
@@ -451,6 +451,7 @@ impl Worker {
     fn count_suppressed(&self, why: Suppression) {
         self.shared
             .metrics
+            .response
             .revocations_suppressed
             .with_label_values(&[why.as_str()])
             .inc();
@@ -459,6 +460,7 @@ impl Worker {
     fn count(&self, status: ActionStatus) {
         self.shared
             .metrics
+            .response
             .revocations
             .with_label_values(&[status.as_str()])
             .inc();
@@ -785,6 +787,7 @@ async fn finish(
         }
         shared
             .metrics
+            .response
             .revocations
             .with_label_values(&[status.as_str()])
             .inc();

@@ -36,9 +36,9 @@ mod web_access;
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use crate::event::{Event, Events};
+
+pub use crate::format::Format;
 
 pub use cloudtrail::CloudTrailDecoder;
 pub use gcp_audit::GcpAuditDecoder;
@@ -50,61 +50,10 @@ pub use okta::OktaDecoder;
 pub use otlp::OtlpDecoder;
 pub use web_access::WebAccessDecoder;
 
-/// The input formats a source can declare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Format {
-    /// Event schema v1, one JSON object per line.
-    #[default]
-    Native,
-    /// AWS CloudTrail records, one per line or `{"Records":[...]}` documents.
-    Cloudtrail,
-    /// Kubernetes `audit.k8s.io` events, one per line.
-    K8sAudit,
-    /// Okta System Log events, one per line.
-    Okta,
-    /// Google Cloud audit log entries (`LogEntry` with an `AuditLog` payload).
-    GcpAudit,
-    /// GitHub organisation / enterprise audit log events.
-    GithubAudit,
-    /// syslog `auth.log` / `secure` lines (and auditd records).
-    LinuxAuth,
-    /// NCSA common / combined access logs, with or without a vhost prefix.
-    WebAccess,
-    /// OTLP/JSON agent telemetry, one export request per line.
-    Otlp,
-}
-
+/// Where each format's lines are decoded. ([`Format`] itself, the name a
+/// source declares, is in [`crate::format`], which nothing imports back: the
+/// names are needed by modules the decoders use, such as [`crate::undo`].)
 impl Format {
-    /// Every format, in documentation order.
-    pub const ALL: [Format; 9] = [
-        Format::Native,
-        Format::Cloudtrail,
-        Format::K8sAudit,
-        Format::Okta,
-        Format::GcpAudit,
-        Format::GithubAudit,
-        Format::LinuxAuth,
-        Format::WebAccess,
-        Format::Otlp,
-    ];
-
-    /// The config / CLI name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Native => "native",
-            Format::Cloudtrail => "cloudtrail",
-            Format::K8sAudit => "k8s-audit",
-            Format::Okta => "okta",
-            Format::GcpAudit => "gcp-audit",
-            Format::GithubAudit => "github-audit",
-            Format::LinuxAuth => "linux-auth",
-            Format::WebAccess => "web-access",
-            Format::Otlp => "otlp",
-        }
-    }
-
     /// A fresh decoder for this format.
     pub fn decoder(self) -> Box<dyn Decoder> {
         match self {
@@ -118,26 +67,6 @@ impl Format {
             Format::WebAccess => Box::new(WebAccessDecoder),
             Format::Otlp => Box::new(OtlpDecoder::default()),
         }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-                format!("unknown format {s:?} (supported: {})", names.join(", "))
-            })
     }
 }
 
@@ -253,38 +182,6 @@ impl std::error::Error for DecodeError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_names_round_trip_through_cli_and_config_spellings() {
-        for f in Format::ALL {
-            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
-            // The config deserialises the same kebab-case names.
-            let toml_value: Format =
-                serde_json::from_value(serde_json::Value::String(f.as_str().into())).unwrap();
-            assert_eq!(toml_value, f);
-            assert_eq!(
-                serde_json::to_value(f).unwrap(),
-                serde_json::Value::String(f.as_str().into())
-            );
-        }
-        let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "native",
-                "cloudtrail",
-                "k8s-audit",
-                "okta",
-                "gcp-audit",
-                "github-audit",
-                "linux-auth",
-                "web-access",
-                "otlp"
-            ]
-        );
-        let err = "syslog".parse::<Format>().unwrap_err();
-        assert!(err.contains("web-access"), "{err}");
-    }
 
     /// Lines of every format, cut at every byte and with bytes replaced: no
     /// decoder may panic, whatever it makes of them.

@@ -263,6 +263,37 @@ mod tests {
         assert_eq!(a.recommends[0].grantee.as_deref(), Some("eng-all"));
     }
 
+    /// A grant's undo target is kept through a native line, as the cluster
+    /// republishes events.
+    #[test]
+    fn a_grants_undo_target_survives_a_native_line() {
+        let target = crate::undo::Target::K8sBinding {
+            kind: "ClusterRoleBinding".into(),
+            namespace: None,
+            name: "ops-admin".into(),
+            subject_kind: "User".into(),
+            subject_name: "mallory".into(),
+            subject_namespace: None,
+            subject_index: None,
+        };
+        let ev = Event {
+            ts: Ts(0),
+            id: None,
+            body: Body::Grant(Grant {
+                grant_id: "k8s:1:0".into(),
+                actor: "agent".into(),
+                grantee: "mallory".into(),
+                grantee_type: GranteeType::User,
+                resource: "k8s/cluster/ClusterRole/cluster-admin".into(),
+                role: None,
+                reference: None,
+                actor_type: None,
+                target: target.boxed(),
+            }),
+        };
+        assert_eq!(decode(&ev.to_native_json()).unwrap(), [ev]);
+    }
+
     #[test]
     fn native_lines_round_trip_through_to_native_json() {
         let line = r#"{"ts":"2026-03-18T09:07:02Z","type":"membership","actor":"hr-bot","group":"sre","member":"dave","op":"add","grant_id":"m-1","actor_type":"service"}"#;

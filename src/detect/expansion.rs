@@ -17,8 +17,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::baseline::{Interner, Novel};
 use super::peers::PeerModel;
-use super::reach::{Interner, Novel, Reach};
+use super::reach::Reach;
 use crate::event::{Key, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 use crate::model::{Holders, HoldingChange, Model, Pattern, Sensitivity, Tier};
@@ -574,7 +575,9 @@ impl Expansion {
     /// Refits peer groups now.
     pub fn refit(&mut self, ts: Ts) {
         let mut m = PeerModel::fit(
-            &self.reach,
+            &self.reach.baselines,
+            &self.reach.resources,
+            self.reach.accesses,
             self.cfg.min_events_for_peers,
             self.cfg.peer_sample,
         );
@@ -584,7 +587,11 @@ impl Expansion {
 
     /// The peer cluster of `pid` and its size.
     fn cluster_of(&self, pid: Option<u32>) -> (Option<u32>, usize) {
-        let cluster = pid.and_then(|p| self.reach.peers.cluster_of(p, &self.reach));
+        let cluster = pid.and_then(|p| {
+            self.reach
+                .peers
+                .cluster_of(p, &self.reach.baselines, &self.reach.resources)
+        });
         let size = cluster.map_or(0, |c| self.reach.peers.clusters[c as usize].members.len());
         (cluster, size)
     }

@@ -13,6 +13,7 @@
 //! - `reach_expansion` and `grant_expansion` ([`expansion`]): new reach far
 //!   beyond the engineer's own ([`reach`]) and their peers' ([`peers`]) normal.
 
+pub mod baseline;
 pub mod expansion;
 pub mod peers;
 pub mod provenance;
@@ -76,20 +77,6 @@ impl Default for Limits {
             max_advice: 100_000,
             max_grants: 1_000_000,
             max_open_files: 1024,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// The engine settings of a validated config.
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        EngineConfig {
-            identities: c.identities.clone(),
-            sensitivity: c.sensitivity.clone(),
-            trace_window: c.trace_window,
-            detection: c.detection.clone(),
-            limits: c.limits,
-            min_confidence: c.response.min_confidence,
         }
     }
 }

@@ -19,7 +19,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::reach::{Baseline, Interner, Reach};
+use super::baseline::{Baseline, Baselines, Interner};
 
 /// Feature dimensions (hashed resource buckets).
 pub const DIMS: usize = 64;
@@ -30,7 +30,7 @@ pub struct Cluster {
     /// Member principal ids.
     pub members: Vec<u32>,
     /// Resource id -> members that used it.
-    #[serde(with = "super::reach::id_map")]
+    #[serde(with = "super::baseline::id_map")]
     pub usage: HashMap<u32, u32>,
     /// Pooled novelty-per-window mean and standard deviation, short and long scale.
     pub window_mean_std: [(f64, f64); 2],
@@ -42,7 +42,7 @@ pub struct Cluster {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerModel {
     /// Principal id -> cluster index.
-    #[serde(with = "super::reach::id_map")]
+    #[serde(with = "super::baseline::id_map")]
     pub assignment: HashMap<u32, u32>,
     /// The clusters.
     pub clusters: Vec<Cluster>,
@@ -50,14 +50,15 @@ pub struct PeerModel {
     pub fitted_at: Option<crate::event::Ts>,
     /// Baselined principals at the last fit.
     pub fitted_n: usize,
-    /// [`Reach::accesses`] at the last fit.
+    /// Accesses the reach model had learned at the last fit (its
+    /// `accesses`, which paces refits).
     #[serde(default)]
     pub fitted_accesses: u64,
     /// Engineers not in `assignment` (new since the fit) placed at their
     /// nearest centroid, with their access count then. They are placed again
-    /// once that count has doubled ([`Reach::place_newcomer`]): a few times
+    /// once that count has doubled (the reach model's `place_newcomer`): a few times
     /// per fit, not on every new resource, while their place still settles.
-    #[serde(default, with = "super::reach::id_map")]
+    #[serde(default, with = "super::baseline::id_map")]
     pub placed: HashMap<u32, (u32, u64)>,
 }
 
@@ -97,10 +98,16 @@ impl PeerModel {
     /// Fits peer groups over the baselined engineers with at least
     /// `min_events` accesses: k-means on an even sample of at most `sample` of
     /// them, then every one of them placed at the nearest centroid.
+    /// `accesses` is how many the reach model has learned in all.
     /// Deterministic for a given input (seeded).
-    pub fn fit(reach: &Reach, min_events: u64, sample: usize) -> PeerModel {
-        let ids: Vec<u32> = reach
-            .baselines
+    pub fn fit(
+        baselines: &Baselines,
+        resources: &Interner,
+        accesses: u64,
+        min_events: u64,
+        sample: usize,
+    ) -> PeerModel {
+        let ids: Vec<u32> = baselines
             .iter()
             .filter(|(_, b)| b.events >= min_events)
             .map(|(p, _)| p)
@@ -111,7 +118,7 @@ impl PeerModel {
         }
         let mut data = Array2::<f64>::zeros((n, DIMS));
         for (i, p) in ids.iter().enumerate() {
-            let f = features(&reach.baselines[*p], &reach.resources);
+            let f = features(&baselines[*p], resources);
             data.row_mut(i).assign(&Array1::from(f.to_vec()));
         }
         let k = cluster_count(n);
@@ -158,7 +165,7 @@ impl PeerModel {
             assignment.insert(*p, c as u32);
             let cl = &mut clusters[c];
             cl.members.push(*p);
-            for (r, _) in reach.baselines[*p].resources.iter() {
+            for (r, _) in baselines[*p].resources.iter() {
                 *cl.usage.entry(r).or_default() += 1;
             }
         }
@@ -167,7 +174,7 @@ impl PeerModel {
                 let stats: Vec<(f64, f64)> = cl
                     .members
                     .iter()
-                    .map(|&p| reach.baselines[p].windows.get(scale))
+                    .map(|&p| baselines[p].windows.get(scale))
                     .filter(|w| w.n >= 2)
                     .map(|w| (w.mean, w.std()))
                     .collect();
@@ -182,22 +189,27 @@ impl PeerModel {
             assignment,
             clusters,
             fitted_at: None,
-            fitted_n: reach.baselined(),
-            fitted_accesses: reach.accesses,
+            fitted_n: baselines.len(),
+            fitted_accesses: accesses,
             placed: HashMap::default(),
         }
     }
 
     /// The cluster of `principal`: fitted, or the nearest centroid for a newcomer
     /// with a baseline, or none.
-    pub fn cluster_of(&self, principal: u32, reach: &Reach) -> Option<u32> {
+    pub fn cluster_of(
+        &self,
+        principal: u32,
+        baselines: &Baselines,
+        resources: &Interner,
+    ) -> Option<u32> {
         if let Some(&c) = self.assignment.get(&principal) {
             return Some(c);
         }
         if let Some(&(c, _)) = self.placed.get(&principal) {
             return Some(c);
         }
-        self.nearest(reach.baselines.get(principal)?, &reach.resources)
+        self.nearest(baselines.get(principal)?, resources)
     }
 
     /// The centroid nearest to a baseline's features.
@@ -262,93 +274,6 @@ impl PeerModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Ts;
-
-    fn org() -> Reach {
-        let mut r = Reach::default();
-        // Two teams of eight with disjoint resources.
-        for (team, res) in [
-            ("infra", ["k8s", "tf", "vault"]),
-            ("web", ["cdn", "repo", "css"]),
-        ] {
-            for i in 0..8 {
-                let p = r.principals.intern(&format!("{team}-{i}"));
-                for (j, name) in res.iter().enumerate() {
-                    let rid = r.resources.intern(name);
-                    for _ in 0..(3 + j + i % 2) {
-                        r.learn(p, rid, Ts(1));
-                    }
-                }
-            }
-        }
-        r
-    }
-
-    #[test]
-    fn teams_with_disjoint_work_become_separate_peer_groups() {
-        let r = org();
-        let m = PeerModel::fit(&r, 1, 2048);
-        assert_eq!(m.clusters.len(), cluster_count(16));
-        let infra: Vec<u32> = (0..8)
-            .map(|i| m.assignment[&r.principals.get(&format!("infra-{i}")).unwrap()])
-            .collect();
-        let web: Vec<u32> = (0..8)
-            .map(|i| m.assignment[&r.principals.get(&format!("web-{i}")).unwrap()])
-            .collect();
-        assert!(infra.iter().all(|c| *c == infra[0]), "{infra:?}");
-        assert!(web.iter().all(|c| *c == web[0]), "{web:?}");
-        assert_ne!(infra[0], web[0]);
-        let k8s = r.resources.get("k8s").unwrap();
-        assert_eq!(m.clusters[infra[0] as usize].usage[&k8s], 8);
-        assert!(!m.clusters[web[0] as usize].usage.contains_key(&k8s));
-    }
-
-    #[test]
-    fn a_newcomer_is_placed_with_the_team_whose_resources_they_use() {
-        let mut r = org();
-        let m = PeerModel::fit(&r, 1, 2048);
-        let newbie = r.principals.intern("new-hire");
-        let cdn = r.resources.intern("cdn");
-        r.learn(newbie, cdn, Ts(2));
-        let web0 = m.assignment[&r.principals.get("web-0").unwrap()];
-        assert_eq!(m.cluster_of(newbie, &r), Some(web0));
-        let nobody = r.principals.intern("nobody");
-        assert_eq!(m.cluster_of(nobody, &r), None);
-    }
-
-    #[test]
-    fn a_newcomer_is_placed_again_only_once_their_accesses_have_doubled() {
-        let mut r = org();
-        r.peers = PeerModel::fit(&r, 1, 2048);
-        let team = |r: &Reach, name: &str| r.peers.assignment[&r.principals.get(name).unwrap()];
-        let (web, infra) = (team(&r, "web-0"), team(&r, "infra-0"));
-        let newbie = r.principals.intern("new-hire");
-        let (cdn, k8s, tf) = (
-            r.resources.intern("cdn"),
-            r.resources.intern("k8s"),
-            r.resources.intern("tf"),
-        );
-        r.learn(newbie, cdn, Ts(2));
-        r.learn(newbie, cdn, Ts(2));
-        r.place_newcomer(newbie);
-        assert_eq!(r.peers.placed[&newbie], (web, 2));
-        // One more access, of the other team's work: not yet due.
-        r.learn(newbie, k8s, Ts(3));
-        r.place_newcomer(newbie);
-        assert_eq!(r.peers.cluster_of(newbie, &r), Some(web));
-        // Twice the accesses, most of them now infra's: placed again, there.
-        for _ in 0..6 {
-            r.learn(newbie, k8s, Ts(4));
-            r.learn(newbie, tf, Ts(4));
-        }
-        r.place_newcomer(newbie);
-        assert_eq!(r.peers.placed[&newbie], (infra, 15));
-        assert_eq!(r.peers.cluster_of(newbie, &r), Some(infra));
-        // Fitted engineers keep their fitted cluster.
-        let web0 = r.principals.get("web-0").unwrap();
-        r.place_newcomer(web0);
-        assert!(!r.peers.placed.contains_key(&web0));
-    }
 
     proptest::proptest! {
         /// Four at a time and leaving hopeless ones early, the nearest
@@ -385,11 +310,5 @@ mod tests {
             }
             proptest::prop_assert_eq!(m.nearest_to(&f), plain.map(|(i, _)| i as u32));
         }
-    }
-
-    #[test]
-    fn fitting_is_deterministic() {
-        let r = org();
-        assert_eq!(PeerModel::fit(&r, 1, 2048), PeerModel::fit(&r, 1, 2048));
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 
-use crate::decode::Format;
+use crate::format::Format;
 
 /// One configured hook, as written in `[[response.hooks]]`.
 #[derive(Debug, Clone, Deserialize)]

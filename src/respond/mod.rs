@@ -14,6 +14,7 @@
 
 pub mod hook;
 pub mod journal;
+pub mod metrics;
 pub mod restore;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,15 +24,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::decode::Format;
 use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
-use crate::metrics::Metrics;
+use crate::format::Format;
 use crate::model::Pattern;
 
 pub use hook::{Hook, HookError, HookSpec};
 pub use journal::Journal;
+pub use metrics::ResponseMetrics;
 
 /// Whether revocations are carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,6 +113,26 @@ impl Suppression {
 /// The budget's window.
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The validated `[response]` settings (the file's keys are read by
+/// [`crate::config`], which builds this).
+#[derive(Debug, Clone)]
+pub struct ResponseConfig {
+    /// Enforce or dry-run.
+    pub mode: Mode,
+    /// Hourly budget.
+    pub max_revocations_per_hour: u32,
+    /// Never-touch patterns.
+    pub protected: Vec<Pattern>,
+    /// Least confidence to act on.
+    pub min_confidence: f64,
+    /// Hooks.
+    pub hooks: Vec<HookSpec>,
+    /// Which traced grants are revoked.
+    pub revoke: RevokeScope,
+    /// Hooks that undo a revocation (`reachguard restore`).
+    pub restore_hooks: Vec<HookSpec>,
+}
+
 /// The guardrails.
 #[derive(Debug)]
 pub struct Policy {
@@ -132,7 +153,7 @@ pub struct Policy {
 
 impl Policy {
     /// A policy from the validated `[response]` settings.
-    pub fn from_config(r: &crate::config::ResponseConfig, have_hooks: bool) -> Self {
+    pub fn from_config(r: &ResponseConfig, have_hooks: bool) -> Self {
         let mut p = Policy::new(
             r.mode,
             r.min_confidence,
@@ -488,7 +509,7 @@ pub struct Responder {
 impl Responder {
     /// A responder over the hooks and the shared journal; every hook attempt is
     /// counted in `metrics`.
-    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &Metrics) -> Self {
+    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &ResponseMetrics) -> Self {
         let hooks = hooks
             .into_iter()
             .map(|h| h.with_attempts_metric(metrics.hook_attempts.clone()))
@@ -773,7 +794,7 @@ mod tests {
         let journal = Arc::new(Mutex::new(
             Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
         ));
-        let metrics = Metrics::new(&[]);
+        let metrics = ResponseMetrics::register(&prometheus::Registry::new());
         let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
         let (job_tx, job_rx) = mpsc::channel(8);
         let (done_tx, mut done_rx) = mpsc::channel(8);
@@ -816,12 +837,12 @@ mod tests {
             .collect();
         started.sort();
         assert_eq!(started, ["k1", "k2"], "k1 was not called a second time");
-        let text = metrics.render();
-        assert!(
-            text.contains(
-                "reachguard_hook_attempts_total{hook_type=\"exec\",result=\"success\"} 2"
-            ),
-            "{text}"
+        assert_eq!(
+            metrics
+                .hook_attempts
+                .with_label_values(&["exec", "success"])
+                .get(),
+            2
         );
     }
 

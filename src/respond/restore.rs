@@ -20,13 +20,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use crate::finding::ActionStatus;
 use crate::state::StateDir;
 
 pub use super::journal::Requester;
 use super::journal::{FlockOperation, Journal, RestoreRefused, flock};
-use super::{Hook, run_hooks};
+use super::{Hook, HookSpec, run_hooks};
 
 /// Why a restore did not happen (or did not succeed).
 #[derive(Debug, thiserror::Error)]
@@ -132,20 +131,20 @@ fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
-/// Restores `grant_id`: checks the journal, journals the intent, calls every
-/// restore hook, journals the outcome.
+/// Restores `grant_id`: checks the journal in `state_dir`, journals the
+/// intent, calls every restore hook (`[[response.restore_hooks]]`), journals
+/// the outcome.
 pub async fn restore(
-    cfg: &Config,
+    restore_hooks: &[HookSpec],
+    state_dir: &Path,
     grant_id: &str,
     requester: &Requester,
     reason: Option<&str>,
 ) -> Result<Restored, RestoreError> {
-    if cfg.response.restore_hooks.is_empty() {
+    if restore_hooks.is_empty() {
         return Err(RestoreError::NoRestoreHooks);
     }
-    let hooks = cfg
-        .response
-        .restore_hooks
+    let hooks = restore_hooks
         .iter()
         .cloned()
         .map(Hook::new)
@@ -155,7 +154,7 @@ pub async fn restore(
         grant_id: grant_id.to_owned(),
         detail: detail.to_owned(),
     };
-    let dir = &cfg.state_dir;
+    let dir = state_dir;
     if !dir.is_dir() {
         return Err(never(&format!(
             "there is no state directory {}",
@@ -163,7 +162,7 @@ pub async fn restore(
         )));
     }
     let state = StateDir::open(dir).map_err(|e| RestoreError::Io {
-        path: dir.clone(),
+        path: dir.to_owned(),
         source: std::io::Error::other(e.to_string()),
     })?;
     let _busy = lock_dir(state.path())?;

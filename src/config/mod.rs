@@ -8,6 +8,14 @@
 //!
 //! The keys DESIGN.md lists are a contract; the others (marked "extension" below)
 //! are reachguard's own and documented in the README.
+//!
+//! The settings a stage runs on are types of that stage ([`ResponseConfig`],
+//! [`EngineConfig`], [`crate::detect::Limits`], ...), built here from the one
+//! validated config: the stages never import this module, the entry points
+//! (`daemon`, `cluster`, the commands) do. `[cluster]` is the exception: the
+//! cluster is an entry point, so its settings live here ([`cluster`]).
+
+pub mod cluster;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,9 +25,10 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
-use crate::decode::Format;
+use crate::detect::EngineConfig;
+use crate::format::Format;
 use crate::model::{Identities, Pattern, Sensitivity, Tier};
-use crate::respond::{HookSpec, Mode, RevokeScope};
+use crate::respond::{HookSpec, Mode, ResponseConfig, RevokeScope};
 
 /// The config file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +55,7 @@ pub struct RawConfig {
     pub detection: Option<toml::Table>,
     /// `[cluster]` (extension): run as one instance of a NATS JetStream cluster
     /// (see `docs/cluster.md`); absent, `run` is the single-node daemon.
-    pub cluster: Option<crate::cluster::RawCluster>,
+    pub cluster: Option<cluster::RawCluster>,
     /// `[limits]` (extension): memory caps.
     pub limits: crate::detect::Limits,
     /// `[identities]`: the names one person goes by in different sources.
@@ -360,30 +369,11 @@ pub struct Config {
     /// Expansion hyper-parameters.
     pub detection: crate::detect::DetectionConfig,
     /// Scale-out settings, when this instance is part of a cluster.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Memory caps.
     pub limits: crate::detect::Limits,
     /// Agent telemetry.
     pub otlp: OtlpConfig,
-}
-
-/// The validated `[response]`.
-#[derive(Debug, Clone)]
-pub struct ResponseConfig {
-    /// Enforce or dry-run.
-    pub mode: Mode,
-    /// Hourly budget.
-    pub max_revocations_per_hour: u32,
-    /// Never-touch patterns.
-    pub protected: Vec<Pattern>,
-    /// Least confidence to act on.
-    pub min_confidence: f64,
-    /// Hooks.
-    pub hooks: Vec<HookSpec>,
-    /// Which traced grants are revoked.
-    pub revoke: RevokeScope,
-    /// Hooks that undo a revocation (`reachguard restore`).
-    pub restore_hooks: Vec<HookSpec>,
 }
 
 impl Default for Config {
@@ -452,7 +442,7 @@ impl Config {
         }
         let cluster = match raw.cluster {
             Some(c) => Some(
-                crate::cluster::ClusterConfig::from_raw(c, raw.sources.len())
+                cluster::ClusterConfig::from_raw(c, raw.sources.len())
                     .map_err(|(key, msg)| ValidationError::new(&key, msg))?,
             ),
             None => None,
@@ -643,6 +633,22 @@ impl Config {
     }
 }
 
+// Each module's settings are built here, from the one validated config, so
+// that no module below this one needs to know the config's shape.
+impl EngineConfig {
+    /// The engine settings of a validated config.
+    pub fn from_config(c: &Config) -> Self {
+        EngineConfig {
+            identities: c.identities.clone(),
+            sensitivity: c.sensitivity.clone(),
+            trace_window: c.trace_window,
+            detection: c.detection.clone(),
+            limits: c.limits,
+            min_confidence: c.response.min_confidence,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct ValidationError {
     key: String,
@@ -692,7 +698,7 @@ mod tests {
 
     #[test]
     fn the_design_example_config_parses() {
-        let text = include_str!("../deploy/reachguard.example.toml");
+        let text = include_str!("../../deploy/reachguard.example.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.sources.len(), 2);
         assert_eq!(c.response.hooks.len(), 3);

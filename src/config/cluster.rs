@@ -1,7 +1,10 @@
 //! `[cluster]`: the raw keys as written, and the validated settings.
 //!
 //! Read by [`crate::config`] (which holds `cluster: Option<RawCluster>`) and
-//! validated once into [`ClusterConfig`]. Without a `[cluster]` table nothing
+//! validated once into [`ClusterConfig`], which [`crate::cluster`] runs on.
+//! Kept with the config rather than the cluster because the cluster starts
+//! from the whole [`Config`](crate::config::Config): this way the config
+//! knows nothing of the cluster's code. Without a `[cluster]` table nothing
 //! here is used and `reachguard run` is the single-node daemon.
 
 use std::path::PathBuf;
