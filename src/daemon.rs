@@ -22,7 +22,6 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::detect::Origin;
-use crate::finding::ActionStatus;
 use crate::metrics::Metrics;
 use crate::pipeline::{Input, Pipeline, Resolved};
 use crate::respond::{self, Completed, Hook, Job, Journal, Responder};
@@ -500,18 +499,10 @@ impl Worker {
 
     fn completed(&mut self, c: Completed) {
         self.metrics.journal_pending.dec();
-        self.metrics
-            .revocations
-            .with_label_values(&[c.status.as_str()])
-            .inc();
-        if c.status == ActionStatus::Executed {
-            if let Some(at) = c.read_at {
-                self.metrics
-                    .revocation_latency
-                    .observe(c.finished_at.saturating_duration_since(at).as_secs_f64());
-            }
-            tracing::info!(grant = ?c.finding.grant_id, finding = %c.finding.finding_id, "revoked");
-        }
+        let latency = c
+            .read_at
+            .map(|at| c.finished_at.saturating_duration_since(at).as_secs_f64());
+        respond::decide::count_outcome(&self.metrics, &c.finding, c.status, latency);
         if let Err(e) = self.sink.write(&c.finding) {
             tracing::error!(error = %e, finding = %c.finding.finding_id, "cannot write finding");
         }

@@ -12,6 +12,7 @@
 //! the journal accepts it once (across processes and restarts), and the
 //! responder never runs two calls for one key at once.
 
+pub mod decide;
 pub mod hook;
 pub mod journal;
 pub mod restore;
@@ -299,28 +300,16 @@ pub fn idempotency_key(target: &RevocationTarget) -> String {
 /// is written with `status: "suppressed"` and says why: the grant gets one
 /// revocation, however many findings point at it, and a restored grant is not
 /// revoked again.
-pub fn already_journaled(entry: &journal::Entry, mut finding: Finding) -> Option<Finding> {
+pub fn already_journaled(entry: &journal::Entry, finding: Finding) -> Option<Finding> {
+    use decide::Intents;
     if entry.finding.finding_id == finding.finding_id {
         return None;
     }
-    let grant_id = finding.grant_id.clone().unwrap_or_default();
-    let state = match (&entry.restore, entry.outcome) {
-        (Some(r), _) if r.outcome == Some(ActionStatus::Executed) => {
-            format!("revoked and since restored by {}", r.requester.name())
-        }
-        (_, Some(s)) => format!("revoked ({})", s.as_str()),
-        (_, None) => "being revoked".to_owned(),
-    };
-    set_action(
-        &mut finding,
-        &grant_id,
-        ActionStatus::Suppressed,
-        Some(format!(
-            "grant already {state} for finding {}; one revocation per grant",
-            entry.finding.finding_id
-        )),
-    );
-    Some(finding)
+    Some(decide::suppress_duplicate(
+        finding,
+        &entry.finding.finding_id,
+        &decide::Journaled::state(entry),
+    ))
 }
 
 /// The hook payload (DESIGN.md, "Response"); fields that do not apply are omitted.
