@@ -13,7 +13,7 @@
 //! written once) and the same idempotency keys (journaled once).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::detect::Origin;
+use crate::instance::{self, Instance};
 use crate::metrics::Metrics;
 use crate::pipeline::{Input, Pipeline, Resolved};
-use crate::respond::{self, Completed, Hook, Job, Journal, Responder};
-use crate::server::{self, AppState};
+use crate::respond::{self, Completed, Job, Journal, Responder};
 use crate::sink::FindingsSink;
 use crate::source::{self, Checkpoints, SourceSpec, TailEvent, Tailer};
-use crate::state::{StateDir, StateError};
+use crate::state::StateDir;
 
 /// How often files are polled when no change notification arrives.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -37,40 +37,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the daemon could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The state directory or checkpoint.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// A state file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The HTTP address is taken or not allowed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A hook could not be set up (e.g. its secret is missing).
-    #[error("{0}")]
-    Hook(String),
-    /// The API token is configured but cannot be read.
-    #[error("{0}")]
-    Token(String),
-    /// Nothing to follow.
-    #[error(
-        "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
-    )]
-    NoSources,
-}
+pub use crate::instance::Error;
 
 /// A running daemon.
 pub struct Handle {
@@ -96,46 +63,12 @@ impl Handle {
     }
 }
 
-/// Binds a listener of the daemon's (HTTP, OTLP/HTTP, OTLP/gRPC).
-async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
-    server::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })
-}
-
 /// Starts the daemon: everything that can fail at start-up fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let receiving = cfg.otlp.listen.is_some() || cfg.otlp.grpc_listen.is_some();
     if cfg.sources.is_empty() && !receiving {
         return Err(Error::NoSources);
     }
-    let state = StateDir::open(&cfg.state_dir)?;
-    let owner = state.lock_owner()?;
-    let saved = state.load()?.unwrap_or_default();
-    let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
-    let journal_path = state.journal_path();
-    let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
-        path: journal_path,
-        source,
-    })?;
-    let journal = Arc::new(Mutex::new(journal));
-    let findings_path = state.findings_path();
-    let mut sink =
-        FindingsSink::open(&findings_path, cfg.findings_in_memory).map_err(|source| {
-            Error::Open {
-                path: findings_path.clone(),
-                source,
-            }
-        })?;
-    let hooks = cfg
-        .response
-        .hooks
-        .iter()
-        .cloned()
-        .map(Hook::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::Hook)?;
-
     let mut names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
     let mut inputs: Vec<Input> = cfg
         .sources
@@ -157,6 +90,22 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         inputs.len() - 1
     });
     let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
+    let Instance {
+        state,
+        owner,
+        mut sink,
+        hooks,
+        metrics,
+    } = Instance::open(&cfg, metrics)?;
+    let findings_path = state.findings_path();
+    let saved = state.load()?.unwrap_or_default();
+    let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
+    let journal_path = state.journal_path();
+    let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
+        path: journal_path,
+        source,
+    })?;
+    let journal = Arc::new(Mutex::new(journal));
     let mut pipeline = Pipeline::new(
         &cfg,
         inputs,
@@ -192,29 +141,20 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     };
     metrics.journal_pending.set(pending.len() as i64);
 
-    let (listener, addr) = bind(cfg.listen).await?;
-    state.record_http_addr(addr)?;
-    let ready = Arc::new(AtomicBool::new(false));
+    let http = instance::bind_http(&cfg, &metrics, &sink).await?;
+    let addr = http.addr;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = AppState {
-        metrics: metrics.clone(),
-        recent: sink.recent(),
-        ready: Arc::clone(&ready),
-        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
-        protect_metrics: cfg.protect_metrics,
-    };
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
-        token: app.token.clone(),
+        token: http.token(),
     };
-    let server_task = server::spawn(listener, app, stop_rx.clone());
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
+    let (ready, server_task) = http.serve(&state, stop_rx.clone())?;
 
     let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);
     let mut receiver_tasks = Vec::new();
     let mut otlp_addrs = Vec::new();
     if let Some(listen) = cfg.otlp.listen {
-        let (l, a) = bind(listen).await?;
+        let (l, a) = instance::bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/HTTP on /v1/logs and /v1/traces");
         otlp_addrs.push(("http", a));
         receiver_tasks.push(source::otlp::spawn_http(
@@ -225,7 +165,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         ));
     }
     if let Some(listen) = cfg.otlp.grpc_listen {
-        let (l, a) = bind(listen).await?;
+        let (l, a) = instance::bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/gRPC");
         otlp_addrs.push(("grpc", a));
         receiver_tasks.push(source::otlp::spawn_grpc(
@@ -274,7 +214,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let (job_tx, job_rx) = mpsc::channel::<Job>(256);
     let (done_tx, done_rx) = mpsc::channel::<Completed>(256);
     let responder_task =
-        tokio::spawn(Responder::new(hooks, Arc::clone(&journal), &metrics).run(job_rx, done_tx));
+        tokio::spawn(Responder::new(hooks, Arc::clone(&journal)).run(job_rx, done_tx));
     for (key, e) in pending {
         tracing::info!(key = %key, "resuming a journaled revocation");
         let body = serde_json::to_vec(&e.payload).expect("payload serialises");
@@ -289,7 +229,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     }
 
     let (processed_tx, processed_rx) = watch::channel(0u64);
-    ready.store(true, Ordering::Release);
+    ready.set();
     tracing::info!(sources = cfg.sources.len(), state = %state.path().display(), "reachguard running");
 
     let worker = Worker {

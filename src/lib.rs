@@ -27,6 +27,8 @@
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
 //! - [`state`]: the state directory (checkpoint with the model, versioned).
 //! - [`config`]: the TOML config, its defaults and validation.
+//! - [`instance`]: start-up shared by the daemon and a cluster instance (state
+//!   dir, findings file, hooks, the HTTP API).
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
 //! - [`replay`]: `reachguard replay`, the same pipeline over files in event time;
 //!   blocks of lines are decoded on other threads while the model runs.
@@ -51,6 +53,7 @@ pub mod detect;
 pub mod event;
 pub mod explain;
 pub mod finding;
+pub mod instance;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -28,7 +28,6 @@ use crate::decode::Format;
 use crate::detect::RevocationTarget;
 use crate::event::GranteeType;
 use crate::finding::{Action, ActionKind, ActionStatus, Finding};
-use crate::metrics::Metrics;
 use crate::model::Pattern;
 
 pub use hook::{Hook, HookError, HookSpec};
@@ -475,13 +474,9 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A responder over the hooks and the shared journal; every hook attempt is
-    /// counted in `metrics`.
-    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &Metrics) -> Self {
-        let hooks = hooks
-            .into_iter()
-            .map(|h| h.with_attempts_metric(metrics.hook_attempts.clone()))
-            .collect();
+    /// A responder over the hooks (each counting its attempts: see
+    /// [`Hook::with_attempts_metric`]) and the shared journal.
+    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>) -> Self {
         Responder {
             hooks: Arc::new(hooks),
             journal,
@@ -759,11 +754,12 @@ mod tests {
             formats: None,
         })
         .unwrap();
+        let metrics = crate::metrics::Metrics::new(&[]);
+        let hook = hook.with_attempts_metric(metrics.hook_attempts.clone());
         let journal = Arc::new(Mutex::new(
             Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
         ));
-        let metrics = Metrics::new(&[]);
-        let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
+        let responder = Responder::new(vec![hook], Arc::clone(&journal));
         let (job_tx, job_rx) = mpsc::channel(8);
         let (done_tx, mut done_rx) = mpsc::channel(8);
         let run = tokio::spawn(responder.run(job_rx, done_tx));
