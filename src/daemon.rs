@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Input, Pipeline, Resolved};
 use crate::respond::{self, Completed, Job, Journal, Responder};
 use crate::sink::FindingsSink;
-use crate::source::{self, Checkpoints, SourceSpec, TailEvent, Tailer};
+use crate::source::{self, Positions, SourceSpec, TailEvent, Tailer};
 use crate::state::StateDir;
 
 /// How often files are polled when no change notification arrives.
@@ -99,7 +99,9 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     } = Instance::open(&cfg, metrics)?;
     let findings_path = state.findings_path();
     let saved = state.load()?.unwrap_or_default();
-    let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
+    let (model, reach) = (saved.model, saved.reach);
+    let file_names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let mut positions = Positions::restore(saved.cursors, &file_names);
     let journal_path = state.journal_path();
     let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
         path: journal_path,
@@ -188,19 +190,19 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             max_line_bytes: s.max_line_bytes,
         })
         .collect();
-    let mut checkpoints = checkpoints;
     let lag = metrics.source_lag_bytes.clone();
-    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files)
-        .with_lag_report(Box::new(move |behind| {
-            for (index, bytes) in behind {
-                lag.with_label_values(&[&names[*index]])
-                    .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
-            }
-        }));
+    let mut tailer =
+        Tailer::with_max_open_files(specs, positions.files(), cfg.limits.max_open_files)
+            .with_lag_report(Box::new(move |behind| {
+                for (index, bytes) in behind {
+                    lag.with_label_values(&[&names[*index]])
+                        .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+                }
+            }));
     let deferred_files = tailer.deferred_files();
     // Checkpointed files that exist no more.
     for (source, key) in tailer.take_forgotten() {
-        checkpoints.forget(source, key);
+        positions.forget_file(source, key);
     }
     let (line_tx, line_rx) = mpsc::channel::<TailEvent>(1024);
     let (tailer_stop_tx, tailer_stop_rx) = watch::channel(false);
@@ -238,12 +240,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         sink,
         state,
         _owner: owner,
-        checkpoints,
+        positions,
         metrics,
         processed: processed_tx,
         dirty: false,
         otlp_input,
-        otlp_requests: 0,
     };
     let task = tokio::spawn(worker.run(
         cfg.checkpoint_interval,
@@ -275,14 +276,13 @@ struct Worker {
     state: StateDir,
     /// Held for the daemon's life: no `train` rewrites the checkpoint under it.
     _owner: crate::state::OwnerLock,
-    checkpoints: Checkpoints,
+    /// Every source's acknowledged position.
+    positions: Positions,
     metrics: Metrics,
     processed: watch::Sender<u64>,
     dirty: bool,
     /// The pipeline input of the OTLP receiver, when one runs.
     otlp_input: Option<usize>,
-    /// Requests the receiver handed on, for their locations in logs.
-    otlp_requests: u64,
 }
 
 impl Worker {
@@ -331,7 +331,7 @@ impl Worker {
                     }
                     // Lines are acknowledged only now, after their effects are
                     // recorded; opened and forgotten files arrive in order with them.
-                    self.checkpoints.apply(&event);
+                    self.positions.ack_file(&event);
                     self.dirty = true;
                 }
                 _ = tick.tick() => {
@@ -399,8 +399,7 @@ impl Worker {
     /// One request of the OTLP receiver, through the same door as a line.
     async fn received(&mut self, r: source::otlp::Received, jobs: &mpsc::Sender<Job>) {
         let Some(input) = self.otlp_input else { return };
-        self.otlp_requests += 1;
-        let location = format!("otlp request {}", self.otlp_requests);
+        let location = format!("otlp request {}", self.positions.next_request());
         let resolved =
             self.pipeline
                 .process_line(input, &r.line, false, &location, Some(r.read_at));
@@ -410,6 +409,7 @@ impl Worker {
         // events in the metrics included (a request is a batch, not a line:
         // refreshing them per request costs little).
         self.pipeline.update_model_gauges();
+        self.positions.ack_request();
         let _ = r.done.send(rejected);
     }
 
@@ -477,7 +477,7 @@ impl Worker {
         })?;
         let engine = self.pipeline.engine();
         self.state
-            .save(&self.checkpoints, engine.model(), engine.reach())?;
+            .save(&self.positions.cursors(), engine.model(), engine.reach())?;
         self.dirty = false;
         tracing::debug!(took = ?started.elapsed(), "checkpoint written");
         Ok(())
