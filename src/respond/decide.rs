@@ -73,6 +73,9 @@ pub(crate) trait Intents {
 }
 
 /// What becomes of a finding that names a revocation target.
+// Built once per finding and taken apart at once: boxing the finding would
+// cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Response<I, R> {
     /// Final as it is (dry run, suppressed, unhandled, or its intent could
     /// not be recorded): write it out.
