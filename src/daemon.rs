@@ -7,10 +7,11 @@
 //!
 //! Durability order, per line: its revocation intents are journaled (fsync)
 //! before the line is acknowledged; findings are flushed and fsynced before each
-//! checkpoint; the checkpoint (offsets + model) is written atomically. So after
-//! any crash, the lines after the last checkpoint are processed again against
-//! the model as of that checkpoint, producing the same findings (same ids,
-//! written once) and the same idempotency keys (journaled once).
+//! checkpoint; the checkpoint (every source's cursor + model) is written
+//! atomically. So after any crash, the lines after the last checkpoint are
+//! processed again against the model as of that checkpoint, producing the same
+//! findings (same ids, written once) and the same idempotency keys (journaled
+//! once).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

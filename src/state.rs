@@ -205,7 +205,7 @@ impl StateDir {
         self.dir.join("checkpoint.json")
     }
 
-    /// The saved offsets, model and baselines, if any.
+    /// The saved cursors, model and baselines, if any.
     pub fn load(&self) -> Result<Option<Saved>, StateError> {
         let path = self.checkpoint_path();
         let bytes = match fs::read(&path) {

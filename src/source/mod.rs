@@ -5,8 +5,9 @@
 //! reports each complete line with its file identity and offset, plus the files
 //! it opens and forgets. The pipeline acknowledges a line into [`Positions`]
 //! once its effects are recorded, and every source's [`Cursor`] is saved with
-//! the model under the source's stable id ([`cursor`], `state`). [`otlp`] receives agent telemetry over OTLP/HTTP and
-//! OTLP/gRPC and hands each request on as one line of the source `otlp`.
+//! the model under the source's stable id ([`cursor`], `state`). [`otlp`]
+//! receives agent telemetry over OTLP/HTTP and OTLP/gRPC and hands each
+//! request on as one line of the source `otlp`.
 
 pub mod cursor;
 pub mod file;
