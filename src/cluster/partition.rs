@@ -29,6 +29,7 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::budget;
 use super::config::ClusterConfig;
@@ -469,7 +470,11 @@ impl Worker {
             p: self.p,
         };
         let metrics = &self.shared.metrics;
-        let response = decide::respond(&mut store, finding, &target, metrics).await?;
+        // The response path's log lines name the partition through the span.
+        let span = tracing::info_span!("partition", partition = self.p);
+        let response = decide::respond(&mut store, finding, &target, metrics)
+            .instrument(span)
+            .await?;
         match response {
             Response::Final(f) => self.publish(pos, j, f).await,
             Response::Execute((rec, rev)) => {
