@@ -13,7 +13,6 @@
 //! findings (same ids, written once) and the same idempotency keys (journaled
 //! once).
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,29 +39,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Why the daemon could not start or stopped with an error.
 pub use crate::instance::Error;
 
-/// A running daemon.
-pub struct Handle {
-    /// The bound HTTP address.
-    pub addr: SocketAddr,
-    /// Number of lines fully processed so far.
-    pub processed: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl Handle {
-    /// Asks the daemon to stop (as SIGTERM does).
-    pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    /// Waits for it to stop.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.task
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-}
+/// A running daemon; `processed` is the number of lines fully processed so
+/// far.
+pub type Handle = instance::Handle<Error, watch::Receiver<u64>>;
 
 /// Starts the daemon: everything that can fail at start-up fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
@@ -260,12 +239,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         responder_task,
         server_task,
     ));
-    Ok(Handle {
-        addr,
-        processed: processed_rx,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Handle::new(addr, processed_rx, Arc::new(stop_tx), task))
 }
 
 /// The pipeline task's state.

@@ -169,3 +169,58 @@ pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAd
         .await
         .map_err(|source| Error::Bind { addr, source })
 }
+
+/// A running instance, single node or cluster.
+pub struct Handle<E, P = ()> {
+    /// The bound HTTP address.
+    pub addr: SocketAddr,
+    /// What this kind of instance reports of its progress (the daemon: the
+    /// number of lines fully processed so far; a cluster instance: nothing).
+    pub processed: P,
+    stop: Arc<watch::Sender<bool>>,
+    task: JoinHandle<Result<(), E>>,
+}
+
+impl<E, P> Handle<E, P> {
+    /// A handle over the instance's main task, stopped through `stop`.
+    pub fn new(
+        addr: SocketAddr,
+        processed: P,
+        stop: Arc<watch::Sender<bool>>,
+        task: JoinHandle<Result<(), E>>,
+    ) -> Self {
+        Handle {
+            addr,
+            processed,
+            stop,
+            task,
+        }
+    }
+
+    /// Asks the instance to stop (as SIGTERM does).
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for it to stop.
+    pub async fn wait(self) -> Result<(), E> {
+        self.task
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Runs until `signal` completes (then stops gracefully) or the instance
+    /// stops by itself with an error.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), E> {
+        tokio::select! {
+            _ = signal => self.shutdown(),
+            r = &mut self.task => {
+                return r.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            }
+        }
+        self.wait().await
+    }
+}

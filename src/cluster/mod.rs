@@ -39,11 +39,9 @@ pub mod snapshot;
 pub mod wire;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use config::{ClusterConfig, RawCluster};
 
@@ -96,43 +94,9 @@ pub enum Error {
     Cluster(String),
 }
 
-/// A running cluster instance.
-pub struct Handle {
-    /// The bound HTTP address.
-    pub addr: SocketAddr,
-    stop: Arc<watch::Sender<bool>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl Handle {
-    /// Asks the instance to stop (as SIGTERM does): ingestion stops, every
-    /// partition is snapshotted and handed over.
-    pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    /// Waits for it to stop.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.task
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-
-    /// Runs until `signal` completes (then stops gracefully) or the instance
-    /// stops by itself with an error.
-    pub async fn run_until(
-        mut self,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), Error> {
-        tokio::select! {
-            _ = signal => self.shutdown(),
-            r = &mut self.task => {
-                return r.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            }
-        }
-        self.wait().await
-    }
-}
+/// A running cluster instance. Stopping it stops ingestion, and every
+/// partition is snapshotted and handed over.
+pub type Handle = crate::instance::Handle<Error>;
 
 /// Starts a cluster instance: everything that can fail at start-up (state
 /// directory, hooks, NATS, joining) fails here.
@@ -224,9 +188,5 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         }
         Ok(())
     });
-    Ok(Handle {
-        addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Handle::new(addr, (), stop_tx, task))
 }
