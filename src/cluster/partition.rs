@@ -484,13 +484,7 @@ impl Worker {
             Response::Recorded((rec, rev)) => {
                 // The same finding again: this partition's events replayed
                 // after a takeover. Finish the record if nobody is finishing it.
-                let running = self
-                    .shared
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .contains(&rec.key);
-                if !rec.published && !running {
+                if !rec.published && !self.running(&rec.key) {
                     self.spawn_job(rec, rev, read_ms);
                 }
                 Ok(())
@@ -498,16 +492,19 @@ impl Worker {
         }
     }
 
+    /// Whether this instance is running the hooks of `key` already.
+    fn running(&self, key: &str) -> bool {
+        self.shared
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .contains(key)
+    }
+
     /// Finishes every record of this partition an earlier owner left unfinished.
     async fn resume_revocations(&mut self) -> Result<(), String> {
         for (rec, rev) in self.shared.revocations.unfinished(self.p).await? {
-            let running = self
-                .shared
-                .in_flight
-                .lock()
-                .expect("in-flight lock")
-                .contains(&rec.key);
-            if !running {
+            if !self.running(&rec.key) {
                 tracing::info!(key = %rec.key, partition = self.p, hooks_answered = rec.outcome.is_some(), "resuming a revocation");
                 self.spawn_job(rec, rev, None);
             }
