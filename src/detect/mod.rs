@@ -283,7 +283,9 @@ impl<'a> ChangeRef<'a> {
     fn to_owned(self) -> Change {
         match self {
             ChangeRef::Grant(g) => Change::Grant(g.clone()),
-            ChangeRef::Membership(m, resources) => Change::Membership(m.clone(), resources.to_vec()),
+            ChangeRef::Membership(m, resources) => {
+                Change::Membership(m.clone(), resources.to_vec())
+            }
         }
     }
 

@@ -294,6 +294,17 @@ impl Checkpoints {
         }
     }
 
+    /// Every acknowledged file position, by (source index, file identity).
+    pub fn entries(&self) -> impl Iterator<Item = ((usize, FileKey), &FilePosition)> {
+        self.files.iter().map(|(k, p)| (*k, p))
+    }
+
+    /// Remembers how far a content no longer at a followed file was read
+    /// (restoring a checkpoint).
+    pub fn retire(&mut self, head: RetiredHead) {
+        remember_head(&mut self.retired, head);
+    }
+
     /// Contents no longer at a followed file, and how far each was read.
     pub fn retired(&self) -> &[RetiredHead] {
         &self.retired
