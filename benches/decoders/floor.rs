@@ -37,9 +37,11 @@ struct S<'a>(#[serde(borrow)] Cow<'a, str>);
 type Opt<'a> = Option<S<'a>>;
 type Raw<'a> = Option<&'a RawValue>;
 
-/// Parses `text` as `T`, counting it found when it did.
-fn parse<'a, T: Deserialize<'a>>(text: &'a [u8]) -> Option<T> {
-    serde_json::from_slice(text).ok()
+/// Parses `line` as `T`. The line is checked as UTF-8 once and then parsed as
+/// text: faster than `serde_json::from_slice`, which checks every string it
+/// reads, so the floor is the lower of the two.
+fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> Option<T> {
+    serde_json::from_str(std::str::from_utf8(line).ok()?).ok()
 }
 
 /// `raw` parsed as `T` when it is an object (a field of varying type).
