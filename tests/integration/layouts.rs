@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use reachguard::decode::Format;
 
-#[path = "../benches/decoders/relayout.rs"]
+#[path = "../../benches/decoders/relayout.rs"]
 mod relayout;
 
 fn lines(format: Format) -> Vec<Vec<u8>> {
