@@ -340,8 +340,11 @@ pub struct Engine {
     last_expiry: Ts,
     stats: EngineStats,
     /// Grants and membership adds no advice explained when they were seen,
-    /// oldest first, within the trace window of the latest event.
-    untraced: std::collections::VecDeque<Untraced>,
+    /// within the trace window of the latest event, in event-time order
+    /// (then in the order seen).
+    untraced: std::collections::BTreeMap<(Ts, u64), Untraced>,
+    /// The number the next remembered change is ordered by after its time.
+    untraced_seq: u64,
     /// Advice reported (or seen) since the last [`Engine::settle`], with the
     /// time it links from: it may explain an untraced change.
     late: Vec<(String, Ts)>,
@@ -361,7 +364,8 @@ impl Engine {
             min_confidence: cfg.min_confidence,
             last_expiry: Ts(i64::MIN),
             stats: EngineStats::default(),
-            untraced: std::collections::VecDeque::new(),
+            untraced: std::collections::BTreeMap::new(),
+            untraced_seq: 0,
             late: Vec::new(),
         }
     }
@@ -710,10 +714,10 @@ impl Engine {
             // Traced whatever advice is reported.
             return;
         }
-        let at = self.untraced.partition_point(|x| x.ts <= u.ts);
-        self.untraced.insert(at, u);
+        self.untraced.insert((u.ts, self.untraced_seq), u);
+        self.untraced_seq += 1;
         while self.untraced.len() > MAX_UNTRACED {
-            self.untraced.pop_front();
+            self.untraced.pop_first();
             self.stats.untraced_forgotten += 1;
         }
     }
@@ -741,9 +745,8 @@ impl Engine {
         };
         let window = self.window_ms;
         let mut out = Vec::new();
-        let start = self.untraced.partition_point(|x| x.ts < since);
-        let tail: Vec<Untraced> = self.untraced.drain(start..).collect();
-        for u in tail {
+        let tail = self.untraced.split_off(&(since, 0));
+        for (key, u) in tail {
             let s = u.change.as_ref().subject(u.judged.actor_type, u.ts);
             let relevant = late.iter().any(|(id, at)| {
                 *at <= u.ts
@@ -771,7 +774,9 @@ impl Engine {
                 None
             };
             match traced {
-                None => self.untraced.push_back(u),
+                None => {
+                    self.untraced.insert(key, u);
+                }
                 Some(t) if t.verified.is_some() => {}
                 Some(mut t) => {
                     t.chain.push(provenance::Link {
@@ -811,8 +816,12 @@ impl Engine {
     fn expire(&mut self) {
         let now = self.model.latest();
         let horizon = now.add_millis(-self.window_ms);
-        while self.untraced.front().is_some_and(|u| u.ts < horizon) {
-            self.untraced.pop_front();
+        while self
+            .untraced
+            .first_key_value()
+            .is_some_and(|(_, u)| u.ts < horizon)
+        {
+            self.untraced.pop_first();
         }
         if now.0.saturating_sub(self.last_expiry.0) >= 60_000 {
             self.model.expire_sightings(now.add_millis(-self.window_ms));
