@@ -54,7 +54,7 @@ const INGEST_WORKERS: usize = 2;
 /// Header names on cluster messages.
 pub mod headers {
     /// On event messages: the positions (`RAW.IDX`, comma-separated) of the
-    /// native JSON lines of the payload, one per line.
+    /// event frames of the payload ([`super::wire`]), one per frame.
     pub const POSITIONS: &str = "Reachguard-Positions";
     /// On findings: `RAW.IDX.J`, the position of the event that raised it
     /// and the finding's index among that event's findings.
