@@ -317,15 +317,14 @@ fn main() {
             );
         }
         Some("--gen-independent") => {
-            let g = reachguard::synth::independent::generate(
-                reachguard::synth::independent::Spec {
+            let g =
+                reachguard::synth::independent::generate(reachguard::synth::independent::Spec {
                     engineers: args[1].parse().unwrap(),
                     history_days: 14,
                     eval_days: 14,
                     seed: args.get(3).map_or(1, |s| s.parse().unwrap()),
                     keep_lines: true,
-                },
-            );
+                });
             let mut out = std::io::BufWriter::new(std::fs::File::create(&args[2]).unwrap());
             for l in &g.lines {
                 writeln!(out, "{l}").unwrap();
