@@ -197,19 +197,21 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     state.record_http_addr(addr)?;
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (gate_asker, gate_requests) = crate::gate::ask::channel();
     let app = AppState {
         metrics: metrics.clone(),
         recent: sink.recent(),
         ready: Arc::clone(&ready),
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
+        gate: Some(gate_asker),
     };
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
         token: app.token.clone(),
     };
     let server_task = server::spawn(listener, app, stop_rx.clone());
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
 
     let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);
     let mut receiver_tasks = Vec::new();
@@ -311,6 +313,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         cfg.checkpoint_interval,
         line_rx,
         otlp_rx,
+        gate_requests,
         receiver_tasks,
         job_tx,
         done_rx,
@@ -354,6 +357,7 @@ impl Worker {
         checkpoint_every: Duration,
         mut lines: mpsc::Receiver<TailEvent>,
         mut otlp: mpsc::Receiver<source::otlp::Received>,
+        mut gate_requests: mpsc::Receiver<crate::gate::Request>,
         receiver_tasks: Vec<JoinHandle<()>>,
         jobs: mpsc::Sender<Job>,
         mut done: mpsc::Receiver<Completed>,
@@ -371,6 +375,7 @@ impl Worker {
                 // The guard `wait_for` returns is not Send; drop it inside.
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                 Some(c) = done.recv() => self.completed(c),
+                Some(r) = gate_requests.recv() => self.decide(r),
                 Some(r) = otlp.recv() => {
                     self.received(r, &jobs).await;
                     self.dirty = true;
@@ -497,6 +502,38 @@ impl Worker {
             }
         }
         self.processed.send_modify(|n| *n += 1);
+    }
+
+    /// Judges a proposal for a gate against the model as it stands, without
+    /// applying it; counts the answer and records a `deny` or `ask` as a
+    /// finding.
+    fn decide(&mut self, r: crate::gate::Request) {
+        let now = crate::event::Ts(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        );
+        let outcome = crate::gate::decide(self.pipeline.engine_mut(), &r.proposal, now);
+        if let Ok(o) = &outcome {
+            self.metrics.gate.count(r.proposal.gate, o.decision);
+            if let Some(f) = &o.finding {
+                match self.sink.write(f) {
+                    Ok(true) => {
+                        self.metrics
+                            .findings
+                            .with_label_values(&[f.kind.as_str(), f.severity.as_str()])
+                            .inc();
+                        // Synced to disk with the next checkpoint.
+                        self.dirty = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, finding = %f.finding_id, "cannot write finding")
+                    }
+                }
+            }
+        }
+        let _ = r.reply.send(outcome);
     }
 
     fn completed(&mut self, c: Completed) {

@@ -195,6 +195,9 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         ready: Arc::clone(&ready),
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
+        // Each instance holds only its partitions' engines: no one of them
+        // can judge a proposal alone yet, so the gate answers 503 here.
+        gate: None,
     };
     let shared = Arc::new(partition::Shared {
         revocations: revoke::Store::new(jet.revocations.clone()),

@@ -10,13 +10,14 @@
 //! | answer | when |
 //! |---|---|
 //! | `deny` | the change traces to agent advice no human verified, at or above `[response] min_confidence` (what the response stage would revoke) |
-//! | `ask` | a weaker such trace; a `grant_expansion` (a large expansion beyond baseline) unless a person verified the advice it follows; a grant critical whatever the baseline (an administrator role, a critical resource); for an agent's call, any expansion of reach beyond baseline |
+//! | `ask` | a weaker such trace; a `grant_expansion` (a large expansion beyond baseline); a grant critical whatever the baseline (an administrator role, a critical resource); for an agent's call, any expansion of reach beyond baseline; each unless a person verified the advice the change follows (that was the confirmation) |
 //! | `allow` | anything else |
 //!
 //! The answer carries its reasons, the trace and the expansion figures, and
 //! for `deny` and `ask` the finding the daemon records ([`Outcome::finding`]).
 //! The judgement never changes who holds what: the change is only proposed.
 
+pub mod ask;
 pub mod metrics;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ use crate::detect::{DryJudgement, Engine, Origin, Trace};
 use crate::event::{ActorType, Body, Event, Grant, GranteeType, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 
+pub use ask::{Asker, Request, Unavailable};
 pub use metrics::GateMetrics;
 
 /// Where a proposed change is judged: a label of
@@ -282,7 +284,11 @@ fn outcome(p: &Proposal, grantee_type: GranteeType, j: DryJudgement) -> Outcome 
             j.expansion_score
         ));
     }
-    if j.tier == crate::model::Tier::Critical && decision == Decision::Allow && !j.already_held {
+    if j.tier == crate::model::Tier::Critical
+        && decision == Decision::Allow
+        && !j.already_held
+        && confirmed.is_none()
+    {
         decision = Decision::Ask;
         reasons.push(format!("{} is a critical resource", p.resource));
     }
