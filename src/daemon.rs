@@ -66,6 +66,9 @@ pub enum Error {
     /// The API token is configured but cannot be read.
     #[error("{0}")]
     Token(String),
+    /// The admission webhook could not start (its certificate, its address).
+    #[error("[gate]: {0}")]
+    Gate(#[from] crate::gate::admission::TlsError),
     /// Nothing to follow.
     #[error(
         "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
@@ -102,6 +105,23 @@ async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr),
     server::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Starts the admission webhook when `[gate] listen` is set; it stops with
+/// the HTTP server.
+async fn start_gate(
+    cfg: &Config,
+    state: &StateDir,
+    asker: &crate::gate::Asker,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), Error> {
+    if let Some((addr, _task)) =
+        crate::gate::admission::spawn(&cfg.gate, asker.clone(), stop.clone()).await?
+    {
+        state.record_gate_addr(addr)?;
+        tracing::info!(%addr, mode = ?cfg.gate.mode, "admission webhook on POST /k8s/validate (HTTPS)");
+    }
+    Ok(())
 }
 
 /// Starts the daemon: everything that can fail at start-up fails here.
@@ -204,13 +224,14 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         ready: Arc::clone(&ready),
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
-        gate: Some(gate_asker),
+        gate: Some(gate_asker.clone()),
     };
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
         token: app.token.clone(),
     };
     let server_task = server::spawn(listener, app, stop_rx.clone());
+    start_gate(&cfg, &state, &gate_asker, &stop_rx).await?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
 
     let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);

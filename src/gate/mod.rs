@@ -17,6 +17,7 @@
 //! for `deny` and `ask` the finding the daemon records ([`Outcome::finding`]).
 //! The judgement never changes who holds what: the change is only proposed.
 
+pub mod admission;
 pub mod ask;
 pub mod metrics;
 
@@ -27,6 +28,7 @@ use crate::detect::{DryJudgement, Engine, Origin, Trace};
 use crate::event::{ActorType, Body, Event, Grant, GranteeType, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 
+pub use admission::{GateConfig, GateMode};
 pub use ask::{Asker, Request, Unavailable};
 pub use metrics::GateMetrics;
 

@@ -141,3 +141,236 @@ fn http_get_auth(daemon: &Daemon, path: &str) -> serde_json::Value {
     assert!(head.contains(" 200 "), "{head}");
     serde_json::from_str(body).unwrap()
 }
+
+/// The Kubernetes admission webhook over real TLS, with a certificate made
+/// for this test, and `AdmissionReview` documents as the API server sends them.
+mod admission {
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::helpers::*;
+
+    /// An RFC 3339 time `secs` seconds before now: the webhook judges at
+    /// the wall clock, so the advice must be recent.
+    fn ago(secs: i64) -> String {
+        (chrono::Utc::now() - chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    struct Webhook {
+        daemon: Daemon,
+        addr: SocketAddr,
+        cert_der: Vec<u8>,
+        log: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A daemon with `[gate]` in `mode`, over a log of the incident up to the
+    /// moment before the binding: advice published five minutes ago, read
+    /// by alice two minutes ago.
+    fn start(mode: &str) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        let log = dir.path().join("app.jsonl");
+        let mut lines: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"ts":"{}","type":"membership","actor":"hr","group":"eng-all","member":"e{i}","op":"add"}}"#, ago(3600)))
+            .collect();
+        lines.push(format!(r#"{{"ts":"{}","type":"advice","advice_id":"adv-7731","agent":"agent:forum-helper","requested_by":"bob","channel":"forum/infra-q-4512","published":true,"recommends":[{{"resource":"k8s/cluster/ClusterRole/internal-tools-viewer","role":"internal-tools-viewer","grantee":"eng-all"}}]}}"#, ago(300)));
+        lines.push(format!(
+            r#"{{"ts":"{}","type":"advice_viewed","advice_id":"adv-7731","principal":"alice"}}"#,
+            ago(120)
+        ));
+        append(&log, &lines);
+        let cfg = format!(
+            "{}\n[gate]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nmode = \"{mode}\"\n",
+            config(dir.path(), &log.display().to_string(), None),
+            cert.display(),
+            key.display()
+        );
+        let daemon = Daemon::start(dir.path(), &cfg);
+        let n = lines.len() as f64;
+        wait_until(Duration::from_secs(20), "the log to be read", || {
+            daemon.metric(r#"reachguard_lines_total{source="app"}"#) >= n
+        });
+        let addr_file = dir.path().join("state").join("gate.addr");
+        wait_until(Duration::from_secs(20), "the webhook's address", || {
+            addr_file.exists()
+        });
+        let addr = std::fs::read_to_string(&addr_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Webhook {
+            daemon,
+            addr,
+            cert_der: ck.cert.der().to_vec(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// POSTs `body` to `/k8s/validate` over TLS, trusting only the test's
+    /// certificate; returns the status and the body.
+    fn post(w: &Webhook, body: &str) -> (u16, String) {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(w.cert_der.clone()))
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let tcp = std::net::TcpStream::connect(w.addr).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        write!(
+            tls,
+            "POST /k8s/validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        // A peer closing without close_notify ends the read with an error
+        // after the whole response: what was read is what counts.
+        let _ = tls.read_to_end(&mut resp);
+        let resp = String::from_utf8(resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        (status, body)
+    }
+
+    fn dechunk(mut s: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = s.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            s = &rest[n + 2..];
+        }
+        out
+    }
+
+    /// An AdmissionReview of `user` creating a ClusterRoleBinding of
+    /// `role` for the group `group`, as the API server sends it.
+    fn review(uid: &str, user: &str, role: &str, group: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{uid}","kind":{{"group":"rbac.authorization.k8s.io","version":"v1","kind":"ClusterRoleBinding"}},"resource":{{"group":"rbac.authorization.k8s.io","version":"v1","resource":"clusterrolebindings"}},"requestKind":{{"group":"rbac.authorization.k8s.io","version":"v1","kind":"ClusterRoleBinding"}},"requestResource":{{"group":"rbac.authorization.k8s.io","version":"v1","resource":"clusterrolebindings"}},"name":"{group}-{role}","operation":"CREATE","userInfo":{{"username":"{user}","uid":"4f1a","groups":["system:authenticated"]}},"object":{{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{{"name":"{group}-{role}","creationTimestamp":null}},"roleRef":{{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"{role}"}},"subjects":[{{"kind":"Group","apiGroup":"rbac.authorization.k8s.io","name":"{group}"}}]}},"oldObject":null,"dryRun":false,"options":{{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}}}}}}"#
+        )
+    }
+
+    fn response(body: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["apiVersion"], "admission.k8s.io/v1", "{v:#}");
+        assert_eq!(v["kind"], "AdmissionReview");
+        v["response"].clone()
+    }
+
+    #[test]
+    fn the_incidents_binding_is_refused_at_admission_naming_the_advice_until_a_person_verifies_it()
+    {
+        let w = start("enforce");
+        let (code, body) = post(
+            &w,
+            &review("uid-incident", "alice", "internal-tools-viewer", "eng-all"),
+        );
+        assert_eq!(code, 200, "{body}");
+        let r = response(&body);
+        assert_eq!(r["uid"], "uid-incident");
+        assert_eq!(r["allowed"], false, "{r:#}");
+        let msg = r["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("adv-7731") && msg.contains("verify"), "{msg}");
+
+        // Another binding, unrelated to the advice: allowed.
+        let (code, body) = post(&w, &review("uid-other", "carol", "view", "sre"));
+        assert_eq!(code, 200);
+        let r = response(&body);
+        assert_eq!(r["uid"], "uid-other");
+        assert_eq!(r["allowed"], true, "{r:#}");
+
+        // Malformed reviews: 400, and the webhook carries on.
+        for bad in [
+            "not json",
+            "{}",
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":7}}"#,
+        ] {
+            assert_eq!(post(&w, bad).0, 400, "{bad}");
+        }
+        assert_eq!(
+            w.daemon
+                .metric(r#"reachguard_gate_decisions_total{decision="deny",gate="k8s"}"#),
+            1.0
+        );
+
+        // A person verifies the advice: the same binding is admitted.
+        append(
+            &w.log,
+            &[format!(
+                r#"{{"ts":"{}","type":"advice_verified","advice_id":"adv-7731","verifier":"sec-lead"}}"#,
+                ago(60)
+            )],
+        );
+        wait_until(
+            Duration::from_secs(20),
+            "the verification to be read",
+            || w.daemon.metric(r#"reachguard_lines_total{source="app"}"#) >= 8.0,
+        );
+        let (code, body) = post(
+            &w,
+            &review("uid-verified", "alice", "internal-tools-viewer", "eng-all"),
+        );
+        assert_eq!(code, 200);
+        let r = response(&body);
+        assert_eq!(r["uid"], "uid-verified");
+        assert_eq!(r["allowed"], true, "{r:#}");
+        drop(w);
+    }
+
+    #[test]
+    fn warn_mode_admits_the_incidents_binding_with_a_warning_naming_the_advice() {
+        let w = start("warn");
+        let (code, body) = post(
+            &w,
+            &review("uid-warn", "alice", "internal-tools-viewer", "eng-all"),
+        );
+        assert_eq!(code, 200, "{body}");
+        let r = response(&body);
+        assert_eq!(r["uid"], "uid-warn");
+        assert_eq!(r["allowed"], true, "{r:#}");
+        let warnings = r["warnings"].as_array().expect("warnings");
+        assert!(
+            warnings[0].as_str().unwrap().contains("adv-7731"),
+            "{warnings:?}"
+        );
+        // Counted as the deny it would have been.
+        assert_eq!(
+            w.daemon
+                .metric(r#"reachguard_gate_decisions_total{decision="deny",gate="k8s"}"#),
+            1.0
+        );
+    }
+}
