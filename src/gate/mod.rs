@@ -19,6 +19,7 @@
 
 pub mod admission;
 pub mod ask;
+pub mod claude_code;
 pub mod metrics;
 
 use serde::{Deserialize, Serialize};

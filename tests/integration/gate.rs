@@ -374,3 +374,168 @@ mod admission {
         );
     }
 }
+
+/// `reachguard gate claude-code`, the real binary with the tool call on its
+/// stdin, as Claude Code runs a `PreToolUse` hook.
+mod claude_code {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use crate::helpers::*;
+
+    const TOKEN: &str = "hook-token";
+
+    fn ago(secs: i64) -> String {
+        (chrono::Utc::now() - chrono::Duration::seconds(secs))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// The hook input Claude Code writes for a Bash call.
+    fn bash_call(command: &str) -> String {
+        serde_json::json!({
+            "session_id": "sess-42",
+            "transcript_path": "/tmp/transcript.jsonl",
+            "cwd": "/tmp",
+            "permission_mode": "default",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": command, "description": "run it"},
+            "tool_use_id": "toolu_01",
+        })
+        .to_string()
+    }
+
+    /// Runs the hook with `input` on stdin; returns (exit code, stdout).
+    fn hook(args: &[&str], env: &[(&str, &str)], input: &str) -> (i32, String) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["gate", "claude-code"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    }
+
+    fn decision(stdout: &str) -> (String, String) {
+        let v: serde_json::Value =
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+        let h = &v["hookSpecificOutput"];
+        assert_eq!(h["hookEventName"], "PreToolUse", "{v}");
+        (
+            h["permissionDecision"].as_str().unwrap().to_owned(),
+            h["permissionDecisionReason"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    const ADMIN: &str =
+        "kubectl create clusterrolebinding eng-admin --clusterrole=cluster-admin --group=eng-all";
+    const TOOLS: &str = "kubectl create clusterrolebinding eng-tools --clusterrole=internal-tools-viewer --group=eng-all";
+
+    #[test]
+    fn with_the_daemon_down_only_grant_commands_are_asked_about() {
+        // Nothing listens on port 1.
+        let down = ["--server", "http://127.0.0.1:1", "--principal", "alice"];
+        let (code, out) = hook(&down, &[], &bash_call("ls -la"));
+        assert_eq!((code, out.as_str()), (0, ""));
+        let (code, out) = hook(&down, &[], &bash_call(ADMIN));
+        assert_eq!(code, 0);
+        let (d, why) = decision(&out);
+        assert_eq!(d, "ask");
+        assert!(why.contains("could not be asked"), "{why}");
+        // Other tools, and input that is not a tool call, pass silently.
+        let read = r#"{"hook_event_name":"PreToolUse","tool_name":"Read","tool_input":{"file_path":"/etc/hosts"}}"#;
+        assert_eq!(hook(&down, &[], read), (0, String::new()));
+        assert_eq!(hook(&down, &[], "\u{0}not json"), (0, String::new()));
+    }
+
+    #[test]
+    fn grant_commands_are_asked_about_or_denied_as_the_daemon_judges_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.jsonl");
+        let token_file = dir.path().join("api.token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let mut lines: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"ts":"{}","type":"membership","actor":"hr","group":"eng-all","member":"e{i}","op":"add"}}"#, ago(3600)))
+            .collect();
+        lines.push(format!(r#"{{"ts":"{}","type":"advice","advice_id":"adv-7731","agent":"agent:forum-helper","requested_by":"bob","channel":"forum/infra-q-4512","published":true,"recommends":[{{"resource":"k8s/cluster/ClusterRole/internal-tools-viewer","grantee":"eng-all"}}]}}"#, ago(300)));
+        lines.push(format!(
+            r#"{{"ts":"{}","type":"advice_viewed","advice_id":"adv-7731","principal":"alice"}}"#,
+            ago(120)
+        ));
+        append(&log, &lines);
+        let cfg = config(dir.path(), &log.display().to_string(), None).replace(
+            "[server]\nlisten = \"127.0.0.1:0\"\n",
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+                token_file.display()
+            ),
+        );
+        let daemon = Daemon::start(dir.path(), &cfg);
+        let n = lines.len() as f64;
+        wait_until(Duration::from_secs(20), "the log to be read", || {
+            daemon.metric(r#"reachguard_lines_total{source="app"}"#) >= n
+        });
+        let server = format!("http://{}", daemon.addr());
+        let token = token_file.display().to_string();
+        let up = ["--server", server.as_str(), "--token-file", token.as_str()];
+
+        // cluster-admin for everyone in eng-all: critical whatever the baseline.
+        let args: Vec<&str> = up.iter().copied().chain(["--principal", "carol"]).collect();
+        let (code, out) = hook(&args, &[], &bash_call(ADMIN));
+        assert_eq!(code, 0);
+        let (d, why) = decision(&out);
+        assert_eq!(d, "ask", "{why}");
+        assert!(why.contains("cluster-admin"), "{why}");
+
+        // The binding the advice alice read recommends: denied by policy.
+        // The principal comes from $USER when git has no e-mail.
+        let home = dir.path().display().to_string();
+        let env = [
+            ("USER", "alice"),
+            ("HOME", home.as_str()),
+            ("GIT_CONFIG_GLOBAL", "/dev/null"),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
+        ];
+        let (code, out) = hook(&up, &env, &bash_call(&format!("cd /srv && {TOOLS}")));
+        assert_eq!(code, 0);
+        let (d, why) = decision(&out);
+        assert_eq!(d, "deny", "{why}");
+        assert!(why.contains("adv-7731"), "{why}");
+
+        // Unrelated commands never reach the daemon, and cost little.
+        let started = Instant::now();
+        let (code, out) = hook(&up, &env, &bash_call("ls -la"));
+        assert_eq!((code, out.as_str()), (0, ""));
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // The wrong token is a daemon that cannot be asked: ask.
+        std::fs::write(&token_file, "wrong\n").unwrap();
+        let (_, out) = hook(&up, &env, &bash_call(TOOLS));
+        assert_eq!(decision(&out).0, "ask");
+
+        assert_eq!(
+            daemon.metric(r#"reachguard_gate_decisions_total{decision="ask",gate="claude-code"}"#),
+            1.0
+        );
+        assert_eq!(
+            daemon.metric(r#"reachguard_gate_decisions_total{decision="deny",gate="claude-code"}"#),
+            1.0
+        );
+    }
+}
