@@ -313,9 +313,31 @@ fn proposals(req: &AdmissionRequest<DynamicObject>) -> Result<Vec<Proposal>, Str
     }
     let name = (!req.name.is_empty()).then_some(req.name.as_str());
     let reference = binding.reference().map(str::to_owned);
+    // An update proposes only the subjects it adds: the others hold the
+    // role already (the audit log may not have shown reachguard them).
+    let before: Vec<(String, String)> = req
+        .old_object
+        .as_ref()
+        .and_then(|o| serde_json::value::to_raw_value(o).ok())
+        .map(|raw| {
+            crate::decode::k8s_audit::Binding::parse(&raw)
+                .map(|b| {
+                    b.grants(req.namespace.as_deref(), namespaced, name)
+                        .into_iter()
+                        .map(|g| (g.grantee, g.resource))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     Ok(binding
         .grants(req.namespace.as_deref(), namespaced, name)
         .into_iter()
+        .filter(|g| {
+            !before
+                .iter()
+                .any(|(grantee, resource)| *grantee == g.grantee && *resource == g.resource)
+        })
         .map(|g| Proposal {
             gate: GateKind::K8s,
             actor: actor.clone(),
@@ -399,6 +421,19 @@ mod tests {
         assert_eq!(ps[1].grantee, "bob");
         assert_eq!(ps[1].grantee_type, Some(GranteeType::User));
         assert!(ps.iter().all(|p| p.gate == GateKind::K8s));
+    }
+
+    #[test]
+    fn an_update_proposes_only_the_subjects_it_adds() {
+        let object = r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding","metadata":{"name":"eng-all-tools"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"internal-tools-viewer"},"subjects":[{"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"bob"}]}"#;
+        let update = REVIEW
+            .replace("\"CREATE\"", "\"UPDATE\"")
+            .replace("\"oldObject\":null", &format!("\"oldObject\":{object}"));
+        let review: AdmissionReview<DynamicObject> = serde_json::from_str(&update).unwrap();
+        let req: AdmissionRequest<DynamicObject> = review.try_into().unwrap();
+        let ps = proposals(&req).unwrap();
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0].grantee, "eng-all");
     }
 
     #[test]

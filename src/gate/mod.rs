@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `deny` | the change traces to agent advice no human verified, at or above `[response] min_confidence` (what the response stage would revoke) |
 //! | `ask` | a weaker such trace; a `grant_expansion` (a large expansion beyond baseline); a grant critical whatever the baseline (an administrator role, a critical resource); for an agent's call, any expansion of reach beyond baseline; each unless a person verified the advice the change follows (that was the confirmation) |
-//! | `allow` | anything else |
+//! | `allow` | anything else, and anything the grantee holds already |
 //!
 //! The answer carries its reasons, the trace and the expansion figures, and
 //! for `deny` and `ask` the finding the daemon records ([`Outcome::finding`]).
@@ -237,7 +237,15 @@ fn outcome(p: &Proposal, grantee_type: GranteeType, j: DryJudgement) -> Outcome 
     let mut decision = Decision::Allow;
     let mut reasons = Vec::new();
     let mut finding: Option<Finding> = None;
-    if let (Some(d), Some(t)) = (&j.unverified, &j.trace) {
+    // Held already (an update that keeps a binding's subjects, a repeated
+    // grant): nothing new would open, whatever led to it; the response stage
+    // deals with the grant that exists.
+    let unverified = if j.already_held {
+        None
+    } else {
+        j.unverified.as_ref()
+    };
+    if let (Some(d), Some(t)) = (unverified, &j.trace) {
         let strong = t.confidence >= j.min_confidence && !t.grantee_only_own_reference;
         let advice = t.advice_id.as_deref().unwrap_or("its own call");
         if strong {

@@ -190,6 +190,22 @@ fn an_agents_call_is_asked_about_for_any_new_reach_and_a_critical_resource_alway
 }
 
 #[test]
+fn a_grant_held_already_opens_nothing_and_is_allowed() {
+    let mut e = org();
+    feed(
+        &mut e,
+        &[
+            ADVICE,
+            VIEWED,
+            r#"{"ts":"2026-03-18T09:06:00Z","type":"grant","grant_id":"g-1","actor":"hr","grantee":"eng-all","grantee_type":"group","resource":"acl/internal-tools","role":"viewer"}"#,
+        ],
+    );
+    let out = decide(&mut e, &incident_binding(), now()).unwrap();
+    assert_eq!(out.decision, Decision::Allow, "{out:#?}");
+    assert!(out.expansion.already_held);
+}
+
+#[test]
 fn an_incomplete_proposal_is_an_error_not_a_judgement() {
     let mut e = org();
     let p = Proposal {
