@@ -7,13 +7,13 @@
 //!
 //! Durability order, per line: its revocation intents are journaled (fsync)
 //! before the line is acknowledged; findings are flushed and fsynced before each
-//! checkpoint; the checkpoint (offsets + model) is written atomically. So after
-//! any crash, the lines after the last checkpoint are processed again against
-//! the model as of that checkpoint, producing the same findings (same ids,
-//! written once) and the same idempotency keys (journaled once).
+//! checkpoint; the checkpoint (every source's cursor + model) is written
+//! atomically. So after any crash, the lines after the last checkpoint are
+//! processed again against the model as of that checkpoint, producing the same
+//! findings (same ids, written once) and the same idempotency keys (journaled
+//! once).
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,14 +22,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::detect::Origin;
-use crate::finding::ActionStatus;
+use crate::instance::{self, Instance};
 use crate::metrics::Metrics;
 use crate::pipeline::{Input, Pipeline, Resolved};
-use crate::respond::{self, Completed, Hook, Job, Journal, Responder};
-use crate::server::{self, AppState};
+use crate::respond::{self, Completed, Job, Journal, Responder};
 use crate::sink::FindingsSink;
-use crate::source::{self, Checkpoints, SourceSpec, TailEvent, Tailer};
-use crate::state::{StateDir, StateError};
+use crate::source::{self, Positions, SourceSpec, TailEvent, Tailer};
+use crate::state::StateDir;
 
 /// How often files are polled when no change notification arrives.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -38,74 +37,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the daemon could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The state directory or checkpoint.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// A state file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The HTTP address is taken or not allowed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A hook could not be set up (e.g. its secret is missing).
-    #[error("{0}")]
-    Hook(String),
-    /// The API token is configured but cannot be read.
-    #[error("{0}")]
-    Token(String),
-    /// The admission webhook could not start (its certificate, its address).
-    #[error("[gate]: {0}")]
-    Gate(#[from] crate::gate::admission::TlsError),
-    /// Nothing to follow.
-    #[error(
-        "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
-    )]
-    NoSources,
-}
+pub use crate::instance::Error;
 
-/// A running daemon.
-pub struct Handle {
-    /// The bound HTTP address.
-    pub addr: SocketAddr,
-    /// Number of lines fully processed so far.
-    pub processed: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl Handle {
-    /// Asks the daemon to stop (as SIGTERM does).
-    pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    /// Waits for it to stop.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.task
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-}
-
-/// Binds a listener of the daemon's (HTTP, OTLP/HTTP, OTLP/gRPC).
-async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
-    server::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })
-}
+/// A running daemon; `processed` is the number of lines fully processed so
+/// far.
+pub type Handle = instance::Handle<Error, watch::Receiver<u64>>;
 
 /// Starts the admission webhook when `[gate] listen` is set; it stops with
 /// the HTTP server.
@@ -130,33 +66,6 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     if cfg.sources.is_empty() && !receiving {
         return Err(Error::NoSources);
     }
-    let state = StateDir::open(&cfg.state_dir)?;
-    let owner = state.lock_owner()?;
-    let saved = state.load()?.unwrap_or_default();
-    let (checkpoints, model, reach) = (saved.checkpoints, saved.model, saved.reach);
-    let journal_path = state.journal_path();
-    let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
-        path: journal_path,
-        source,
-    })?;
-    let journal = Arc::new(Mutex::new(journal));
-    let findings_path = state.findings_path();
-    let mut sink =
-        FindingsSink::open(&findings_path, cfg.findings_in_memory).map_err(|source| {
-            Error::Open {
-                path: findings_path.clone(),
-                source,
-            }
-        })?;
-    let hooks = cfg
-        .response
-        .hooks
-        .iter()
-        .cloned()
-        .map(Hook::new)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::Hook)?;
-
     let mut names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
     let mut inputs: Vec<Input> = cfg
         .sources
@@ -178,6 +87,24 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         inputs.len() - 1
     });
     let metrics = Metrics::new(&names).with_top_engineers(cfg.top_engineers);
+    let Instance {
+        state,
+        owner,
+        mut sink,
+        hooks,
+        metrics,
+    } = Instance::open(&cfg, metrics)?;
+    let findings_path = state.findings_path();
+    let saved = state.load()?.unwrap_or_default();
+    let (model, reach) = (saved.model, saved.reach);
+    let file_names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    let mut positions = Positions::restore(saved.cursors, &file_names);
+    let journal_path = state.journal_path();
+    let journal = Journal::open(&journal_path).map_err(|source| Error::Open {
+        path: journal_path,
+        source,
+    })?;
+    let journal = Arc::new(Mutex::new(journal));
     let mut pipeline = Pipeline::new(
         &cfg,
         inputs,
@@ -213,32 +140,23 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     };
     metrics.response.journal_pending.set(pending.len() as i64);
 
-    let (listener, addr) = bind(cfg.listen).await?;
-    state.record_http_addr(addr)?;
-    let ready = Arc::new(AtomicBool::new(false));
+    let http = instance::bind_http(&cfg, &metrics, &sink).await?;
+    let addr = http.addr;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (gate_asker, gate_requests) = crate::gate::ask::channel();
-    let app = AppState {
-        metrics: metrics.clone(),
-        recent: sink.recent(),
-        ready: Arc::clone(&ready),
-        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
-        protect_metrics: cfg.protect_metrics,
-        gate: Some(gate_asker.clone()),
-    };
+    let http = http.with_gate(gate_asker.clone());
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
-        token: app.token.clone(),
+        token: http.token(),
     };
-    let server_task = server::spawn(listener, app, stop_rx.clone());
+    let (ready, server_task) = http.serve(&state, stop_rx.clone())?;
     start_gate(&cfg, &state, &gate_asker, &stop_rx).await?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
 
     let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);
     let mut receiver_tasks = Vec::new();
     let mut otlp_addrs = Vec::new();
     if let Some(listen) = cfg.otlp.listen {
-        let (l, a) = bind(listen).await?;
+        let (l, a) = instance::bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/HTTP on /v1/logs and /v1/traces");
         otlp_addrs.push(("http", a));
         receiver_tasks.push(source::otlp::spawn_http(
@@ -249,7 +167,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         ));
     }
     if let Some(listen) = cfg.otlp.grpc_listen {
-        let (l, a) = bind(listen).await?;
+        let (l, a) = instance::bind(listen).await?;
         tracing::info!(addr = %a, "receiving OTLP/gRPC");
         otlp_addrs.push(("grpc", a));
         receiver_tasks.push(source::otlp::spawn_grpc(
@@ -272,19 +190,19 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
             max_line_bytes: s.max_line_bytes,
         })
         .collect();
-    let mut checkpoints = checkpoints;
     let lag = metrics.source_lag_bytes.clone();
-    let mut tailer = Tailer::with_max_open_files(specs, &checkpoints, cfg.limits.max_open_files)
-        .with_lag_report(Box::new(move |behind| {
-            for (index, bytes) in behind {
-                lag.with_label_values(&[&names[*index]])
-                    .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
-            }
-        }));
+    let mut tailer =
+        Tailer::with_max_open_files(specs, positions.files(), cfg.limits.max_open_files)
+            .with_lag_report(Box::new(move |behind| {
+                for (index, bytes) in behind {
+                    lag.with_label_values(&[&names[*index]])
+                        .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+                }
+            }));
     let deferred_files = tailer.deferred_files();
     // Checkpointed files that exist no more.
     for (source, key) in tailer.take_forgotten() {
-        checkpoints.forget(source, key);
+        positions.forget_file(source, key);
     }
     let (line_tx, line_rx) = mpsc::channel::<TailEvent>(1024);
     let (tailer_stop_tx, tailer_stop_rx) = watch::channel(false);
@@ -297,9 +215,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
 
     let (job_tx, job_rx) = mpsc::channel::<Job>(256);
     let (done_tx, done_rx) = mpsc::channel::<Completed>(256);
-    let responder_task = tokio::spawn(
-        Responder::new(hooks, Arc::clone(&journal), &metrics.response).run(job_rx, done_tx),
-    );
+    let responder_task =
+        tokio::spawn(Responder::new(hooks, Arc::clone(&journal)).run(job_rx, done_tx));
     for (key, e) in pending {
         tracing::info!(key = %key, "resuming a journaled revocation");
         let body = serde_json::to_vec(&e.payload).expect("payload serialises");
@@ -314,7 +231,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     }
 
     let (processed_tx, processed_rx) = watch::channel(0u64);
-    ready.store(true, Ordering::Release);
+    ready.set();
     tracing::info!(sources = cfg.sources.len(), state = %state.path().display(), "reachguard running");
 
     let worker = Worker {
@@ -323,12 +240,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         sink,
         state,
         _owner: owner,
-        checkpoints,
+        positions,
         metrics,
         processed: processed_tx,
         dirty: false,
         otlp_input,
-        otlp_requests: 0,
     };
     let task = tokio::spawn(worker.run(
         cfg.checkpoint_interval,
@@ -344,12 +260,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         responder_task,
         server_task,
     ));
-    Ok(Handle {
-        addr,
-        processed: processed_rx,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Handle::new(addr, processed_rx, Arc::new(stop_tx), task))
 }
 
 /// The pipeline task's state.
@@ -361,14 +272,13 @@ struct Worker {
     state: StateDir,
     /// Held for the daemon's life: no `train` rewrites the checkpoint under it.
     _owner: crate::state::OwnerLock,
-    checkpoints: Checkpoints,
+    /// Every source's acknowledged position.
+    positions: Positions,
     metrics: Metrics,
     processed: watch::Sender<u64>,
     dirty: bool,
     /// The pipeline input of the OTLP receiver, when one runs.
     otlp_input: Option<usize>,
-    /// Requests the receiver handed on, for their locations in logs.
-    otlp_requests: u64,
 }
 
 impl Worker {
@@ -419,7 +329,7 @@ impl Worker {
                     }
                     // Lines are acknowledged only now, after their effects are
                     // recorded; opened and forgotten files arrive in order with them.
-                    self.checkpoints.apply(&event);
+                    self.positions.ack_file(&event);
                     self.dirty = true;
                 }
                 _ = tick.tick() => {
@@ -487,8 +397,7 @@ impl Worker {
     /// One request of the OTLP receiver, through the same door as a line.
     async fn received(&mut self, r: source::otlp::Received, jobs: &mpsc::Sender<Job>) {
         let Some(input) = self.otlp_input else { return };
-        self.otlp_requests += 1;
-        let location = format!("otlp request {}", self.otlp_requests);
+        let location = format!("otlp request {}", self.positions.next_request());
         let resolved =
             self.pipeline
                 .process_line(input, &r.line, false, &location, Some(r.read_at));
@@ -498,6 +407,7 @@ impl Worker {
         // events in the metrics included (a request is a batch, not a line:
         // refreshing them per request costs little).
         self.pipeline.update_model_gauges();
+        self.positions.ack_request();
         let _ = r.done.send(rejected);
     }
 
@@ -559,19 +469,10 @@ impl Worker {
 
     fn completed(&mut self, c: Completed) {
         self.metrics.response.journal_pending.dec();
-        self.metrics
-            .response
-            .revocations
-            .with_label_values(&[c.status.as_str()])
-            .inc();
-        if c.status == ActionStatus::Executed {
-            if let Some(at) = c.read_at {
-                self.metrics
-                    .revocation_latency
-                    .observe(c.finished_at.saturating_duration_since(at).as_secs_f64());
-            }
-            tracing::info!(grant = ?c.finding.grant_id, finding = %c.finding.finding_id, "revoked");
-        }
+        let latency = c
+            .read_at
+            .map(|at| c.finished_at.saturating_duration_since(at).as_secs_f64());
+        respond::decide::count_outcome(&self.metrics.response, &c.finding, c.status, latency);
         if let Err(e) = self.sink.write(&c.finding) {
             tracing::error!(error = %e, finding = %c.finding.finding_id, "cannot write finding");
         }
@@ -606,7 +507,7 @@ impl Worker {
         })?;
         let engine = self.pipeline.engine();
         self.state
-            .save(&self.checkpoints, engine.model(), engine.reach())?;
+            .save(&self.positions.cursors(), engine.model(), engine.reach())?;
         self.dirty = false;
         tracing::debug!(took = ?started.elapsed(), "checkpoint written");
         Ok(())

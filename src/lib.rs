@@ -43,6 +43,8 @@
 //!   `[cluster]` settings are its own ([`config::cluster`]), since the cluster
 //!   starts from the whole config. No stage below it imports it.
 //! - [`pipeline`]: decode -> detect -> decide for one line, shared by every mode.
+//! - [`instance`]: start-up shared by the daemon and a cluster instance (state
+//!   dir, findings file, hooks, the HTTP API).
 //! - [`daemon`]: `reachguard run`, wiring the stages as tasks.
 //! - [`cluster`]: scale-out over NATS JetStream (`run` with `[cluster]`):
 //!   shared ingestion, partitions by principal with leases and snapshots,
@@ -68,6 +70,7 @@ pub mod explain;
 pub mod finding;
 pub mod format;
 pub mod gate;
+pub mod instance;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

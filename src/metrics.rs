@@ -27,13 +27,7 @@ use crate::event::{EventType, Ts};
 use crate::finding::{Finding, FindingKind, Severity};
 use crate::gate::GateMetrics;
 use crate::respond::ResponseMetrics;
-
-/// Latency buckets from 100 µs to 10 minutes: the sub-millisecond path from a
-/// line to its finding, and slow hooks with retries alike.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-];
+use crate::respond::metrics::LATENCY_BUCKETS;
 
 /// Every finding kind, for pre-creating `reachguard_findings_total` series.
 const KINDS: [FindingKind; 4] = [
@@ -78,8 +72,6 @@ pub struct Metrics {
     pub gate: GateMetrics,
     /// `reachguard_detection_latency_seconds`: line read -> finding.
     pub detection_latency: Histogram,
-    /// `reachguard_revocation_latency_seconds`: line read -> hook succeeded.
-    pub revocation_latency: Histogram,
     /// `reachguard_principals_tracked`.
     pub principals_tracked: IntGauge,
     /// `reachguard_last_event_timestamp_seconds`: event time of the newest event;
@@ -177,10 +169,6 @@ impl Metrics {
         let detection_latency = histogram(
             "reachguard_detection_latency_seconds",
             "Time from reading a line to raising its finding.",
-        );
-        let revocation_latency = histogram(
-            "reachguard_revocation_latency_seconds",
-            "Time from reading a line to its revocation hook succeeding.",
         );
         let int_gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid gauge");
@@ -322,7 +310,6 @@ impl Metrics {
             response,
             gate,
             detection_latency,
-            revocation_latency,
             principals_tracked,
             last_event_timestamp,
             untrusted_advice_ignored,

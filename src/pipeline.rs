@@ -15,10 +15,13 @@ use crate::config::Config;
 use crate::decode::{DecodeError, Decoder, Format};
 use crate::detect::{Engine, EngineConfig, Origin, Reach};
 use crate::event::{Event, EventRef, Events};
-use crate::finding::{ActionStatus, Finding};
+use crate::finding::Finding;
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::respond::{self, Decision, Job, Journal, Payload, Policy, Suppression};
+use futures_util::FutureExt;
+
+use crate::respond::decide::{Journaled, Response};
+use crate::respond::{self, Job, Journal, Policy};
 
 /// Counts over a run; the `replay` summary object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -554,7 +557,7 @@ impl Pipeline {
         }
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
-            let mut finding = d.finding;
+            let finding = d.finding;
             self.summary.findings += 1;
             self.metrics.finding(&finding);
             if let Some(at) = read_at {
@@ -566,122 +569,31 @@ impl Pipeline {
                 out.push(Resolved::Final(finding));
                 continue;
             };
-            let key = respond::idempotency_key(&target);
-            if let Some(j) = &self.journal {
-                let journaled = j.lock().expect("journal lock").get(&key).cloned();
-                if let Some(entry) = journaled {
-                    out.push(self.already_journaled(&entry, finding));
-                    continue;
-                }
-            }
-            let decision = self.policy.decide(&target, Instant::now());
-            tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, "{}", finding.summary);
-            match decision {
-                Decision::Execute => {
-                    let payload = Payload::revoke(&target, &finding);
-                    let value = serde_json::to_value(&payload).expect("payload serialises");
-                    if let Some(j) = &self.journal {
-                        let mut j = j.lock().expect("journal lock");
-                        let recorded = j.record_intent(&key, value.clone(), &finding);
-                        if let Ok(false) = recorded {
-                            // Journaled meanwhile by another process (the check
-                            // above saw the journal as this process last read it).
-                            let entry = j.get(&key).cloned().expect("just seen journaled");
-                            drop(j);
-                            out.push(self.already_journaled(&entry, finding));
-                            continue;
-                        }
-                        if let Err(e) = recorded {
-                            // Without a durable intent the hook must not run: a crash
-                            // could then repeat or lose it. Report and alert instead.
-                            tracing::error!(key = %key, error = %e, "cannot journal a revocation; not executing it");
-                            respond::set_action(
-                                &mut finding,
-                                &target.grant_id,
-                                ActionStatus::Failed,
-                                Some(format!("action journal unwritable: {e}")),
-                            );
-                            self.metrics
-                                .response
-                                .revocations
-                                .with_label_values(&[ActionStatus::Failed.as_str()])
-                                .inc();
-                            out.push(Resolved::Final(finding));
-                            continue;
-                        }
-                    }
-                    out.push(Resolved::Revoke(Job {
-                        key,
-                        body: serde_json::to_vec(&value).expect("payload serialises"),
-                        finding,
-                        read_at,
-                    }));
-                }
-                Decision::DryRun => {
-                    respond::set_action(&mut finding, &target.grant_id, ActionStatus::DryRun, None);
-                    self.metrics
-                        .response
-                        .revocations
-                        .with_label_values(&[ActionStatus::DryRun.as_str()])
-                        .inc();
-                    out.push(Resolved::Final(finding));
-                }
-                Decision::Suppressed(why, reason) => {
-                    tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
-                    self.metrics
-                        .response
-                        .revocations_suppressed
-                        .with_label_values(&[why.as_str()])
-                        .inc();
-                    respond::set_action(
-                        &mut finding,
-                        &target.grant_id,
-                        ActionStatus::Suppressed,
-                        Some(reason),
-                    );
-                    self.metrics
-                        .response
-                        .revocations
-                        .with_label_values(&[ActionStatus::Suppressed.as_str()])
-                        .inc();
-                    out.push(Resolved::Final(finding));
-                }
-                Decision::Unhandled(status, reason) => {
-                    tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
-                    respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
-                    self.metrics
-                        .response
-                        .revocations
-                        .with_label_values(&[status.as_str()])
-                        .inc();
-                    out.push(Resolved::Final(finding));
-                }
-            }
+            let mut store = Journaled {
+                journal: self.journal.as_deref(),
+                policy: &mut self.policy,
+                read_at,
+            };
+            // The journal answers at once: its futures never wait.
+            let response =
+                respond::decide::respond(&mut store, finding, &target, &self.metrics.response)
+                    .now_or_never()
+                    .expect("the journal never waits");
+            out.push(match response {
+                Ok(Response::Final(f)) => Resolved::Final(f),
+                Ok(Response::Execute(job)) => Resolved::Revoke(job),
+                Ok(Response::Recorded(_)) => Resolved::AlreadyJournaled,
+                Err(e) => unreachable!("the journal store reports no fatal error: {e}"),
+            });
         }
         out
-    }
-
-    /// A finding whose grant already has a journaled revocation: nothing to do
-    /// when it is the same finding again, else written as suppressed (and
-    /// counted as a `duplicate` suppression).
-    fn already_journaled(&self, entry: &respond::journal::Entry, finding: Finding) -> Resolved {
-        match respond::already_journaled(entry, finding) {
-            Some(f) => {
-                self.metrics
-                    .response
-                    .revocations_suppressed
-                    .with_label_values(&[Suppression::Duplicate.as_str()])
-                    .inc();
-                Resolved::Final(f)
-            }
-            None => Resolved::AlreadyJournaled,
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::ActionStatus;
 
     fn pipeline(cfg: &Config, journal: &std::path::Path, metrics: &Metrics) -> Pipeline {
         let input = Input {

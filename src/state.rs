@@ -1,8 +1,9 @@
 //! The state directory: everything that must survive a restart.
 //!
-//! - `checkpoint.json`: source offsets and the model, saved together so that the
-//!   model always matches the offsets it was built from. Written as temp file +
-//!   fsync + rename + directory fsync, with a `version` tag so older formats stay
+//! - `checkpoint.json`: every source's cursor (under its stable id, see
+//!   `source::cursor`) and the model, saved together so that the model always
+//!   matches the positions it was built from. Written as temp file + fsync +
+//!   rename + directory fsync, with a `version` tag so older formats stay
 //!   readable.
 //! - `findings.jsonl`: findings (see `sink`).
 //! - `actions.jsonl`: the action journal (see `respond::journal`).
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::Reach;
 use crate::model::Model;
 use crate::source::Checkpoints;
+use crate::source::cursor::{self, Cursors};
 
 /// The first thing read from a checkpoint: which format it is.
 #[derive(Deserialize)]
@@ -34,27 +36,46 @@ struct V1 {
     model: Model,
 }
 
-/// Format version 2: offsets, the model, and reach baselines with peer groups.
-#[derive(Serialize, Deserialize)]
-struct V2<M, R, C> {
-    version: &'static str,
-    checkpoints: C,
-    model: M,
-    reach: R,
-}
-
+/// Format version 2: offsets (by source index), the model, and reach
+/// baselines with peer groups.
 #[derive(Deserialize)]
-struct V2Owned {
+struct V2 {
     checkpoints: Checkpoints,
     model: Model,
     reach: Reach,
 }
 
+/// Format version 3: each source's cursor under its stable id, the model,
+/// and reach baselines with peer groups.
+#[derive(Serialize)]
+struct V3<'a> {
+    version: &'static str,
+    cursors: &'a Cursors,
+    model: &'a Model,
+    reach: &'a Reach,
+}
+
+#[derive(Deserialize)]
+struct V3Owned {
+    cursors: Cursors,
+    model: Model,
+    reach: Reach,
+}
+
+/// Index-keyed offsets of a checkpoint before format 3, as cursors under
+/// their legacy ids.
+fn legacy(checkpoints: &Checkpoints) -> Cursors {
+    cursor::split(checkpoints)
+        .into_iter()
+        .map(|(i, c)| (cursor::legacy_id(i), c))
+        .collect()
+}
+
 /// What a checkpoint restores.
 #[derive(Debug, Default)]
 pub struct Saved {
-    /// Source offsets.
-    pub checkpoints: Checkpoints,
+    /// Every source's cursor, by its stable id.
+    pub cursors: Cursors,
     /// Who holds what.
     pub model: Model,
     /// Baselines and peer groups.
@@ -190,7 +211,7 @@ impl StateDir {
         self.dir.join("checkpoint.json")
     }
 
-    /// The saved offsets, model and baselines, if any.
+    /// The saved cursors, model and baselines, if any.
     pub fn load(&self) -> Result<Option<Saved>, StateError> {
         let path = self.checkpoint_path();
         let bytes = match fs::read(&path) {
@@ -207,14 +228,18 @@ impl StateDir {
         let version = serde_json::from_slice::<Version>(&bytes)
             .map_err(corrupt)?
             .version;
-        let (checkpoints, mut model, reach) = match version.as_str() {
+        let (cursors, mut model, reach) = match version.as_str() {
             "1" => {
                 let v: V1 = serde_json::from_slice(&bytes).map_err(corrupt)?;
-                (v.checkpoints, v.model, Reach::default())
+                (legacy(&v.checkpoints), v.model, Reach::default())
             }
             "2" => {
-                let v: V2Owned = serde_json::from_slice(&bytes).map_err(corrupt)?;
-                (v.checkpoints, v.model, v.reach)
+                let v: V2 = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                (legacy(&v.checkpoints), v.model, v.reach)
+            }
+            "3" => {
+                let v: V3Owned = serde_json::from_slice(&bytes).map_err(corrupt)?;
+                (v.cursors, v.model, v.reach)
             }
             other => {
                 return Err(StateError::Corrupt {
@@ -227,22 +252,17 @@ impl StateDir {
         };
         model.rebuild_indexes();
         Ok(Some(Saved {
-            checkpoints,
+            cursors,
             model,
             reach,
         }))
     }
 
-    /// Saves offsets, model and baselines atomically (format version 2).
-    pub fn save(
-        &self,
-        checkpoints: &Checkpoints,
-        model: &Model,
-        reach: &Reach,
-    ) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(&V2 {
-            version: "2",
-            checkpoints,
+    /// Saves cursors, model and baselines atomically (format version 3).
+    pub fn save(&self, cursors: &Cursors, model: &Model, reach: &Reach) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(&V3 {
+            version: "3",
+            cursors,
             model,
             reach,
         })
@@ -308,14 +328,54 @@ mod tests {
         let p = reach.principals.intern("b");
         let r = reach.resources.intern("r");
         reach.learn(p, r, Ts(5));
-        s.save(&Checkpoints::default(), &model, &reach).unwrap();
+        let mut cursors = Cursors::new();
+        cursors.insert(
+            "otlp".into(),
+            crate::source::Cursor::Requests { answered: 7 },
+        );
+        s.save(&cursors, &model, &reach).unwrap();
         let saved = s.load().unwrap().unwrap();
-        assert_eq!(saved.checkpoints, Checkpoints::default());
+        assert_eq!(saved.cursors, cursors);
         assert_eq!(saved.model, model);
         assert_eq!(saved.reach, reach);
         let raw: serde_json::Value =
             serde_json::from_slice(&fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
-        assert_eq!(raw["version"], "2");
+        assert_eq!(raw["version"], "3");
+        assert_eq!(raw["cursors"]["otlp"]["kind"], "requests");
+    }
+
+    #[test]
+    fn a_version_2_checkpoint_loads_its_offsets_under_legacy_ids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = StateDir::open(tmp.path()).unwrap();
+        // As reachguard wrote it before cursors had ids: offsets by the
+        // source's index in the config.
+        let v2 = format!(
+            r#"{{"version":"2","checkpoints":{{"files":[{{"source":0,"key":{{"dev":1,"ino":10}},"position":{{"path":"/var/log/app.jsonl","offset":120,"line_no":3,"fingerprint":77,"epoch":0}}}},{{"source":1,"key":{{"dev":1,"ino":11}},"position":{{"path":"/var/log/audit.jsonl","offset":40,"line_no":1,"fingerprint":78}}}}],"retired":[{{"source":1,"fingerprint":79,"offset":500,"line_no":9}}]}},"model":{{"grants":{{}},"members":{{}},"advice":{{}},"channels":{{}},"sightings":{{}},"principals":[],"latest":"2026-03-18T09:07:02Z"}},"reach":{}}}"#,
+            serde_json::to_string(&Reach::default()).unwrap()
+        );
+        fs::write(tmp.path().join("checkpoint.json"), v2).unwrap();
+        let saved = s.load().unwrap().unwrap();
+        let ids: Vec<&str> = saved.cursors.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["#0", "#1"]);
+        let positions = crate::source::Positions::restore(
+            saved.cursors,
+            &["app".to_owned(), "audit".to_owned()],
+        );
+        let files = positions.files();
+        let app = files
+            .get(0, crate::source::FileKey { dev: 1, ino: 10 })
+            .unwrap();
+        assert_eq!((app.offset, app.line_no, app.fingerprint), (120, 3, 77));
+        let audit = files
+            .get(1, crate::source::FileKey { dev: 1, ino: 11 })
+            .unwrap();
+        assert_eq!(audit.offset, 40);
+        assert_eq!(files.retired().len(), 1);
+        assert_eq!(files.retired()[0].source, 1);
+        // Saved again, they are under the sources' own ids.
+        let ids: Vec<String> = positions.cursors().into_keys().collect();
+        assert_eq!(ids, ["files/app", "files/audit"]);
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub fn train(cfg: &Config, paths: &[PathBuf], format: Format) -> Result<Learned,
     p.absorb(merged.finish());
     p.engine_mut().finish_training();
     let engine = p.engine();
-    state.save(&saved.checkpoints, engine.model(), engine.reach())?;
+    state.save(&saved.cursors, engine.model(), engine.reach())?;
     let reach = engine.reach();
     let mut per: Vec<usize> = reach
         .baselines

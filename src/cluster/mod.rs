@@ -38,20 +38,15 @@ pub mod snapshot;
 pub mod wire;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::detect::EngineConfig;
+use crate::instance::{self, Instance};
 use crate::metrics::Metrics;
-use crate::respond::{Hook, Policy};
-use crate::server::{self, AppState};
-use crate::sink::FindingsSink;
-use crate::state::{StateDir, StateError};
+use crate::respond::Policy;
 
 /// Concurrent ingest loops per instance.
 const INGEST_WORKERS: usize = 2;
@@ -84,31 +79,10 @@ pub enum Error {
     /// `run` was started without `[cluster]`.
     #[error("no [cluster] configured")]
     NotConfigured,
-    /// The state directory.
+    /// The state directory, the findings file, the hooks or the HTTP API
+    /// (as for a single node).
     #[error(transparent)]
-    State(#[from] StateError),
-    /// The local findings file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The HTTP address is taken or not allowed.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A hook could not be set up.
-    #[error("{0}")]
-    Hook(String),
-    /// The API token could not be read.
-    #[error("{0}")]
-    Token(String),
+    Instance(#[from] crate::instance::Error),
     /// NATS could not be reached or set up.
     #[error(transparent)]
     Nats(#[from] nats::NatsError),
@@ -117,88 +91,26 @@ pub enum Error {
     Cluster(String),
 }
 
-/// A running cluster instance.
-pub struct Handle {
-    /// The bound HTTP address.
-    pub addr: SocketAddr,
-    stop: Arc<watch::Sender<bool>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl Handle {
-    /// Asks the instance to stop (as SIGTERM does): ingestion stops, every
-    /// partition is snapshotted and handed over.
-    pub fn shutdown(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    /// Waits for it to stop.
-    pub async fn wait(self) -> Result<(), Error> {
-        self.task
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-
-    /// Runs until `signal` completes (then stops gracefully) or the instance
-    /// stops by itself with an error.
-    pub async fn run_until(
-        mut self,
-        signal: impl std::future::Future<Output = ()>,
-    ) -> Result<(), Error> {
-        tokio::select! {
-            _ = signal => self.shutdown(),
-            r = &mut self.task => {
-                return r.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            }
-        }
-        self.wait().await
-    }
-}
+/// A running cluster instance. Stopping it stops ingestion, and every
+/// partition is snapshotted and handed over.
+pub type Handle = crate::instance::Handle<Error>;
 
 /// Starts a cluster instance: everything that can fail at start-up (state
 /// directory, hooks, NATS, joining) fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let cluster = cfg.cluster.clone().ok_or(Error::NotConfigured)?;
-    let state = StateDir::open(&cfg.state_dir)?;
-    let owner = state.lock_owner()?;
-    let findings_path = state.findings_path();
-    let sink = FindingsSink::open(&findings_path, cfg.findings_in_memory).map_err(|source| {
-        Error::Open {
-            path: findings_path.clone(),
-            source,
-        }
-    })?;
-    let metrics = Metrics::new(&[]);
-    let hooks = cfg
-        .response
-        .hooks
-        .iter()
-        .cloned()
-        .map(|s| {
-            Hook::new(s).map(|h| h.with_attempts_metric(metrics.response.hook_attempts.clone()))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::Hook)?;
+    let Instance {
+        state,
+        owner,
+        sink,
+        hooks,
+        metrics,
+    } = Instance::open(&cfg, Metrics::new(&[]))?;
     let jet = nats::Jet::open(&cluster).await?;
     tracing::info!(url = %cluster.url, instance = %cluster.instance, partitions = cluster.partitions, "connected to NATS JetStream");
 
-    let (listener, addr) = server::bind(cfg.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
-    let ready = Arc::new(AtomicBool::new(false));
-    let app = AppState {
-        metrics: metrics.clone(),
-        recent: sink.recent(),
-        ready: Arc::clone(&ready),
-        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
-        protect_metrics: cfg.protect_metrics,
-        // Each instance holds only its partitions' engines: no one of them
-        // can judge a proposal alone yet, so the gate answers 503 here.
-        gate: None,
-    };
+    let http = instance::bind_http(&cfg, &metrics, &sink).await?;
+    let addr = http.addr;
     let shared = Arc::new(partition::Shared {
         revocations: revoke::Store::new(jet.revocations.clone()),
         jet,
@@ -224,9 +136,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map_err(Error::Cluster)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server_task = server::spawn(listener, app, stop_rx.clone());
-    state.record_http_addr(addr)?;
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz, /api/findings");
+    let (ready, server_task) = http.serve(&state, stop_rx.clone())?;
 
     // Two pullers, so one decodes and publishes while the other waits on
     // JetStream: a single loop leaves the instance idle between batches.
@@ -234,7 +144,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         .map(|_| tokio::spawn(ingest::Ingest::new(Arc::clone(&shared)).run(stop_rx.clone())))
         .collect();
     let coordinator_task = tokio::spawn(coordinator.run(stop_rx.clone()));
-    ready.store(true, Ordering::Release);
+    ready.set();
     tracing::info!(instance = %shared.cluster.instance, "reachguard cluster instance running");
 
     let stop_tx = Arc::new(stop_tx);
@@ -275,9 +185,5 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         }
         Ok(())
     });
-    Ok(Handle {
-        addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Handle::new(addr, (), stop_tx, task))
 }

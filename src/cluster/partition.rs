@@ -29,21 +29,23 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::budget;
 use super::headers;
 use super::nats::Jet;
 use super::reseq::{Offer, Resequencer, Src};
-use super::revoke::{self, Created, Outcome, Record, Updated};
+use super::revoke::{self, Outcome, Record, Updated};
 use super::route::{self, Position, Route};
 use super::snapshot::{self, Progress};
 use super::wire;
 use crate::config::cluster::ClusterConfig;
 use crate::detect::{Detection, Engine, EngineConfig, Origin, RevocationTarget};
 use crate::event::Events;
-use crate::finding::{ActionStatus, Finding};
+use crate::finding::Finding;
 use crate::metrics::Metrics;
-use crate::respond::{self, Decision, Hook, Payload, Policy, Suppression};
+use crate::respond::decide::{self, Created, Intents, Response, StoreError};
+use crate::respond::{self, Decision, Hook, Policy, Suppression};
 use crate::sink::FindingsSink;
 
 /// Findings published but not yet confirmed before the worker waits for them.
@@ -448,31 +450,13 @@ impl Worker {
         }
     }
 
-    fn count_suppressed(&self, why: Suppression) {
-        self.shared
-            .metrics
-            .response
-            .revocations_suppressed
-            .with_label_values(&[why.as_str()])
-            .inc();
-    }
-
-    fn count(&self, status: ActionStatus) {
-        self.shared
-            .metrics
-            .response
-            .revocations
-            .with_label_values(&[status.as_str()])
-            .inc();
-    }
-
     /// A finding that calls for a revocation: the cluster's record decides
     /// whether this instance runs it.
     async fn revocation(
         &mut self,
         pos: Position,
         j: u32,
-        mut finding: Finding,
+        finding: Finding,
         mut target: RevocationTarget,
         read_ms: Option<i64>,
     ) -> Result<(), String> {
@@ -481,154 +465,46 @@ impl Worker {
         if let Some(f) = target.undo.as_ref().and_then(|u| u.vendor_format()) {
             target.format = f;
         }
-        let key = respond::idempotency_key(&target);
-        let unreachable = |mut f: Finding, e: String| {
-            // Without a durable intent the hooks must not run: a crash could
-            // then repeat or lose the revocation. Report and alert instead.
-            tracing::error!(key = %key, error = %e, "cluster revocation state unavailable; not executing");
-            respond::set_action(
-                &mut f,
-                &target.grant_id,
-                ActionStatus::Failed,
-                Some(format!("cluster revocation state unavailable: {e}")),
-            );
-            f
+        let mut store = Recorded {
+            shared: &self.shared,
+            p: self.p,
         };
-        match self.shared.revocations.get(&key).await {
-            Err(e) => {
-                let f = unreachable(finding, e);
-                self.count(ActionStatus::Failed);
-                return self.publish(pos, j, f).await;
+        let metrics = &self.shared.metrics;
+        // The response path's log lines name the partition through the span.
+        let span = tracing::info_span!("partition", partition = self.p);
+        let response = decide::respond(&mut store, finding, &target, &metrics.response)
+            .instrument(span)
+            .await?;
+        match response {
+            Response::Final(f) => self.publish(pos, j, f).await,
+            Response::Execute((rec, rev)) => {
+                self.spawn_job(rec, rev, read_ms);
+                Ok(())
             }
-            Ok(Some((rec, rev))) => return self.existing(pos, j, finding, rec, rev, read_ms).await,
-            Ok(None) => {}
-        }
-        let mut decision = self
-            .shared
-            .policy
-            .lock()
-            .expect("policy lock")
-            .decide(&target, Instant::now());
-        if decision == Decision::Execute {
-            let max = self.shared.budget_per_hour;
-            match budget::try_spend(&self.shared.jet.progress, max).await {
-                Ok(budget::Verdict::Spent) => {}
-                Ok(budget::Verdict::Exhausted(spent)) => {
-                    decision = Decision::Suppressed(
-                        Suppression::Budget,
-                        format!(
-                            "revocation budget exhausted ({spent} in the last hour across the cluster, max_revocations_per_hour = {max})"
-                        ),
-                    );
+            Response::Recorded((rec, rev)) => {
+                // The same finding again: this partition's events replayed
+                // after a takeover. Finish the record if nobody is finishing it.
+                if !rec.published && !self.running(&rec.key) {
+                    self.spawn_job(rec, rev, read_ms);
                 }
-                Err(e) => {
-                    let f = unreachable(finding, format!("revocation budget: {e}"));
-                    self.count(ActionStatus::Failed);
-                    return self.publish(pos, j, f).await;
-                }
-            }
-        }
-        tracing::info!(finding = %finding.finding_id, grant = %target.grant_id, ?decision, partition = self.p, "{}", finding.summary);
-        match decision {
-            Decision::Execute => {
-                let payload = Payload::revoke(&target, &finding);
-                let value = serde_json::to_value(&payload).expect("payload serialises");
-                let rec = Record::intent(
-                    key.clone(),
-                    self.p,
-                    &self.shared.cluster.instance,
-                    value,
-                    finding.clone(),
-                );
-                match self.shared.revocations.create(&rec).await {
-                    Ok(Created::Mine(rev)) => {
-                        self.spawn_job(rec, rev, read_ms);
-                        Ok(())
-                    }
-                    Ok(Created::Exists) => match self.shared.revocations.get(&key).await {
-                        Ok(Some((rec, rev))) => {
-                            self.existing(pos, j, finding, rec, rev, read_ms).await
-                        }
-                        Ok(None) => Err(format!("revocation record {key} vanished")),
-                        Err(e) => {
-                            let f = unreachable(finding, e);
-                            self.count(ActionStatus::Failed);
-                            self.publish(pos, j, f).await
-                        }
-                    },
-                    Err(e) => {
-                        let f = unreachable(finding, e);
-                        self.count(ActionStatus::Failed);
-                        self.publish(pos, j, f).await
-                    }
-                }
-            }
-            Decision::DryRun => {
-                respond::set_action(&mut finding, &target.grant_id, ActionStatus::DryRun, None);
-                self.count(ActionStatus::DryRun);
-                self.publish(pos, j, finding).await
-            }
-            Decision::Suppressed(why, reason) => {
-                tracing::warn!(grant = %target.grant_id, %reason, "revocation suppressed");
-                self.count_suppressed(why);
-                respond::set_action(
-                    &mut finding,
-                    &target.grant_id,
-                    ActionStatus::Suppressed,
-                    Some(reason),
-                );
-                self.count(ActionStatus::Suppressed);
-                self.publish(pos, j, finding).await
-            }
-            Decision::Unhandled(status, reason) => {
-                tracing::warn!(grant = %target.grant_id, %reason, "revocation not attempted");
-                respond::set_action(&mut finding, &target.grant_id, status, Some(reason));
-                self.count(status);
-                self.publish(pos, j, finding).await
+                Ok(())
             }
         }
     }
 
-    /// The grant already has a record.
-    async fn existing(
-        &mut self,
-        pos: Position,
-        j: u32,
-        finding: Finding,
-        rec: Record,
-        rev: u64,
-        read_ms: Option<i64>,
-    ) -> Result<(), String> {
-        if rec.finding.finding_id == finding.finding_id {
-            // The same finding again: this partition's events replayed after a
-            // takeover. Finish the record if nobody is finishing it.
-            let running = self
-                .shared
-                .in_flight
-                .lock()
-                .expect("in-flight lock")
-                .contains(&rec.key);
-            if !rec.published && !running {
-                self.spawn_job(rec, rev, read_ms);
-            }
-            return Ok(());
-        }
-        let f = rec.suppress(finding);
-        self.count_suppressed(Suppression::Duplicate);
-        self.count(ActionStatus::Suppressed);
-        self.publish(pos, j, f).await
+    /// Whether this instance is running the hooks of `key` already.
+    fn running(&self, key: &str) -> bool {
+        self.shared
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .contains(key)
     }
 
     /// Finishes every record of this partition an earlier owner left unfinished.
     async fn resume_revocations(&mut self) -> Result<(), String> {
         for (rec, rev) in self.shared.revocations.unfinished(self.p).await? {
-            let running = self
-                .shared
-                .in_flight
-                .lock()
-                .expect("in-flight lock")
-                .contains(&rec.key);
-            if !running {
+            if !self.running(&rec.key) {
                 tracing::info!(key = %rec.key, partition = self.p, hooks_answered = rec.outcome.is_some(), "resuming a revocation");
                 self.spawn_job(rec, rev, None);
             }
@@ -718,6 +594,83 @@ impl Worker {
     }
 }
 
+/// The cluster's revocation records as the response path's store
+/// ([`decide::Intents`]), with the cluster-wide hourly budget.
+struct Recorded<'a> {
+    shared: &'a Shared,
+    p: u32,
+}
+
+impl Intents for Recorded<'_> {
+    type Intent = (Record, u64);
+    type Record = (Record, u64);
+    const UNAVAILABLE: &'static str = "cluster revocation state unavailable";
+
+    async fn get(&mut self, key: &str) -> Result<Option<Self::Record>, StoreError> {
+        self.shared
+            .revocations
+            .get(key)
+            .await
+            .map_err(StoreError::Unavailable)
+    }
+
+    fn decide(&mut self, target: &RevocationTarget) -> Decision {
+        self.shared
+            .policy
+            .lock()
+            .expect("policy lock")
+            .decide(target, Instant::now())
+    }
+
+    async fn spend(&mut self) -> Result<Option<Decision>, StoreError> {
+        let max = self.shared.budget_per_hour;
+        match budget::try_spend(&self.shared.jet.progress, max).await {
+            Ok(budget::Verdict::Spent) => Ok(None),
+            Ok(budget::Verdict::Exhausted(spent)) => Ok(Some(Decision::Suppressed(
+                Suppression::Budget,
+                format!(
+                    "revocation budget exhausted ({spent} in the last hour across the cluster, max_revocations_per_hour = {max})"
+                ),
+            ))),
+            Err(e) => Err(StoreError::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn create(
+        &mut self,
+        key: &str,
+        payload: serde_json::Value,
+        finding: &Finding,
+    ) -> Result<Created<Self::Intent, Self::Record>, StoreError> {
+        let rec = Record::intent(
+            key.to_owned(),
+            self.p,
+            &self.shared.cluster.instance,
+            payload,
+            finding.clone(),
+        );
+        match self.shared.revocations.create(&rec).await {
+            Ok(revoke::Created::Mine(rev)) => Ok(Created::Mine((rec, rev))),
+            Ok(revoke::Created::Exists) => match self.shared.revocations.get(key).await {
+                Ok(Some(existing)) => Ok(Created::Exists(existing)),
+                Ok(None) => Err(StoreError::Fatal(format!(
+                    "revocation record {key} vanished"
+                ))),
+                Err(e) => Err(StoreError::Unavailable(e)),
+            },
+            Err(e) => Err(StoreError::Unavailable(e)),
+        }
+    }
+
+    fn finding_id(record: &Self::Record) -> &str {
+        &record.0.finding.finding_id
+    }
+
+    fn state(record: &Self::Record) -> String {
+        record.0.state()
+    }
+}
+
 /// Marks an idempotency key as being finished by this instance, until dropped
 /// (also when its task is aborted because the lease was lost).
 struct InFlight {
@@ -785,22 +738,11 @@ async fn finish(
             Some(r) => rev = r,
             None => return,
         }
-        shared
-            .metrics
-            .response
-            .revocations
-            .with_label_values(&[status.as_str()])
-            .inc();
-        if status == ActionStatus::Executed {
-            if let Some(at) = read_ms {
-                let now = chrono::Utc::now().timestamp_millis();
-                shared
-                    .metrics
-                    .revocation_latency
-                    .observe((now - at).max(0) as f64 / 1000.0);
-            }
-            tracing::info!(grant = %rec.grant_id(), finding = %rec.finding.finding_id, "revoked");
-        }
+        let latency = read_ms.map(|at| {
+            let now = chrono::Utc::now().timestamp_millis();
+            (now - at).max(0) as f64 / 1000.0
+        });
+        decide::count_outcome(&shared.metrics.response, &rec.finding, status, latency);
     }
     let Some(f) = rec.finding_with_action() else {
         return;

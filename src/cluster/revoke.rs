@@ -103,22 +103,16 @@ impl Record {
     /// Another finding about the same grant: reported with `status:
     /// "suppressed"`, since a grant gets one revocation however many findings
     /// point at it (as `respond::already_journaled` does on a single node).
-    pub fn suppress(&self, mut finding: Finding) -> Finding {
-        let state = match &self.outcome {
+    pub fn suppress(&self, finding: Finding) -> Finding {
+        respond::decide::suppress_duplicate(finding, &self.finding.finding_id, &self.state())
+    }
+
+    /// Where the revocation stands, as the end of "grant already …".
+    pub fn state(&self) -> String {
+        match &self.outcome {
             Some(o) => format!("revoked ({})", o.status.as_str()),
             None => "being revoked".to_owned(),
-        };
-        let grant_id = finding.grant_id.clone().unwrap_or_default();
-        respond::set_action(
-            &mut finding,
-            &grant_id,
-            ActionStatus::Suppressed,
-            Some(format!(
-                "grant already {state} for finding {}; one revocation per grant",
-                self.finding.finding_id
-            )),
-        );
-        finding
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use super::json::{self, Obj, Objs, Str};
 use super::k8s_audit::Binding;
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Events, Grant, GranteeType, Outcome, Ts};
+use crate::event::{AccessRef, Body, Event, Events, Grant, GranteeType, Outcome, Ts};
 use crate::undo::Target;
 
 /// Decoder for Google Cloud audit log entries.
@@ -255,19 +255,19 @@ impl Decoder for GcpAuditDecoder {
             Some(s) => format!("gcp/{s}/{service}"),
             None => format!("gcp/{service}"),
         };
-        out.push(Event {
+        // Pushed borrowed: `Events` copies the names without an owned event.
+        out.push_access(AccessRef {
             ts,
-            id: Some(base_id),
-            body: Body::Access(Access {
-                principal: principal.to_owned(),
-                resource,
-                action: Some(method.to_owned()),
-                outcome: if denied || (status != "0" && is_grant_method(method)) {
-                    Outcome::Denied
-                } else {
-                    Outcome::Success
-                },
-            }),
+            principal,
+            resource: &resource,
+            action: Some(method),
+            outcome: if denied || (status != "0" && is_grant_method(method)) {
+                Outcome::Denied
+            } else {
+                Outcome::Success
+            },
+            id: Some(&base_id),
+            key: None,
         });
         Ok(())
     }

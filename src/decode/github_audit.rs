@@ -28,7 +28,7 @@ use super::json::{self, Obj, Str};
 use super::time::{EventClock, parse_datetime};
 use super::{DecodeError, Decoder};
 use crate::event::{
-    Access, Body, Event, Events, Grant, GranteeType, Membership, MembershipOp, Outcome,
+    AccessRef, Body, Event, Events, Grant, GranteeType, Membership, MembershipOp, Outcome,
 };
 use crate::undo::Target;
 
@@ -336,15 +336,15 @@ impl Decoder for GithubAuditDecoder {
             (None, None, Some(b)) => format!("github/enterprise/{b}"),
             (None, None, None) => return Ok(()),
         };
-        out.push(Event {
+        // Pushed borrowed: `Events` copies the names without an owned event.
+        out.push_access(AccessRef {
             ts,
-            id: Some(id),
-            body: Body::Access(Access {
-                principal: actor.to_owned(),
-                resource,
-                action: Some(action.to_owned()),
-                outcome: Outcome::Success,
-            }),
+            principal: actor,
+            resource: &resource,
+            action: Some(action),
+            outcome: Outcome::Success,
+            id: Some(&id),
+            key: None,
         });
         Ok(())
     }

@@ -41,7 +41,9 @@ use chrono::{Datelike, TimeZone, Utc};
 
 use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, DAY_MS, Event, Events, Membership, MembershipOp, Outcome, Ts};
+use smallvec::SmallVec;
+
+use crate::event::{AccessRef, Body, DAY_MS, Event, Events, Membership, MembershipOp, Outcome, Ts};
 
 /// Decoder for Linux authentication logs.
 #[derive(Debug, Default)]
@@ -51,6 +53,19 @@ pub struct LinuxAuthDecoder {
     /// Membership adds announced by a sudo / auditd command, awaiting their
     /// usermod / gpasswd confirmation line.
     pending: VecDeque<Pending>,
+    /// The UTC year last found for a reference time, with the span of
+    /// milliseconds it covers: finding the year anew for every line costs as
+    /// much as the rest of the header.
+    year: Option<YearSpan>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct YearSpan {
+    year: i32,
+    /// First millisecond of the year.
+    from: i64,
+    /// First millisecond of the next year.
+    to: i64,
 }
 
 #[derive(Debug)]
@@ -73,12 +88,30 @@ impl LinuxAuthDecoder {
         LinuxAuthDecoder {
             reference: Some(reference),
             pending: VecDeque::new(),
+            year: None,
         }
     }
 
     fn reference(&self) -> Ts {
         self.reference
             .unwrap_or_else(|| Ts(Utc::now().timestamp_millis()))
+    }
+
+    /// The reference time and its UTC year, for a timestamp without a year.
+    fn reference_year(&mut self) -> Option<(Ts, i32)> {
+        let reference = self.reference();
+        if let Some(y) = self.year {
+            if (y.from..y.to).contains(&reference.0) {
+                return Some((reference, y.year));
+            }
+        }
+        let year = Utc.timestamp_millis_opt(reference.0).single()?.year();
+        self.year = Some(YearSpan {
+            year,
+            from: civil_ms(year, 1, 1, 0, 0, 0)?,
+            to: civil_ms(year + 1, 1, 1, 0, 0, 0)?,
+        });
+        Some((reference, year))
     }
 }
 
@@ -103,8 +136,8 @@ impl Decoder for LinuxAuthDecoder {
         if text.starts_with("type=") || text.starts_with("node=") {
             return self.auditd(text, out);
         }
-        let reference = self.reference();
-        let l = parse_syslog(text, reference).ok_or(DecodeError::Unrecognized {
+        // The reference time is only read for a timestamp without a year.
+        let l = parse_syslog(text, || self.reference_year()).ok_or(DecodeError::Unrecognized {
             format: NAME,
             reason: "no syslog timestamp and host",
         })?;
@@ -114,7 +147,7 @@ impl Decoder for LinuxAuthDecoder {
 }
 
 /// Parses the header: timestamp, host, program; `None` if it is not syslog.
-fn parse_syslog(text: &str, reference: Ts) -> Option<Line<'_>> {
+fn parse_syslog(text: &str, reference: impl FnOnce() -> Option<(Ts, i32)>) -> Option<Line<'_>> {
     let text = strip_priority(text);
     let (ts, rest) = if text.as_bytes().first()?.is_ascii_digit() {
         let (stamp, rest) = text.split_once(' ')?;
@@ -159,8 +192,9 @@ fn strip_priority(text: &str) -> &str {
     text
 }
 
-/// `Mmm dd HH:MM:SS` (day padded with a space or not), year inferred.
-fn bsd_timestamp(text: &str, reference: Ts) -> Option<(Ts, &str)> {
+/// `Mmm dd HH:MM:SS` (day padded with a space or not), year inferred from
+/// `reference` (the reference time and its UTC year).
+fn bsd_timestamp(text: &str, reference: impl FnOnce() -> Option<(Ts, i32)>) -> Option<(Ts, &str)> {
     let b = text.as_bytes();
     let month = month_from_abbr(b.get(..3)?)?;
     let rest = text.get(3..)?.trim_start();
@@ -173,7 +207,7 @@ fn bsd_timestamp(text: &str, reference: Ts) -> Option<(Ts, &str)> {
         return None;
     }
     let (h, m, s) = (digits(&c[0..2])?, digits(&c[3..5])?, digits(&c[6..8])?);
-    let ref_year = Utc.timestamp_millis_opt(reference.0).single()?.year();
+    let (reference, ref_year) = reference()?;
     // The latest year (at most the reference's) in which the date exists and is
     // not more than a day after the reference; Feb 29 may go back a few years.
     let ts = (0..8).find_map(|back| {
@@ -190,20 +224,20 @@ impl LinuxAuthDecoder {
             "sshd" | "sshd-session" => {
                 if let Some(rest) = msg.strip_prefix("Accepted ") {
                     if let Some(user) = after_for(rest) {
-                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Success));
+                        push_access(out, l.ts, user, l.host, "ssh", Outcome::Success);
                     }
                 } else if let Some(rest) = msg.strip_prefix("Failed ") {
                     if let Some(user) = after_for(rest) {
-                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Denied));
+                        push_access(out, l.ts, user, l.host, "ssh", Outcome::Denied);
                     }
                 } else if l.old_pam {
                     // Old sshd logged through pam_unix only: these lines are the
                     // only record of logins and failures.
                     if let Some(user) = session_opened_for(msg) {
-                        out.push(access(l.ts, user, l.host, "ssh", Outcome::Success));
+                        push_access(out, l.ts, user, l.host, "ssh", Outcome::Success);
                     } else if msg.starts_with("authentication failure;") {
                         if let Some(user) = kv(msg, "user") {
-                            out.push(access(l.ts, user, l.host, "ssh", Outcome::Denied));
+                            push_access(out, l.ts, user, l.host, "ssh", Outcome::Denied);
                         }
                     }
                 }
@@ -218,13 +252,13 @@ impl LinuxAuthDecoder {
                 };
                 if opened {
                     if let Some(by) = opened_by(msg) {
-                        out.push(access(l.ts, &by, l.host, "su", Outcome::Success));
+                        push_access(out, l.ts, &by, l.host, "su", Outcome::Success);
                     }
                 } else if let Some(rest) = msg.strip_prefix("FAILED SU (to ") {
                     // `FAILED SU (to root) alice on pts/0`
                     if let Some(who) = rest.split_once(") ").and_then(|(_, r)| r.split(' ').next())
                     {
-                        out.push(access(l.ts, who, l.host, "su", Outcome::Denied));
+                        push_access(out, l.ts, who, l.host, "su", Outcome::Denied);
                     }
                 }
             }
@@ -236,7 +270,7 @@ impl LinuxAuthDecoder {
                 };
                 if opened {
                     if let Some(user) = session_opened_for(msg) {
-                        out.push(access(l.ts, user, l.host, "login", Outcome::Success));
+                        push_access(out, l.ts, user, l.host, "login", Outcome::Success);
                     }
                 } else if msg.starts_with("FAILED LOGIN") {
                     // `FAILED LOGIN 1 FROM tty1 FOR alice, Authentication failure`
@@ -244,7 +278,7 @@ impl LinuxAuthDecoder {
                         .split_once(" FOR ")
                         .map(|(_, r)| r.split([',', ' ']).next().unwrap_or(r))
                     {
-                        out.push(access(l.ts, user, l.host, "login", Outcome::Denied));
+                        push_access(out, l.ts, user, l.host, "login", Outcome::Denied);
                     }
                 }
             }
@@ -296,7 +330,7 @@ impl LinuxAuthDecoder {
                 .or_else(|| kv(rest, "logname"))
                 .or_else(|| kv(rest, "user"))
             {
-                out.push(access(l.ts, user, l.host, "sudo", Outcome::Denied));
+                push_access(out, l.ts, user, l.host, "sudo", Outcome::Denied);
             }
             return;
         }
@@ -317,10 +351,10 @@ impl LinuxAuthDecoder {
             return;
         };
         if refused {
-            out.push(access(l.ts, user, l.host, "sudo", Outcome::Denied));
+            push_access(out, l.ts, user, l.host, "sudo", Outcome::Denied);
             return;
         }
-        out.push(access(l.ts, user, l.host, "sudo", Outcome::Success));
+        push_access(out, l.ts, user, l.host, "sudo", Outcome::Success);
         self.announced(l.ts, l.host, user, command, out);
     }
 
@@ -397,6 +431,11 @@ impl LinuxAuthDecoder {
                 n => Some(format!("uid:{n}")),
             }
         };
+        // Most auditd records (SYSCALL, PATH, EXECVE, ...) say nothing of
+        // access: they end here, before their fields are looked up.
+        if !matches!(kind, "USER_CMD" | "USER_LOGIN" | "USER_AUTH" | "USER_MGMT") {
+            return Ok(());
+        }
         let exe = kv(body, "exe").unwrap_or_default();
         let failed = kv(body, "res") == Some("failed");
         let service = if exe.contains("sshd") || kv(body, "terminal") == Some("ssh") {
@@ -418,7 +457,7 @@ impl LinuxAuthDecoder {
                 } else {
                     Outcome::Success
                 };
-                out.push(access(ts, &user, host, "sudo", outcome));
+                push_access(out, ts, &user, host, "sudo", outcome);
                 if !failed {
                     if let Some(cmd) = kv(body, "cmd").and_then(audit_text) {
                         self.announced(ts, host, &user, &cmd, out);
@@ -441,12 +480,12 @@ impl LinuxAuthDecoder {
                     } else {
                         Outcome::Success
                     };
-                    out.push(access(ts, &acct, host, service, outcome));
+                    push_access(out, ts, &acct, host, service, outcome);
                 }
             }
             "USER_AUTH" if failed => {
                 if let Some(acct) = kv(body, "acct") {
-                    out.push(access(ts, acct, host, service, Outcome::Denied));
+                    push_access(out, ts, acct, host, service, Outcome::Denied);
                 }
             }
             "USER_MGMT" if !failed => {
@@ -470,17 +509,36 @@ impl LinuxAuthDecoder {
     }
 }
 
-fn access(ts: Ts, principal: &str, host: &str, service: &str, outcome: Outcome) -> Event {
-    Event {
-        ts,
-        id: None,
-        body: Body::Access(Access {
-            principal: principal.to_owned(),
-            resource: format!("host/{host}/{service}"),
-            action: Some(service.to_owned()),
-            outcome,
-        }),
+/// Appends the access of `principal` to `service` on `host` (resource
+/// `host/<host>/<service>`, action the service).
+fn push_access(
+    out: &mut Events,
+    ts: Ts,
+    principal: &str,
+    host: &str,
+    service: &str,
+    outcome: Outcome,
+) {
+    // `Events` copies the names: the resource is put together on the stack.
+    let mut resource = SmallVec::<[u8; 128]>::new();
+    for part in [
+        b"host/".as_slice(),
+        host.as_bytes(),
+        b"/",
+        service.as_bytes(),
+    ] {
+        resource.extend_from_slice(part);
     }
+    let resource = std::str::from_utf8(&resource).expect("joined from text at char boundaries");
+    out.push_access(AccessRef {
+        ts,
+        principal,
+        resource,
+        outcome,
+        action: Some(service),
+        id: None,
+        key: None,
+    });
 }
 
 fn membership(

@@ -21,7 +21,9 @@ use std::net::IpAddr;
 
 use super::time::{civil_ms, digits, month_from_abbr};
 use super::{DecodeError, Decoder};
-use crate::event::{Access, Body, Event, Events, Outcome, Ts};
+use smallvec::SmallVec;
+
+use crate::event::{Access, AccessRef, Body, Event, Events, Outcome, Ts};
 
 /// Decoder for NCSA access logs.
 #[derive(Debug, Default)]
@@ -122,29 +124,28 @@ fn access_line(text: &str, out: &mut Events) -> Result<(), DecodeError> {
     let mut parts = request.split(' ');
     let method = parts.next().filter(|m| !m.is_empty() && *m != "-");
     let path = parts.next().unwrap_or("/");
-    out.push(Event {
+    out.push_access(AccessRef {
         ts,
+        principal: user.trim_matches('"'),
+        resource: &format!("web/{}{}", vhost.unwrap_or("-"), path_prefix(path)),
+        action: method,
+        outcome: if matches!(status, 401 | 403) {
+            Outcome::Denied
+        } else {
+            Outcome::Success
+        },
         id: None,
-        body: Body::Access(Access {
-            principal: user.trim_matches('"').to_owned(),
-            resource: format!("web/{}{}", vhost.unwrap_or("-"), path_prefix(path)),
-            action: method.map(str::to_owned),
-            outcome: if matches!(status, 401 | 403) {
-                Outcome::Denied
-            } else {
-                Outcome::Success
-            },
-        }),
+        key: None,
     });
     Ok(())
 }
 
 /// Space-separated fields; a quoted field is one token, and a field ending in
 /// `,` continues into the next (`10.0.0.2, 10.0.0.1, 127.0.0.1`).
-fn tokens(s: &str) -> Vec<&str> {
+fn tokens(s: &str) -> SmallVec<[&str; 8]> {
     let s = s.trim();
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out = SmallVec::new();
     let mut i = 0;
     while i < b.len() {
         while i < b.len() && b[i] == b' ' {

@@ -7,10 +7,19 @@
 //! at zero, for alerts and `rate()` to work from the first scrape. The names
 //! are a contract (DESIGN.md, "Metrics").
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::Suppression;
 use crate::finding::ActionStatus;
+
+/// Buckets of every latency histogram (seconds), the response's and the
+/// detection's ([`crate::metrics::Metrics`]): from 100 µs to 10 minutes, the
+/// sub-millisecond path from a line to its finding, and slow hooks with
+/// retries alike.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 /// Every revocation outcome, for pre-creating `reachguard_revocations_total`.
 const STATUSES: [ActionStatus; 6] = [
@@ -34,6 +43,8 @@ pub struct ResponseMetrics {
     pub hook_attempts: IntCounterVec,
     /// `reachguard_journal_pending`: revocations journaled but not finished.
     pub journal_pending: IntGauge,
+    /// `reachguard_revocation_latency_seconds`: line read -> hook succeeded.
+    pub revocation_latency: Histogram,
 }
 
 impl ResponseMetrics {
@@ -70,6 +81,17 @@ impl ResponseMetrics {
         registry
             .register(Box::new(journal_pending.clone()))
             .expect("unique metric");
+        let revocation_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "reachguard_revocation_latency_seconds",
+                "Time from reading a line to its revocation hook succeeding.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(revocation_latency.clone()))
+            .expect("unique metric");
         for s in STATUSES {
             revocations.with_label_values(&[s.as_str()]);
         }
@@ -86,6 +108,7 @@ impl ResponseMetrics {
             revocations_suppressed,
             hook_attempts,
             journal_pending,
+            revocation_latency,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! the journal accepts it once (across processes and restarts), and the
 //! responder never runs two calls for one key at once.
 
+pub mod decide;
 pub mod hook;
 pub mod journal;
 pub mod metrics;
@@ -320,28 +321,16 @@ pub fn idempotency_key(target: &RevocationTarget) -> String {
 /// is written with `status: "suppressed"` and says why: the grant gets one
 /// revocation, however many findings point at it, and a restored grant is not
 /// revoked again.
-pub fn already_journaled(entry: &journal::Entry, mut finding: Finding) -> Option<Finding> {
+pub fn already_journaled(entry: &journal::Entry, finding: Finding) -> Option<Finding> {
+    use decide::Intents;
     if entry.finding.finding_id == finding.finding_id {
         return None;
     }
-    let grant_id = finding.grant_id.clone().unwrap_or_default();
-    let state = match (&entry.restore, entry.outcome) {
-        (Some(r), _) if r.outcome == Some(ActionStatus::Executed) => {
-            format!("revoked and since restored by {}", r.requester.name())
-        }
-        (_, Some(s)) => format!("revoked ({})", s.as_str()),
-        (_, None) => "being revoked".to_owned(),
-    };
-    set_action(
-        &mut finding,
-        &grant_id,
-        ActionStatus::Suppressed,
-        Some(format!(
-            "grant already {state} for finding {}; one revocation per grant",
-            entry.finding.finding_id
-        )),
-    );
-    Some(finding)
+    Some(decide::suppress_duplicate(
+        finding,
+        &entry.finding.finding_id,
+        &decide::Journaled::state(entry),
+    ))
 }
 
 /// The hook payload (DESIGN.md, "Response"); fields that do not apply are omitted.
@@ -507,13 +496,9 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A responder over the hooks and the shared journal; every hook attempt is
-    /// counted in `metrics`.
-    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>, metrics: &ResponseMetrics) -> Self {
-        let hooks = hooks
-            .into_iter()
-            .map(|h| h.with_attempts_metric(metrics.hook_attempts.clone()))
-            .collect();
+    /// A responder over the hooks (each counting its attempts: see
+    /// [`Hook::with_attempts_metric`]) and the shared journal.
+    pub fn new(hooks: Vec<Hook>, journal: Arc<Mutex<Journal>>) -> Self {
         Responder {
             hooks: Arc::new(hooks),
             journal,
@@ -791,11 +776,12 @@ mod tests {
             formats: None,
         })
         .unwrap();
+        let metrics = crate::metrics::Metrics::new(&[]);
+        let hook = hook.with_attempts_metric(metrics.response.hook_attempts.clone());
         let journal = Arc::new(Mutex::new(
             Journal::open(&dir.path().join("actions.jsonl")).unwrap(),
         ));
-        let metrics = ResponseMetrics::register(&prometheus::Registry::new());
-        let responder = Responder::new(vec![hook], Arc::clone(&journal), &metrics);
+        let responder = Responder::new(vec![hook], Arc::clone(&journal));
         let (job_tx, job_rx) = mpsc::channel(8);
         let (done_tx, mut done_rx) = mpsc::channel(8);
         let run = tokio::spawn(responder.run(job_rx, done_tx));
@@ -839,6 +825,7 @@ mod tests {
         assert_eq!(started, ["k1", "k2"], "k1 was not called a second time");
         assert_eq!(
             metrics
+                .response
                 .hook_attempts
                 .with_label_values(&["exec", "success"])
                 .get(),

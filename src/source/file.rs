@@ -294,6 +294,17 @@ impl Checkpoints {
         }
     }
 
+    /// Every acknowledged file position, by (source index, file identity).
+    pub fn entries(&self) -> impl Iterator<Item = ((usize, FileKey), &FilePosition)> {
+        self.files.iter().map(|(k, p)| (*k, p))
+    }
+
+    /// Remembers how far a content no longer at a followed file was read
+    /// (restoring a checkpoint).
+    pub fn retire(&mut self, head: RetiredHead) {
+        remember_head(&mut self.retired, head);
+    }
+
     /// Contents no longer at a followed file, and how far each was read.
     pub fn retired(&self) -> &[RetiredHead] {
         &self.retired
@@ -455,6 +466,10 @@ struct OpenFile {
     unmatched_scans: u32,
     /// Last time data was read, or the file stopped matching.
     last_activity: Instant,
+    /// Found new with no complete first line yet (a copy being written, say),
+    /// so whether it is a copy of content already read is not known yet: it
+    /// is decided before its first line is handed out ([`Tailer::settle`]).
+    unsettled: bool,
 }
 
 impl OpenFile {
@@ -623,6 +638,17 @@ impl Tailer {
         }
         let mut buf = std::mem::take(&mut self.buf);
         for id in ids {
+            if self.files.get(&id).is_some_and(|of| of.unsettled) {
+                match self.settle(id) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        let path = (*self.files[&id].path).clone();
+                        self.fail(io_err("read", &path, e), &mut stats);
+                        continue;
+                    }
+                }
+            }
             let Some(of) = self.files.get_mut(&id) else {
                 continue;
             };
@@ -865,20 +891,26 @@ impl Tailer {
             return Ok(Opened::Compressed);
         }
         let fp = fingerprint(&head[..head_len]);
-        let copy_of = match cp {
-            None if fp != 0 => self.copy_of(spec.index, fp, &file, len)?,
-            _ => None,
+        // Nothing read of it yet and its content unknown when last seen (a
+        // checkpoint written while a copy was still empty, say): it may be a
+        // copy of content already read.
+        let fresh = cp.is_none_or(|c| c.offset == 0 && c.fingerprint == 0);
+        let copy_of = if fresh && fp != 0 {
+            self.copy_of(spec.index, fp, &file, len)?
+        } else {
+            None
         };
+        let epoch = cp.map_or(0, |c| c.epoch);
         let (offset, line_no, epoch) = match (cp, copy_of) {
-            (None, Some(CopyOf::Open)) => return Ok(Opened::CopyOfOpen),
-            (None, Some(CopyOf::Retired(h))) if h.offset <= len => {
+            (_, Some(CopyOf::Open)) => return Ok(Opened::CopyOfOpen),
+            (_, Some(CopyOf::Retired(h))) if h.offset <= len => {
                 info!(path = %path.display(), offset = h.offset, "copy of a file already read; continuing where its reading ended");
-                (h.offset, h.line_no, 0)
+                (h.offset, h.line_no, epoch)
             }
-            (None, Some(CopyOf::Retired(_))) => {
+            (_, Some(CopyOf::Retired(_))) => {
                 info!(path = %path.display(), "copy of a file already read past its end; reading only what is added");
                 let (end, lines) = count_complete_lines(&file, len)?;
-                (end, lines, 0)
+                (end, lines, epoch)
             }
             // Known-then-unknown also mismatches: a known fingerprint survives growth.
             (Some(cp), _) if cp.offset <= len && (cp.fingerprint == 0 || cp.fingerprint == fp) => {
@@ -908,6 +940,7 @@ impl Tailer {
             last_meta: meta_signature(&meta),
             unmatched_scans: 0,
             last_activity: Instant::now(),
+            unsettled: fresh && fp == 0,
         }))
     }
 
@@ -934,6 +967,61 @@ impl Tailer {
         let retired = self.retired.iter().rev();
         let mut heads = retired.filter(|h| (h.source, h.fingerprint) == (source, fp));
         Ok(heads.next().copied().map(CopyOf::Retired))
+    }
+
+    /// Decides what a file found without a complete first line is, once it
+    /// has one: a copy of a file still followed is closed (found again by the
+    /// next scan, it waits as such a copy does); a copy of content truncated
+    /// away or closed continues where reading that content ended; anything
+    /// else is new and read from the start. Until then nothing of it can be
+    /// handed out, so it is read like any file (its partial line held).
+    /// Returns whether the file is still followed.
+    fn settle(&mut self, id: Id) -> io::Result<bool> {
+        let of = &self.files[&id];
+        let len = of.file.metadata()?.len();
+        let mut head = [0u8; FINGERPRINT_BYTES];
+        let head_len = read_full_at(&of.file, &mut head, 0)?;
+        let fp = fingerprint(&head[..head_len]);
+        if fp == 0 {
+            return Ok(true);
+        }
+        if is_compressed(&of.path, &head[..head_len]) {
+            debug!(path = %of.path.display(), "compressed file: not read");
+            self.files.remove(&id);
+            self.forgotten.push(id);
+            self.compressed.insert(id);
+            return Ok(false);
+        }
+        let copy = self.copy_of(id.0, fp, &of.file, len)?;
+        let of = self.files.get_mut(&id).expect("looked up above");
+        of.unsettled = false;
+        match copy {
+            // Its fingerprint is taken by the truncation check, which first
+            // compares the partial line held with what is there now.
+            None => Ok(true),
+            Some(CopyOf::Open) => {
+                debug!(path = %of.path.display(), "copy of a file being followed; waiting for the original to be truncated or closed");
+                self.files.remove(&id);
+                self.forgotten.push(id);
+                Ok(false)
+            }
+            Some(CopyOf::Retired(h)) => {
+                let (offset, line_no) = if h.offset <= len {
+                    (h.offset, h.line_no)
+                } else {
+                    count_complete_lines(&of.file, len)?
+                };
+                info!(path = %of.path.display(), offset, "copy of a file already read; continuing where its reading ended");
+                of.fingerprint = fp;
+                of.offset = offset;
+                of.read_pos = offset;
+                of.line_no = line_no;
+                of.pending.clear();
+                of.discarding = false;
+                self.opened.push((id.0, id.1, of.position()));
+                Ok(true)
+            }
+        }
     }
 
     /// At startup, look for checkpointed files that no longer match in the
@@ -1698,6 +1786,57 @@ mod tests {
         got.sort();
         // n2 was never acknowledged: the copy delivers it; nothing else repeats.
         assert_eq!(got, ["m1", "n2"]);
+    }
+
+    #[test]
+    fn a_copy_seen_before_its_first_line_is_written_is_still_known_as_a_copy() {
+        let (dir, p) = log("l1\nl2\n");
+        let pattern = dir.path().join("app.log*");
+        let mut cps = Checkpoints::default();
+        let mut t = tailer(vec![spec(&pattern)], &cps);
+        drain(&mut t).iter().for_each(|l| cps.ack(l));
+        // The copy is created empty, then filled, as `cp` and logrotate do; a
+        // scan comes between, and another while only part of a line is in.
+        let copy = dir.path().join("app.log.1");
+        fs::write(&copy, "").unwrap();
+        assert!(read(&mut t).is_empty());
+        fs::write(&copy, "l1").unwrap();
+        assert!(read(&mut t).is_empty());
+        fs::write(&copy, "l1\nl2\n").unwrap();
+        // Not yet truncated: the copy waits, whatever it held when first seen.
+        assert!(read(&mut t).is_empty());
+        truncate(&p);
+        append(&p, "n1\n");
+        let after = drain(&mut t);
+        assert_eq!(texts(&after), ["n1"], "the copy's lines were read already");
+        after.iter().for_each(|l| cps.ack(l));
+        for (s, k, pos) in t.take_opened() {
+            cps.advance(s, k, pos);
+        }
+        for (s, k) in t.take_forgotten() {
+            cps.forget(s, k);
+        }
+
+        // A second copy, still empty at a restart, filled and its original
+        // truncated while the daemon is down: it continues where reading of
+        // that content ended, delivering only the line never read.
+        append(&p, "n2\n");
+        let two = dir.path().join("app.log.2");
+        fs::write(&two, "").unwrap();
+        let more = drain(&mut t);
+        assert_eq!(texts(&more), ["n2"]);
+        more.iter().for_each(|l| cps.ack(l));
+        for (s, k, pos) in t.take_opened() {
+            cps.advance(s, k, pos);
+        }
+        append(&p, "n3\n");
+        fs::copy(&p, &two).unwrap();
+        truncate(&p);
+        append(&p, "m1\n");
+        let mut t = tailer(vec![spec(&pattern)], &cps);
+        let mut got = read(&mut t);
+        got.sort();
+        assert_eq!(got, ["m1", "n3"]);
     }
 
     #[test]

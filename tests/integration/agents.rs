@@ -449,6 +449,44 @@ fn late_telemetry_of_a_call_the_engineer_approved_revokes_nothing() {
     assert!(hook.calls().is_empty());
 }
 
+/// The receiver's cursor (requests answered) is saved with the model and
+/// taken up again after a SIGKILL: nothing to resume from (a sender retries
+/// what was not answered), but request numbers go on.
+#[test]
+fn the_receivers_cursor_survives_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Webhook::start();
+    let (mut daemon, _audit) = otlp_daemon(dir.path(), &hook, "");
+    let post_all = |d: &Daemon| {
+        let otlp = otlp_addr(d, "http");
+        for req in rule_call_requests() {
+            let (code, _) = http_post(
+                otlp,
+                "/v1/logs",
+                &[("Content-Type", "application/json")],
+                req.as_bytes(),
+            );
+            assert_eq!(code, 200);
+        }
+    };
+    let n = rule_call_requests().len() as u64;
+    assert!(n > 0);
+    post_all(&daemon);
+    let answered = |d: &Daemon| saved_cursors(&d.state)["otlp"]["answered"].as_u64();
+    wait_until(
+        Duration::from_secs(10),
+        "a checkpoint with the requests",
+        || answered(&daemon) == Some(n),
+    );
+    daemon.kill_9();
+    std::fs::remove_file(daemon.state.join("otlp-http.addr")).unwrap();
+    let (daemon, _audit) = otlp_daemon(dir.path(), &hook, "");
+    post_all(&daemon);
+    wait_until(Duration::from_secs(10), "a checkpoint counting on", || {
+        answered(&daemon) == Some(2 * n)
+    });
+}
+
 #[test]
 fn the_otlp_receiver_answers_as_the_specification_says() {
     let dir = tempfile::tempdir().unwrap();

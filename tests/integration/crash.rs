@@ -101,6 +101,11 @@ fn crash_loop(seed: u64) {
     let hook = Webhook::start();
     let log = dir.path().join("app.jsonl");
     let cfg = daemon_config(dir.path(), &log, &hook);
+    // Restarts alternate at random with a config that lists another source
+    // first: each source's cursor is saved under its name, not its place.
+    let other = dir.path().join("other.jsonl");
+    let reordered = with_source_first(&cfg, "other", &other);
+    append(&other, &[]);
     append(&log, &[]);
     let mut rng = Rng::new(0x6b11 ^ seed);
     let mut daemon = Daemon::start(dir.path(), &cfg);
@@ -125,7 +130,8 @@ fn crash_loop(seed: u64) {
             }
             daemon.kill_9();
             kills += 1;
-            daemon = Daemon::start(dir.path(), &cfg);
+            let cfg = if rng.chance(0.5) { &reordered } else { &cfg };
+            daemon = Daemon::start(dir.path(), cfg);
         }
     }
     wait_done(&daemon, end);

@@ -367,6 +367,26 @@ async fn record(
 }
 
 /// A config following `logs` (a path or glob) with state in `dir/state`.
+/// `cfg` with another file source, `name` following `path`, listed before
+/// the others: every configured source moves one place down.
+pub fn with_source_first(cfg: &str, name: &str, path: &Path) -> String {
+    let at = cfg.find("[[sources]]").expect("a config with sources");
+    format!(
+        "{}[[sources]]\npath = \"{}\"\nname = \"{name}\"\n\n{}",
+        &cfg[..at],
+        path.display(),
+        &cfg[at..]
+    )
+}
+
+/// The state dir's saved cursors (`{}` before the first checkpoint).
+pub fn saved_cursors(state: &Path) -> serde_json::Value {
+    match std::fs::read(state.join("checkpoint.json")) {
+        Ok(b) => serde_json::from_slice::<serde_json::Value>(&b).unwrap()["cursors"].clone(),
+        Err(_) => serde_json::json!({}),
+    }
+}
+
 pub fn config(dir: &Path, logs: &str, hook_url: Option<&str>) -> String {
     let mut c = format!(
         "[state]\ndir = \"{}\"\ncheckpoint_interval = \"100ms\"\n\n[[sources]]\npath = \"{logs}\"\nname = \"app\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[sensitivity]\n\"acl/internal-*\" = \"critical\"\n",

@@ -13,6 +13,7 @@ mod detection;
 mod formats;
 mod gate;
 mod incident;
+mod layouts;
 mod prometheus;
 mod response;
 mod rotation;

@@ -164,6 +164,11 @@ fn copytruncate_under_a_glob_matching_the_copies_delivers_every_line_once_across
     append(&log, &batch("d", 365, 30));
     copytruncate("app.log.1");
     append(&log, &batch("e", 395, 20));
+    // And a new source listed before it: "app" resumes from its own cursor,
+    // whatever its place in the config.
+    let other = dir.path().join("other.log");
+    append(&other, &[]);
+    let cfg = with_source_first(&cfg, "other", &other);
     let mut second = Daemon::start(dir.path(), &cfg);
     // The 30 lines only the copy holds now and the 20 new ones; anything else
     // would be a repeat.
