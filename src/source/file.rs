@@ -807,10 +807,7 @@ impl Tailer {
                     }
                     Ok(Opened::Compressed) => {
                         debug!(path = %path.display(), "compressed file: not read");
-                        if self.compressed.len() >= 4096 {
-                            self.compressed.clear();
-                        }
-                        self.compressed.insert(id);
+                        self.never_read(id);
                     }
                     Err(e) => self.fail(io_err("open", &path, e), stats),
                 }
@@ -903,14 +900,9 @@ impl Tailer {
         let epoch = cp.map_or(0, |c| c.epoch);
         let (offset, line_no, epoch) = match (cp, copy_of) {
             (_, Some(CopyOf::Open)) => return Ok(Opened::CopyOfOpen),
-            (_, Some(CopyOf::Retired(h))) if h.offset <= len => {
-                info!(path = %path.display(), offset = h.offset, "copy of a file already read; continuing where its reading ended");
-                (h.offset, h.line_no, epoch)
-            }
-            (_, Some(CopyOf::Retired(_))) => {
-                info!(path = %path.display(), "copy of a file already read past its end; reading only what is added");
-                let (end, lines) = count_complete_lines(&file, len)?;
-                (end, lines, epoch)
+            (_, Some(CopyOf::Retired(h))) => {
+                let (offset, line_no) = resume_copy(&h, &file, len, path)?;
+                (offset, line_no, epoch)
             }
             // Known-then-unknown also mismatches: a known fingerprint survives growth.
             (Some(cp), _) if cp.offset <= len && (cp.fingerprint == 0 || cp.fingerprint == fp) => {
@@ -989,7 +981,7 @@ impl Tailer {
             debug!(path = %of.path.display(), "compressed file: not read");
             self.files.remove(&id);
             self.forgotten.push(id);
-            self.compressed.insert(id);
+            self.never_read(id);
             return Ok(false);
         }
         let copy = self.copy_of(id.0, fp, &of.file, len)?;
@@ -1006,12 +998,7 @@ impl Tailer {
                 Ok(false)
             }
             Some(CopyOf::Retired(h)) => {
-                let (offset, line_no) = if h.offset <= len {
-                    (h.offset, h.line_no)
-                } else {
-                    count_complete_lines(&of.file, len)?
-                };
-                info!(path = %of.path.display(), offset, "copy of a file already read; continuing where its reading ended");
+                let (offset, line_no) = resume_copy(&h, &of.file, len, &of.path)?;
                 of.fingerprint = fp;
                 of.offset = offset;
                 of.read_pos = offset;
@@ -1022,6 +1009,15 @@ impl Tailer {
                 Ok(true)
             }
         }
+    }
+
+    /// Remembers a compressed file matching a pattern, so it is never read
+    /// (the set is bounded: forgotten whole past 4,096 files).
+    fn never_read(&mut self, id: Id) {
+        if self.compressed.len() >= 4096 {
+            self.compressed.clear();
+        }
+        self.compressed.insert(id);
     }
 
     /// At startup, look for checkpointed files that no longer match in the
@@ -1102,6 +1098,19 @@ enum Opened {
 enum CopyOf {
     Open,
     Retired(RetiredHead),
+}
+
+/// Where a copy of content already read (`h`) continues, as (offset, line
+/// number): where reading that content ended, or, if the copy is shorter
+/// than that, after its last complete line.
+fn resume_copy(h: &RetiredHead, file: &File, len: u64, path: &Path) -> io::Result<(u64, u64)> {
+    if h.offset <= len {
+        info!(path = %path.display(), offset = h.offset, "copy of a file already read; continuing where its reading ended");
+        Ok((h.offset, h.line_no))
+    } else {
+        info!(path = %path.display(), "copy of a file already read past its end; reading only what is added");
+        count_complete_lines(file, len)
+    }
 }
 
 /// A compressed file: by name (`.gz`, `.bz2`, `.xz`, `.zst`, `.zip`) or by the
