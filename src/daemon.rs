@@ -439,11 +439,7 @@ impl Worker {
     /// applying it; counts the answer and records a `deny` or `ask` as a
     /// finding.
     fn decide(&mut self, r: crate::gate::Request) {
-        let now = crate::event::Ts(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        );
+        let now = crate::event::Ts::now();
         let outcome = crate::gate::decide(self.pipeline.engine_mut(), &r.proposal, now);
         if let Ok(o) = &outcome {
             self.metrics.gate.count(r.proposal.gate, o.decision);

@@ -372,19 +372,11 @@ fn answer(
             .iter()
             .find(|o| o.decision == Decision::Deny)
             .expect("the worst is a deny");
-        let advice = denied
-            .trace
-            .as_ref()
-            .and_then(|t| t.advice_id.as_deref())
-            .unwrap_or("an agent's own call");
-        let message = format!(
-            "reachguard: this binding follows advice {advice} that no person verified: {}",
-            denied
-                .reasons
-                .first()
-                .map(String::as_str)
-                .unwrap_or_default()
-        );
+        // The first reason names the advice and what to do.
+        let message = match denied.reasons.first() {
+            Some(reason) => format!("reachguard refused this binding: it {reason}"),
+            None => "reachguard refused this binding: it traces to agent advice no person verified".to_owned(),
+        };
         match mode {
             GateMode::Enforce => {
                 resp = resp.deny(message);
