@@ -43,6 +43,23 @@ pub use crate::instance::Error;
 /// far.
 pub type Handle = instance::Handle<Error, watch::Receiver<u64>>;
 
+/// Starts the admission webhook when `[gate] listen` is set; it stops with
+/// the HTTP server.
+async fn start_gate(
+    cfg: &Config,
+    state: &StateDir,
+    asker: &crate::gate::Asker,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), Error> {
+    if let Some((addr, _task)) =
+        crate::gate::admission::spawn(&cfg.gate, asker.clone(), stop.clone()).await?
+    {
+        state.record_gate_addr(addr)?;
+        tracing::info!(%addr, mode = ?cfg.gate.mode, "admission webhook on POST /k8s/validate (HTTPS)");
+    }
+    Ok(())
+}
+
 /// Starts the daemon: everything that can fail at start-up fails here.
 pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let receiving = cfg.otlp.listen.is_some() || cfg.otlp.grpc_listen.is_some();
@@ -126,11 +143,14 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let http = instance::bind_http(&cfg, &metrics, &sink).await?;
     let addr = http.addr;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (gate_asker, gate_requests) = crate::gate::ask::channel();
+    let http = http.with_gate(gate_asker.clone());
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
         token: http.token(),
     };
     let (ready, server_task) = http.serve(&state, stop_rx.clone())?;
+    start_gate(&cfg, &state, &gate_asker, &stop_rx).await?;
 
     let (otlp_tx, otlp_rx) = mpsc::channel::<source::otlp::Received>(64);
     let mut receiver_tasks = Vec::new();
@@ -230,6 +250,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         cfg.checkpoint_interval,
         line_rx,
         otlp_rx,
+        gate_requests,
         receiver_tasks,
         job_tx,
         done_rx,
@@ -267,6 +288,7 @@ impl Worker {
         checkpoint_every: Duration,
         mut lines: mpsc::Receiver<TailEvent>,
         mut otlp: mpsc::Receiver<source::otlp::Received>,
+        mut gate_requests: mpsc::Receiver<crate::gate::Request>,
         receiver_tasks: Vec<JoinHandle<()>>,
         jobs: mpsc::Sender<Job>,
         mut done: mpsc::Receiver<Completed>,
@@ -284,6 +306,7 @@ impl Worker {
                 // The guard `wait_for` returns is not Send; drop it inside.
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                 Some(c) = done.recv() => self.completed(c),
+                Some(r) = gate_requests.recv() => self.decide(r),
                 Some(r) = otlp.recv() => {
                     self.received(r, &jobs).await;
                     self.dirty = true;
@@ -410,6 +433,34 @@ impl Worker {
             }
         }
         self.processed.send_modify(|n| *n += 1);
+    }
+
+    /// Judges a proposal for a gate against the model as it stands, without
+    /// applying it; counts the answer and records a `deny` or `ask` as a
+    /// finding.
+    fn decide(&mut self, r: crate::gate::Request) {
+        let now = crate::event::Ts::now();
+        let outcome = crate::gate::decide(self.pipeline.engine_mut(), &r.proposal, now);
+        if let Ok(o) = &outcome {
+            self.metrics.gate.count(r.proposal.gate, o.decision);
+            if let Some(f) = &o.finding {
+                match self.sink.write(f) {
+                    Ok(true) => {
+                        self.metrics
+                            .findings
+                            .with_label_values(&[f.kind.as_str(), f.severity.as_str()])
+                            .inc();
+                        // Synced to disk with the next checkpoint.
+                        self.dirty = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, finding = %f.finding_id, "cannot write finding")
+                    }
+                }
+            }
+        }
+        let _ = r.reply.send(outcome);
     }
 
     fn completed(&mut self, c: Completed) {

@@ -32,6 +32,12 @@ impl Ts {
         }
     }
 
+    /// The wall clock now.
+    pub fn now() -> Ts {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        Ts(since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
     /// Whole seconds since the epoch, as a float (for Prometheus gauges).
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1000.0

@@ -57,6 +57,9 @@ pub enum Error {
         "no [[sources]] and no [otlp] receiver configured: nothing to follow (see `reachguard check-config`)"
     )]
     NoSources,
+    /// The admission webhook could not start (its certificate, its address).
+    #[error("[gate]: {0}")]
+    Gate(#[from] crate::gate::admission::TlsError),
 }
 
 /// What every instance holds from start to stop.
@@ -117,6 +120,7 @@ pub async fn bind_http(
         ready: Arc::clone(&ready),
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
+        gate: None,
     };
     Ok(Http {
         listener,
@@ -136,6 +140,13 @@ pub struct Http {
 }
 
 impl Http {
+    /// Serves `/api/v1/decide` through `asker` (the single node, whose one
+    /// engine can judge a proposal; a cluster instance answers 503).
+    pub fn with_gate(mut self, asker: crate::gate::Asker) -> Http {
+        self.app.gate = Some(asker);
+        self
+    }
+
     /// The API token, for the other listeners that check it.
     pub fn token(&self) -> Option<Arc<str>> {
         self.app.token.clone()
@@ -149,8 +160,13 @@ impl Http {
         stop: watch::Receiver<bool>,
     ) -> Result<(Ready, JoinHandle<()>), Error> {
         state.record_http_addr(self.addr)?;
+        let gate = self.app.gate.is_some();
         let task = server::spawn(self.listener, self.app, stop);
-        tracing::info!(addr = %self.addr, "serving /metrics, /healthz, /readyz, /api/findings");
+        if gate {
+            tracing::info!(addr = %self.addr, "serving /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
+        } else {
+            tracing::info!(addr = %self.addr, "serving /metrics, /healthz, /readyz, /api/findings");
+        }
         Ok((Ready(self.ready), task))
     }
 }

@@ -26,6 +26,8 @@
 //!   [`detect::provenance`], which traces grants to agent advice; reach
 //!   baselines ([`detect::baseline`], [`detect::reach`]) and the peer groups
 //!   fitted over them ([`detect::peers`]).
+//! - [`gate`]: confirmation gates: a proposed grant judged before it exists
+//!   (allow, ask or deny), for `POST /api/v1/decide` and the gates built on it.
 //! - [`state`]: the state directory (checkpoint with the model, versioned).
 //! - [`respond`]: policy and guardrails, revocation hooks, the action journal,
 //!   and the response stage's own settings and metrics.
@@ -67,6 +69,7 @@ pub mod event;
 pub mod explain;
 pub mod finding;
 pub mod format;
+pub mod gate;
 pub mod instance;
 pub mod metrics;
 pub mod model;

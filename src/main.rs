@@ -83,6 +83,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Confirmation gates run outside the daemon.
+    Gate {
+        #[command(subcommand)]
+        gate: GateCommand,
+    },
     /// Undo a revocation through the restore hooks; journaled with who and why.
     Restore {
         /// Config file (TOML); embedded defaults when omitted.
@@ -96,6 +101,25 @@ enum Command {
         /// The person it is done for, if not the OS user running this.
         #[arg(long)]
         by: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GateCommand {
+    /// A Claude Code PreToolUse hook: reads the tool call on stdin and, for a
+    /// command that grants privileges, answers ask or deny as the daemon
+    /// judges it; prints nothing for anything else.
+    ClaudeCode {
+        /// The daemon's base URL.
+        #[arg(long, default_value = reachguard::gate::claude_code::DEFAULT_SERVER)]
+        server: String,
+        /// A file holding the API's bearer token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// The person the agent works for (default: `git config user.email`,
+        /// else `$USER`); the daemon resolves it through `[identities.aliases]`.
+        #[arg(long)]
+        principal: Option<String>,
     },
 }
 
@@ -208,6 +232,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
                 print!("{e}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gate {
+            gate:
+                GateCommand::ClaudeCode {
+                    server,
+                    token_file,
+                    principal,
+                },
+        } => {
+            let args = reachguard::gate::claude_code::HookArgs {
+                server: Some(server),
+                token_file,
+                principal,
+            };
+            if let Some(out) = reachguard::gate::claude_code::run(&args, std::io::stdin().lock()) {
+                println!("{out}");
             }
             Ok(ExitCode::SUCCESS)
         }

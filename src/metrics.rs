@@ -11,7 +11,8 @@
 //! whose metrics carry labels only it knows defines and registers them itself
 //! on the shared registry, and this module assembles them: the response
 //! stage's are [`ResponseMetrics`] (revocations, suppressions, hook attempts),
-//! so nothing here depends back on the stage.
+//! so nothing here depends back on the stage; the gates' are
+//! [`GateMetrics`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use prometheus::{
 
 use crate::event::{EventType, Ts};
 use crate::finding::{Finding, FindingKind, Severity};
+use crate::gate::GateMetrics;
 use crate::respond::ResponseMetrics;
 use crate::respond::metrics::LATENCY_BUCKETS;
 
@@ -66,6 +68,8 @@ pub struct Metrics {
     /// The response stage's: revocations, suppressions, hook attempts, the
     /// journal's backlog.
     pub response: ResponseMetrics,
+    /// The gates': `reachguard_gate_decisions_total{gate,decision}`.
+    pub gate: GateMetrics,
     /// `reachguard_detection_latency_seconds`: line read -> finding.
     pub detection_latency: Histogram,
     /// `reachguard_principals_tracked`.
@@ -289,6 +293,7 @@ impl Metrics {
             }
         }
         let response = ResponseMetrics::register(&registry);
+        let gate = GateMetrics::register(&registry);
         for s in sources {
             lines.with_label_values(&[s]);
             skipped.with_label_values(&[s]);
@@ -303,6 +308,7 @@ impl Metrics {
             decode_errors,
             findings,
             response,
+            gate,
             detection_latency,
             principals_tracked,
             last_event_timestamp,

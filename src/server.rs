@@ -1,6 +1,8 @@
-//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/api/findings`.
+//! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/api/findings`,
+//! `POST /api/v1/decide`.
 //!
-//! Read-only: every route answers GET only. Binds 127.0.0.1 by default; the
+//! Read-only: every route but `/api/v1/decide` answers GET only, and that one
+//! judges a proposed change without applying it ([`crate::gate`]). Binds 127.0.0.1 by default; the
 //! address is `[server] listen`. With `[server] token_env` or `token_file`,
 //! `/api/*` (and `/metrics` with `protect_metrics`) require
 //! `Authorization: Bearer <token>`; health and readiness stay open for probes.
@@ -13,7 +15,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Whether `/metrics` needs the token.
     pub protect_metrics: bool,
+    /// The engine's owner, for `POST /api/v1/decide` (503 without one).
+    pub gate: Option<crate::gate::Asker>,
 }
 
 /// Constant-time comparison, so the time taken says nothing about the token.
@@ -67,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/findings", get(findings))
+        .route("/api/v1/decide", post(decide))
         .with_state(state)
 }
 
@@ -111,6 +116,37 @@ async fn findings(
             axum::Json(serde_json::json!({"error": msg})),
         )
             .into_response(),
+    }
+}
+
+/// `POST /api/v1/decide`: a proposed grant ([`crate::gate::Proposal`]) in,
+/// `allow`, `ask` or `deny` with reasons, trace and expansion figures out.
+async fn decide(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorised(&s, &headers) {
+        return unauthorised();
+    }
+    let bad = |msg: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response()
+    };
+    let proposal: crate::gate::Proposal = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("not a proposal: {e}")),
+    };
+    let Some(gate) = &s.gate else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no engine to judge with\n").into_response();
+    };
+    match gate.ask(proposal).await {
+        Ok(Ok(outcome)) => axum::Json(outcome).into_response(),
+        Ok(Err(e)) => bad(e.to_string()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
 
@@ -176,6 +212,7 @@ mod tests {
             ready: Arc::new(AtomicBool::new(false)),
             token: None,
             protect_metrics: false,
+            gate: None,
         };
         let ready = Arc::clone(&state.ready);
         let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();

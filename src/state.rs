@@ -186,6 +186,12 @@ impl StateDir {
         write_atomic(&self.dir.join("http.addr"), format!("{addr}\n").as_bytes())
     }
 
+    /// Records the admission webhook's address (`gate.addr`), for tests and
+    /// tools that ask for port 0.
+    pub fn record_gate_addr(&self, addr: std::net::SocketAddr) -> Result<(), StateError> {
+        write_atomic(&self.dir.join("gate.addr"), format!("{addr}\n").as_bytes())
+    }
+
     /// Records the OTLP receivers' addresses (`otlp-http.addr`,
     /// `otlp-grpc.addr`), for tests and tools that ask for port 0.
     pub fn record_otlp_addrs(

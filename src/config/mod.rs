@@ -62,6 +62,8 @@ pub struct RawConfig {
     pub identities: RawIdentities,
     /// `[otlp]`: agent telemetry, as a file format and as a receiver.
     pub otlp: RawOtlp,
+    /// `[gate]`: the Kubernetes admission webhook (`POST /k8s/validate`).
+    pub gate: crate::gate::GateConfig,
 }
 
 /// `[identities]`.
@@ -374,6 +376,8 @@ pub struct Config {
     pub limits: crate::detect::Limits,
     /// Agent telemetry.
     pub otlp: OtlpConfig,
+    /// The admission webhook.
+    pub gate: crate::gate::GateConfig,
 }
 
 impl Default for Config {
@@ -542,6 +546,9 @@ impl Config {
                 format!("{s:?} is not a decision source"),
             ));
         }
+        raw.gate
+            .validate()
+            .map_err(|(key, m)| ValidationError::new(key, m))?;
         let options = crate::decode::otlp::OtlpOptions {
             approval_sources: raw.otlp.approval_sources,
             publish_tools: raw.otlp.publish_tools,
@@ -549,6 +556,7 @@ impl Config {
         // Decoders of the `otlp` format made from now on read these.
         crate::decode::otlp::set_options(options.clone());
         Ok(Config {
+            gate: raw.gate,
             otlp: OtlpConfig {
                 listen: raw.otlp.listen,
                 grpc_listen: raw.otlp.grpc_listen,
@@ -697,6 +705,26 @@ mod tests {
     }
 
     #[test]
+    fn gate_keys_parse_and_a_listener_needs_its_certificate_and_key() {
+        let c = Config::parse("[gate]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\nmode = \"warn\"\n").unwrap();
+        assert_eq!(c.gate.mode, crate::gate::GateMode::Warn);
+        assert_eq!(
+            c.gate.tls_key.as_deref(),
+            Some(std::path::Path::new("/k.pem"))
+        );
+        let err = Config::parse("[gate]\nlisten = \"127.0.0.1:8443\"\n").unwrap_err();
+        assert!(err.contains("tls_cert"), "{err}");
+        let err = Config::parse("[gate]\nmode = \"audit\"\n").unwrap_err();
+        assert!(err.contains("mode"), "{err}");
+        let err = Config::parse("[gate]\nport = 8443\n").unwrap_err();
+        assert!(err.contains("port"), "{err}");
+        assert!(
+            Config::default().gate.listen.is_none(),
+            "no webhook by default"
+        );
+    }
+
+    #[test]
     fn the_design_example_config_parses() {
         let text = include_str!("../../deploy/reachguard.example.toml");
         let c = Config::parse(text).unwrap();
@@ -710,6 +738,8 @@ mod tests {
         assert_eq!(c.sensitivity.tier_of("prod/db"), Tier::High);
         assert_eq!(c.sensitivity.tier_of("wiki/home"), Tier::Low);
         assert!(!c.sources[1].trust_advice);
+        assert_eq!(c.gate.listen.unwrap().port(), 8443);
+        assert_eq!(c.gate.mode, crate::gate::GateMode::Enforce);
     }
 
     #[test]

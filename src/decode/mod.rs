@@ -26,7 +26,7 @@ mod cloudtrail;
 mod gcp_audit;
 mod github_audit;
 mod json;
-mod k8s_audit;
+pub(crate) mod k8s_audit;
 mod linux_auth;
 mod native;
 mod okta;

@@ -327,6 +327,48 @@ struct Judging<'a> {
     builtin: Option<Verdict>,
 }
 
+/// What [`Engine::assess`] made of a change.
+struct Assessed {
+    /// The `grant_expansion` finding, if the change is one.
+    expansion: Option<Finding>,
+    /// The expansion score (0 when nothing new is opened to anyone).
+    expansion_score: f64,
+    /// The built-in catalogue's verdict (an administrator policy, say).
+    critical: Option<Verdict>,
+    judged: Judged,
+    trace: Option<Trace>,
+}
+
+/// A proposed change judged without applying it ([`Engine::judge_dry`]).
+#[derive(Debug, Clone)]
+pub struct DryJudgement {
+    /// The time it was judged at.
+    pub ts: Ts,
+    /// The grantee already holds it (or the member is in the group).
+    pub already_held: bool,
+    /// Human, agent or service, as the identities classify the actor.
+    pub actor_type: ActorType,
+    /// The sensitivity tier of what it opens.
+    pub tier: Tier,
+    /// Who would gain it: a person's canonical name, or the group.
+    pub grantee: String,
+    /// The people who would gain it, by their canonical names.
+    pub affected: Vec<String>,
+    /// The expansion score (0 when nothing new would open to anyone).
+    pub expansion_score: f64,
+    /// The `grant_expansion` finding it would raise.
+    pub expansion: Option<Finding>,
+    /// The built-in catalogue's verdict, when the grant is critical whatever
+    /// the baseline (an administrator policy, a public share).
+    pub critical: Option<Verdict>,
+    /// Its trace to agent advice, verified or not.
+    pub trace: Option<Trace>,
+    /// The `unverified_agent_grant` it would raise, with its revocation target.
+    pub unverified: Option<Detection>,
+    /// `[response] min_confidence`.
+    pub min_confidence: f64,
+}
+
 /// The detection engine: the model plus the rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -521,6 +563,13 @@ impl Engine {
             self.stats.duplicates += 1;
             return;
         }
+        let judging = self.grant_judging(g);
+        self.judge_then_trace(ts, ChangeRef::Grant(g), judging, origin, out);
+        self.model.record_grant(g, ts);
+    }
+
+    /// What the baselines and the catalogue judge of a grant.
+    fn grant_judging<'g>(&self, g: &'g Grant) -> Judging<'g> {
         // The people gaining it, by their canonical names; the revocation
         // keeps the grantee as the source logged it.
         let grantee = match g.grantee_type {
@@ -535,7 +584,7 @@ impl Engine {
                 .map(|m| self.identities.canonical(m).into_owned())
                 .collect(),
         };
-        let judging = Judging {
+        Judging {
             actor_type: self.identities.classify(&g.actor, g.actor_type),
             tier: self.sensitivity.tier_of(&g.resource),
             key: g.grant_id.clone(),
@@ -551,9 +600,7 @@ impl Engine {
             grantee,
             affected,
             resources: vec![g.resource.as_str()],
-        };
-        self.judge_then_trace(ts, ChangeRef::Grant(g), judging, origin, out);
-        self.model.record_grant(g, ts);
+        }
     }
 
     fn revoke(&mut self, r: &crate::event::Revoke) {
@@ -575,6 +622,15 @@ impl Engine {
             .into_iter()
             .map(str::to_owned)
             .collect();
+        let judging = self.join_judging(ts, m, &held);
+        self.judge_then_trace(ts, ChangeRef::Membership(m, &held), judging, origin, out);
+        self.expansion.membership_changed_by(&m.actor, &m.member);
+        self.model.add_member(&m.group, &m.member);
+    }
+
+    /// What the baselines and the catalogue judge of `m` joining a group
+    /// that holds `held`.
+    fn join_judging<'h>(&self, ts: Ts, m: &Membership, held: &'h [String]) -> Judging<'h> {
         let held_refs: Vec<&str> = held.iter().map(String::as_str).collect();
         // What its members routinely use is no news for a new member.
         let unusual = self
@@ -585,7 +641,7 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| format!("membership:{}:{}", m.group, m.member));
         let member = self.identities.canonical(&m.member).into_owned();
-        let judging = Judging {
+        Judging {
             actor_type: self.identities.classify(&m.actor, m.actor_type),
             tier: held_refs
                 .iter()
@@ -606,10 +662,7 @@ impl Engine {
             affected: vec![member.clone()],
             grantee: member,
             resources: unusual,
-        };
-        self.judge_then_trace(ts, ChangeRef::Membership(m, &held), judging, origin, out);
-        self.expansion.membership_changed_by(&m.actor, &m.member);
-        self.model.add_member(&m.group, &m.member);
+        }
     }
 
     fn leave(&mut self, m: &Membership) {
@@ -646,6 +699,36 @@ impl Engine {
         origin: Origin,
         out: &mut Vec<Detection>,
     ) {
+        let a = self.assess(ts, change, j, origin);
+        if let Some(f) = a.expansion {
+            out.push(Detection {
+                finding: f,
+                target: None,
+            });
+        }
+        match a.trace {
+            Some(t) if t.verified.is_none() => {
+                out.push(self.detection(ts, change, &a.judged, t));
+            }
+            Some(_) => {}
+            None => self.remember_untraced(Untraced {
+                ts,
+                change: change.to_owned(),
+                judged: a.judged,
+            }),
+        }
+    }
+
+    /// The judgement [`Engine::judge_then_trace`] acts on, made without
+    /// touching the model: the expansion finding (if any), what was judged,
+    /// the trace. Only the detector's caches of the model by number change.
+    fn assess(
+        &mut self,
+        ts: Ts,
+        change: ChangeRef<'_>,
+        j: Judging<'_>,
+        origin: Origin,
+    ) -> Assessed {
         let subject = change.subject(j.actor_type, ts);
         let (expansion, expansion_score) = self.expansion.on_grant(
             &j.key,
@@ -657,7 +740,8 @@ impl Engine {
             &self.model,
             &self.sensitivity,
         );
-        let expansion = critical_grant(
+        let critical = j.builtin.clone();
+        let mut expansion = critical_grant(
             expansion,
             j.builtin,
             CriticalGrant {
@@ -670,32 +754,90 @@ impl Engine {
                 ts,
             },
         );
-        if let Some(mut f) = expansion {
+        if let Some(f) = &mut expansion {
             f.grant_id = Some(j.grant_id);
-            out.push(Detection {
-                finding: f,
-                target: None,
-            });
         }
-        let judged = Judged {
-            actor_type: j.actor_type,
-            tier: j.tier,
-            grantee: j.grantee,
-            affected: j.affected,
-            expands: expansion_score > 0.0,
-            format: origin.format,
+        let trace = trace(&self.model, &subject, self.window_ms);
+        Assessed {
+            expansion,
+            expansion_score,
+            critical,
+            judged: Judged {
+                actor_type: j.actor_type,
+                tier: j.tier,
+                grantee: j.grantee,
+                affected: j.affected,
+                expands: expansion_score > 0.0,
+                format: origin.format,
+            },
+            trace,
+        }
+    }
+
+    /// Judges a proposed grant or membership add as [`Engine::observe`]
+    /// would judge it if it happened at `ev.ts`, without applying it: the
+    /// model, the remembered untraced changes and the statistics stay as
+    /// they were (the expansion detector may fill its caches of the model).
+    /// `None` for any other event (a revoke, a membership removal, an
+    /// access), which opens nothing.
+    pub fn judge_dry(&mut self, ev: &Event, origin: Origin) -> Option<DryJudgement> {
+        let ev = if self.identities.has_aliases() {
+            canonical_people(&self.identities, ev)
+        } else {
+            std::borrow::Cow::Borrowed(ev)
         };
-        match trace(&self.model, &subject, self.window_ms) {
-            Some(t) if t.verified.is_none() => {
-                out.push(self.detection(ts, change, &judged, t));
+        let ts = ev.ts;
+        let (change, judging, already_held) = match &ev.body {
+            Body::Grant(g) => {
+                let held = self.model.grant(&g.grant_id).is_some_and(|r| !r.revoked)
+                    || match g.grantee_type {
+                        GranteeType::User => self.model.holds(&g.grantee, &g.resource),
+                        GranteeType::Group => self
+                            .model
+                            .holders(&g.resource)
+                            .groups()
+                            .any(|h| h == g.grantee),
+                    };
+                (Change::Grant(g.clone()), Some(self.grant_judging(g)), held)
             }
-            Some(_) => {}
-            None => self.remember_untraced(Untraced {
-                ts,
-                change: change.to_owned(),
-                judged,
-            }),
-        }
+            Body::Membership(m) if m.op == MembershipOp::Add => {
+                let held: Vec<String> = self
+                    .model
+                    .group_resources(&m.group)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
+                let is_member = self.model.is_member(&m.group, &m.member);
+                (Change::Membership(m.clone(), held), None, is_member)
+            }
+            _ => return None,
+        };
+        let judging = match (&change, judging) {
+            (_, Some(j)) => j,
+            (Change::Membership(m, held), None) => self.join_judging(ts, m, held),
+            (Change::Grant(_), None) => unreachable!("grants are judged above"),
+        };
+        let a = self.assess(ts, change.as_ref(), judging, origin);
+        let unverified = match &a.trace {
+            Some(t) if t.verified.is_none() => {
+                Some(self.detection(ts, change.as_ref(), &a.judged, t.clone()))
+            }
+            _ => None,
+        };
+        Some(DryJudgement {
+            ts,
+            already_held,
+            actor_type: a.judged.actor_type,
+            tier: a.judged.tier,
+            grantee: a.judged.grantee,
+            affected: a.judged.affected,
+            expansion_score: a.expansion_score,
+            expansion: a.expansion,
+            critical: a.critical,
+            trace: a.trace,
+            unverified,
+            min_confidence: self.min_confidence,
+        })
     }
 
     /// The `unverified_agent_grant` of a change traced to unverified advice.

@@ -315,10 +315,22 @@ fn grant_logged_first(daemon: &Daemon, audit: &std::path::Path, line: &str) {
         .unwrap();
     writeln!(f, "{line}").unwrap();
     drop(f);
-    wait_until(Duration::from_secs(10), "the grant, untraced", || {
-        daemon.metric(r#"reachguard_events_total{type="grant"}"#) == 1.0
-            && daemon.metric("reachguard_untraced_grants") == 1.0
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let grants = daemon.metric(r#"reachguard_events_total{type="grant"}"#);
+        let untraced = daemon.metric("reachguard_untraced_grants");
+        if (grants, untraced) == (1.0, 1.0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 10s waiting for the grant, untraced: {grants} grants, \
+             {untraced} untraced, lines {}; daemon log:\n{}",
+            daemon.metric(r#"reachguard_lines_total{source="k8s"}"#),
+            std::fs::read_to_string(&daemon.stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Exporters batch: the binding an agent's call made is often logged before

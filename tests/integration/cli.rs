@@ -141,7 +141,7 @@ fn replay_reads_stdin_and_merges_files_in_event_time() {
 }
 
 #[test]
-fn demo_revokes_the_incident_grant_within_a_minute() {
+fn demo_revokes_the_incident_grant_and_refuses_it_at_admission_within_a_minute() {
     let started = Instant::now();
     let out = Command::new(BIN).arg("demo").output().unwrap();
     let took = started.elapsed();
@@ -179,4 +179,17 @@ fn demo_revokes_the_incident_grant_within_a_minute() {
         "{stdout}"
     );
     assert!(!stdout.contains("revoke k8s:a2-human"), "{stdout}");
+    // Act three: the binding refused at admission naming the advice, then
+    // admitted once a person verified it.
+    assert!(
+        stdout.contains(
+            "kubectl prints:\n    reachguard refused this binding: it traces to advice adv-7744 from agent:forum-helper that no person verified"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sec-lead verifies adv-7744; the same binding is admitted"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("a bug"), "{stdout}");
 }

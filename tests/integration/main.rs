@@ -11,6 +11,7 @@ mod cluster;
 mod crash;
 mod detection;
 mod formats;
+mod gate;
 mod incident;
 mod layouts;
 mod prometheus;

@@ -13,6 +13,12 @@
 //! agent's `kubectl` call that an allow rule approved unseen, the
 //! ClusterRoleBinding it made (revoked), and the same call approved by the
 //! engineer in the permission dialog (left alone).
+//!
+//! A third act shows the confirmation gate ([`gate`]): the incident's kind of
+//! binding refused at Kubernetes admission, naming the advice, before it
+//! exists.
+
+mod gate;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -328,6 +334,7 @@ pub async fn run(out: &mut dyn Write) -> io::Result<()> {
     std::fs::create_dir_all(log.parent().expect("has a parent"))?;
     let secret_file = dir.path().join("hook.secret");
     std::fs::write(&secret_file, SECRET)?;
+    let tls = gate::certificate(dir.path())?;
 
     // The organisation's revocation endpoint: a real HTTP server on 127.0.0.1.
     let (tx, mut calls) = mpsc::unbounded_channel();
@@ -376,10 +383,11 @@ mode = "enforce"
 type = "webhook"
 url = "http://{hook_addr}/revoke"
 secret_file = "{secret}"
-"#,
+{gate}"#,
         state = dir.path().join("state").display(),
         logs = log.parent().expect("has a parent").display(),
         secret = secret_file.display(),
+        gate = gate::config(&tls),
     );
     let cfg = Config::parse(&cfg_text).map_err(other)?;
     let loaded = Instant::now();
@@ -453,6 +461,8 @@ secret_file = "{secret}"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let act_two = act_two(out, dir.path(), &mut calls, &mut processed, total).await?;
+    let state_dir = dir.path().join("state");
+    let act_three = gate::run(&log, &state_dir, &tls, &mut processed, total + 6).await?;
     daemon.shutdown();
     daemon.wait().await.map_err(other)?;
     hook_server.abort();
@@ -532,6 +542,7 @@ secret_file = "{secret}"
             .count()
     )?;
     act_two.print(out)?;
+    act_three.print(out)?;
     writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
     Ok(())
 }
