@@ -375,7 +375,8 @@ fn answer(
         // The first reason names the advice and what to do.
         let message = match denied.reasons.first() {
             Some(reason) => format!("reachguard refused this binding: it {reason}"),
-            None => "reachguard refused this binding: it traces to agent advice no person verified".to_owned(),
+            None => "reachguard refused this binding: it traces to agent advice no person verified"
+                .to_owned(),
         };
         match mode {
             GateMode::Enforce => {
