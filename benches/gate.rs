@@ -9,6 +9,11 @@
 //! - `hook`: the `reachguard gate claude-code` process for `ls -la` (start,
 //!   read stdin, parse, exit), spawned from this bench's own build of the
 //!   binary; p50 / p99 over runs.
+//! - as a user meets them: the daemon (`reachguard run`) started over the
+//!   same organisation's log, then `POST /api/v1/decide` over HTTP, a new
+//!   connection per request as the hook makes it, and the hook process for a
+//!   `kubectl create clusterrolebinding … --group=eng-all` command against
+//!   that daemon (start to answer).
 //!
 //! `cargo bench --bench gate`. Targets (issue "Confirmation gates"): decide
 //! p99 <= 10 ms, hook <= 20 ms.
@@ -16,8 +21,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reachguard::detect::{Engine, EngineConfig, Origin};
@@ -164,4 +171,175 @@ fn main() {
     }
     let p99 = report("hook, unrelated command (process start to exit)", took);
     assert!(p99 <= Duration::from_millis(20), "hook p99 {p99:?} > 20 ms");
+
+    let mut lines: Vec<String> = org.events.iter().map(|e| e.to_native_json()).collect();
+    lines.extend(people.iter().enumerate().map(|(i, p)| {
+        format!(
+            r#"{{"ts":"{}","type":"membership","actor":"hr-system","group":"eng-all","member":"{p}","op":"add","grant_id":"m-{i}"}}"#,
+            Ts(end + 1 + i as i64)
+        )
+    }));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let daemon = Daemonised::start(dir.path(), &lines);
+    let addr = daemon.addr;
+    let mut took = Vec::with_capacity(DECISIONS);
+    for i in 0..DECISIONS {
+        let body = match i % 2 {
+            0 => format!(
+                r#"{{"actor":"{}","grantee":"{}","resource":"prod/t{:03}/svc1"}}"#,
+                people[i % people.len()],
+                people[(i * 7) % people.len()],
+                i % 180
+            ),
+            _ => format!(
+                r#"{{"actor":"{}","grantee":"eng-all","grantee_type":"group","resource":"internal/tools","role":"viewer"}}"#,
+                people[i % people.len()]
+            ),
+        };
+        let started = Instant::now();
+        let (code, answer) = post(addr, "/api/v1/decide", &body);
+        took.push(started.elapsed());
+        assert_eq!(code, 200, "{answer}");
+    }
+    let p99 = report(
+        "decide over HTTP against the daemon (1,500 engineers)",
+        took,
+    );
+    assert!(
+        p99 <= Duration::from_millis(10),
+        "decide over HTTP p99 {p99:?} > 10 ms"
+    );
+
+    let server = format!("http://{addr}");
+    let input = r#"{"session_id":"s","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"kubectl create clusterrolebinding tools --clusterrole=cluster-admin --group=eng-all"},"tool_use_id":"t"}"#;
+    let mut took = Vec::with_capacity(HOOK_RUNS);
+    for _ in 0..HOOK_RUNS {
+        let started = Instant::now();
+        let mut child = Command::new(bin)
+            .args(["gate", "claude-code", "--server", &server, "--principal"])
+            .arg(&people[0])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin takes the input");
+        let out = child.wait_with_output().expect("the hook exits");
+        took.push(started.elapsed());
+        assert!(out.status.success(), "the hook answers");
+    }
+    report(
+        "hook, grant command against the daemon (process start to answer)",
+        took,
+    );
+    drop(daemon);
+}
+
+/// `reachguard run` over a log of `lines`, caught up; killed when dropped.
+struct Daemonised {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Daemonised {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemonised {
+    fn start(dir: &Path, lines: &[String]) -> Daemonised {
+        let log = dir.join("org.jsonl");
+        std::fs::write(&log, lines.join("\n") + "\n").expect("the log is written");
+        let state = dir.join("state");
+        let cfg = dir.join("reachguard.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[state]\ndir = \"{}\"\n[[sources]]\npath = \"{}\"\nname = \"org\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+                 [sensitivity]\n\"internal/*\" = \"critical\"\n\"vault/*\" = \"critical\"\n\"prod/*\" = \"high\"\n\
+                 [detection]\nprovisioners = [\"hr-system\"]\n",
+                state.display(),
+                log.display()
+            ),
+        )
+        .expect("the config is written");
+        let child = Command::new(env!("CARGO_BIN_EXE_reachguard"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the daemon starts");
+        // Killed on any way out, the panics below included.
+        let mut daemon = Daemonised {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let started = Instant::now();
+        let addr_file = state.join("http.addr");
+        let read = format!("reachguard_lines_total{{source=\"org\"}} {}", lines.len());
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "the daemon did not read the log within 5 minutes"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            let Some(addr) = std::fs::read_to_string(&addr_file)
+                .ok()
+                .and_then(|a| a.trim().parse().ok())
+            else {
+                continue;
+            };
+            if get(addr, "/metrics").lines().any(|l| l == read) {
+                println!(
+                    "daemon: read {} lines in {:.1} s",
+                    lines.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                daemon.addr = addr;
+                return daemon;
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a new connection: the status and the body.
+fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("the daemon accepts");
+    s.write_all(request.as_bytes())
+        .expect("the request is sent");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("a response");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_owned())
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .1
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }

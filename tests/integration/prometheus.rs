@@ -547,12 +547,20 @@ timeout = "2s"
     ))
     .unwrap();
     assert_eq!(mallory.len(), 1, "{mallory:?}");
+    // A proposed change the decision API allows, for the gate panel.
+    let (code, _) = http_post(
+        daemon.addr(),
+        "/api/v1/decide",
+        &[("Content-Type", "application/json")],
+        br#"{"actor":"carol","grantee":"ivan","resource":"docs/eng","ts":"2026-03-18T09:40:00Z"}"#,
+    );
+    assert_eq!(code, 200);
 
     // Prometheus has scraped the end state.
     prom.wait_for(
         Duration::from_secs(30),
         &format!(
-            r#"reachguard_lines_total{{job="reachguard",source="app"}} == {total} and on() reachguard_revocations_total{{job="reachguard",status="executed"}} == 3 and on() reachguard_journal_pending{{job="reachguard"}} == 0"#
+            r#"reachguard_lines_total{{job="reachguard",source="app"}} == {total} and on() reachguard_revocations_total{{job="reachguard",status="executed"}} == 3 and on() reachguard_journal_pending{{job="reachguard"}} == 0 and on() reachguard_gate_decisions_total{{job="reachguard",gate="api",decision="allow"}} == 1"#
         ),
     );
 
