@@ -66,8 +66,9 @@ struct Raw<'a> {
     summary: S<'a>,
     #[serde(borrow)]
     verifier: S<'a>,
-    /// What undoing a grant takes (extension; the cluster's internal lines
-    /// carry what a vendor decoder read).
+    /// What undoing a grant takes (an extension to schema v1:
+    /// `Event::to_native_json` writes it, so a native line keeps what a
+    /// vendor decoder read).
     target: Option<Box<crate::undo::Target>>,
 }
 
