@@ -113,7 +113,18 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         metrics.clone(),
         !hooks.is_empty(),
     )
-    .with_journal(Arc::clone(&journal));
+    .with_journal(Arc::clone(&journal))
+    .with_uses(
+        cfg.findings_in_memory,
+        sink.recent().read().expect("findings lock").iter(),
+    );
+    let uses_path = state.uses_path();
+    let uses = crate::uses::UseLog::open(&uses_path, cfg.findings_in_memory).map_err(|source| {
+        Error::Open {
+            path: uses_path,
+            source,
+        }
+    })?;
     // What the checkpoint and findings file restored, visible from the first scrape.
     for f in sink.recent().read().expect("findings lock").iter() {
         metrics.remember_expansion(f);
@@ -143,8 +154,11 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
     let http = instance::bind_http(&cfg, &metrics, &sink).await?;
     let addr = http.addr;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (gate_asker, gate_requests) = crate::gate::ask::channel();
-    let http = http.with_gate(gate_asker.clone());
+    let (gate_asker, gate_requests) = crate::gate::channel();
+    let (people, people_requests) = crate::page::channel();
+    let http =
+        http.with_gate(gate_asker.clone())
+            .with_page(Arc::clone(&journal), uses.shared(), people);
     let otlp_settings = source::otlp::Settings {
         max_body_bytes: cfg.otlp.max_body_bytes,
         token: http.token(),
@@ -238,6 +252,8 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         deferred_files,
         pipeline,
         sink,
+        uses,
+        cfg: cfg.clone(),
         state,
         _owner: owner,
         positions,
@@ -251,6 +267,7 @@ pub async fn start(cfg: Config) -> Result<Handle, Error> {
         line_rx,
         otlp_rx,
         gate_requests,
+        people_requests,
         receiver_tasks,
         job_tx,
         done_rx,
@@ -269,6 +286,10 @@ struct Worker {
     deferred_files: Arc<std::sync::atomic::AtomicUsize>,
     pipeline: Pipeline,
     sink: FindingsSink,
+    /// Uses of reported grants, for the incident page.
+    uses: crate::uses::UseLog,
+    /// For person pages (sensitivity tiers, aliases).
+    cfg: Config,
     state: StateDir,
     /// Held for the daemon's life: no `train` rewrites the checkpoint under it.
     _owner: crate::state::OwnerLock,
@@ -289,6 +310,7 @@ impl Worker {
         mut lines: mpsc::Receiver<TailEvent>,
         mut otlp: mpsc::Receiver<source::otlp::Received>,
         mut gate_requests: mpsc::Receiver<crate::gate::Request>,
+        mut people_requests: mpsc::Receiver<crate::page::Request>,
         receiver_tasks: Vec<JoinHandle<()>>,
         jobs: mpsc::Sender<Job>,
         mut done: mpsc::Receiver<Completed>,
@@ -307,6 +329,7 @@ impl Worker {
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                 Some(c) = done.recv() => self.completed(c),
                 Some(r) = gate_requests.recv() => self.decide(r),
+                Some(r) = people_requests.recv() => self.explain(r),
                 Some(r) = otlp.recv() => {
                     self.received(r, &jobs).await;
                     self.dirty = true;
@@ -412,6 +435,7 @@ impl Worker {
     }
 
     async fn resolve(&mut self, resolved: Vec<Resolved>, jobs: &mpsc::Sender<Job>) {
+        self.record_uses();
         for r in resolved {
             match r {
                 Resolved::Final(f) => {
@@ -440,9 +464,9 @@ impl Worker {
     /// finding.
     fn decide(&mut self, r: crate::gate::Request) {
         let now = crate::event::Ts::now();
-        let outcome = crate::gate::decide(self.pipeline.engine_mut(), &r.proposal, now);
+        let outcome = crate::gate::decide(self.pipeline.engine_mut(), &r.query, now);
         if let Ok(o) = &outcome {
-            self.metrics.gate.count(r.proposal.gate, o.decision);
+            self.metrics.gate.count(r.query.gate, o.decision);
             if let Some(f) = &o.finding {
                 match self.sink.write(f) {
                     Ok(true) => {
@@ -461,6 +485,35 @@ impl Worker {
             }
         }
         let _ = r.reply.send(outcome);
+    }
+
+    /// A person's page: what `explain` shows, from the running engine.
+    fn explain(&self, r: crate::page::Request) {
+        let recent = self.sink.recent();
+        let findings_of = |p: &str| {
+            let all = recent.read().expect("findings lock");
+            let mut mine: Vec<crate::finding::Finding> = all
+                .iter()
+                .rev()
+                .filter(|f| f.principals.iter().any(|x| x == p))
+                .take(10)
+                .cloned()
+                .collect();
+            mine.reverse();
+            mine
+        };
+        let answer =
+            crate::explain::explain_on(self.pipeline.engine(), &self.cfg, &r.query, findings_of);
+        let _ = r.reply.send(answer);
+    }
+
+    /// Records the uses of reported grants the last events made.
+    fn record_uses(&mut self) {
+        for u in self.pipeline.take_uses() {
+            if let Err(e) = self.uses.record(u) {
+                tracing::error!(error = %e, "cannot record a use of a reported grant");
+            }
+        }
     }
 
     fn completed(&mut self, c: Completed) {
@@ -499,6 +552,10 @@ impl Worker {
         // Findings first: a checkpoint must never get ahead of what it implies.
         self.sink.sync().map_err(|source| Error::Open {
             path: self.state.findings_path(),
+            source,
+        })?;
+        self.uses.sync().map_err(|source| Error::Open {
+            path: self.state.uses_path(),
             source,
         })?;
         let engine = self.pipeline.engine();

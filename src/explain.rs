@@ -90,17 +90,35 @@ pub struct Explanation {
 /// canonical name; a name the canonical one knows nothing about (a grantee as
 /// an audit log spells it) is explained as given.
 pub fn explain(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
+    let state = StateDir::open(&cfg.state_dir)?;
+    let saved = state.load()?.unwrap_or_default();
+    let engine = Engine::new(saved.model, saved.reach, &EngineConfig::from_config(cfg));
+    explain_on(&engine, cfg, principal, |p| recent_findings(&state, p))
+}
+
+/// [`explain`] on a running engine (the daemon's, for the incident page);
+/// `findings_of` gives a principal's latest findings.
+pub fn explain_on(
+    engine: &Engine,
+    cfg: &Config,
+    principal: &str,
+    findings_of: impl Fn(&str) -> Vec<Finding>,
+) -> Result<Explanation, Error> {
     let canonical = cfg.identities.canonical(principal);
-    match explain_as(cfg, &canonical) {
-        Err(Error::Unknown(_)) if canonical != principal => explain_as(cfg, principal),
+    match explain_as(engine, cfg, &canonical, &findings_of) {
+        Err(Error::Unknown(_)) if canonical != principal => {
+            explain_as(engine, cfg, principal, &findings_of)
+        }
         r => r,
     }
 }
 
-fn explain_as(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
-    let state = StateDir::open(&cfg.state_dir)?;
-    let saved = state.load()?.unwrap_or_default();
-    let engine = Engine::new(saved.model, saved.reach, &EngineConfig::from_config(cfg));
+fn explain_as(
+    engine: &Engine,
+    cfg: &Config,
+    principal: &str,
+    findings_of: &dyn Fn(&str) -> Vec<Finding>,
+) -> Result<Explanation, Error> {
     let (model, reach, exp) = (engine.model(), engine.reach(), engine.expansion());
     let tier = |r: &str| cfg.sensitivity.tier_of(r).as_str();
     let pid = reach.principals.get(principal);
@@ -160,7 +178,7 @@ fn explain_as(cfg: &Config, principal: &str) -> Result<Explanation, Error> {
             }
         })
         .collect();
-    let findings = recent_findings(&state, principal);
+    let findings = findings_of(principal);
     if b.is_none()
         && model.groups_of(principal).next().is_none()
         && findings.is_empty()

@@ -121,6 +121,7 @@ pub async fn bind_http(
         token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
         protect_metrics: cfg.protect_metrics,
         gate: None,
+        page: crate::page::PageState::new(sink.live(), cfg.path.clone()),
     };
     Ok(Http {
         listener,
@@ -147,6 +148,20 @@ impl Http {
         self
     }
 
+    /// Gives the incident page the single node's journal, the uses of
+    /// reported grants and its engine for person pages.
+    pub fn with_page(
+        mut self,
+        journal: std::sync::Arc<std::sync::Mutex<crate::respond::Journal>>,
+        uses: crate::uses::Shared,
+        people: crate::page::Asker,
+    ) -> Http {
+        self.app.page.journal = Some(journal);
+        self.app.page.uses = Some(uses);
+        self.app.page.people = Some(people);
+        self
+    }
+
     /// The API token, for the other listeners that check it.
     pub fn token(&self) -> Option<Arc<str>> {
         self.app.token.clone()
@@ -163,9 +178,9 @@ impl Http {
         let gate = self.app.gate.is_some();
         let task = server::spawn(self.listener, self.app, stop);
         if gate {
-            tracing::info!(addr = %self.addr, "serving /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
+            tracing::info!(addr = %self.addr, "serving the incident page at /, /metrics, /healthz, /readyz, /api/findings, /api/v1/decide");
         } else {
-            tracing::info!(addr = %self.addr, "serving /metrics, /healthz, /readyz, /api/findings");
+            tracing::info!(addr = %self.addr, "serving the incident page at /, /metrics, /healthz, /readyz, /api/findings");
         }
         Ok((Ready(self.ready), task))
     }

@@ -76,7 +76,12 @@ enum Command {
         principal: String,
     },
     /// A self-contained run of the incident reachguard exists for; no set-up.
-    Demo,
+    Demo {
+        /// Keep the daemon and its incident page up afterwards and print the
+        /// page's address; Ctrl-C stops it.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Validate a config file and report the exact problem.
     CheckConfig {
         /// Config file (TOML); checks the embedded defaults when omitted.
@@ -253,9 +258,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo => {
+        Command::Demo { serve } => {
             init_logging(LogFormat::Text, "warn");
-            runtime()?.block_on(reachguard::demo::run(&mut std::io::stdout()))?;
+            runtime()?.block_on(reachguard::demo::run(&mut std::io::stdout(), serve))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {

@@ -307,6 +307,8 @@ pub struct Pipeline {
     engine: Engine,
     policy: Policy,
     journal: Option<Arc<Mutex<Journal>>>,
+    /// The grants of findings whose uses are recorded (the daemon's).
+    watches: Option<crate::uses::Watches>,
     metrics: Metrics,
     summary: Summary,
     scratch: Events,
@@ -348,6 +350,7 @@ impl Pipeline {
             engine,
             policy: Policy::from_config(r, have_hooks),
             journal: None,
+            watches: None,
             metrics,
             summary: Summary::default(),
             scratch: Events::default(),
@@ -362,6 +365,29 @@ impl Pipeline {
             .charge_from_journal(&journal.lock().expect("journal lock"));
         self.journal = Some(journal);
         self
+    }
+
+    /// Records the uses of the grants of the latest `keep` findings
+    /// ([`crate::uses`]), starting with those of `findings`.
+    pub fn with_uses<'a>(
+        mut self,
+        keep: usize,
+        findings: impl IntoIterator<Item = &'a crate::finding::Finding>,
+    ) -> Pipeline {
+        let mut w = crate::uses::Watches::new(keep);
+        for f in findings {
+            w.watch(f);
+        }
+        self.watches = Some(w);
+        self
+    }
+
+    /// The uses of watched grants seen since the last call.
+    pub fn take_uses(&mut self) -> Vec<crate::uses::Use> {
+        self.watches
+            .as_mut()
+            .map(crate::uses::Watches::take)
+            .unwrap_or_default()
     }
 
     /// The counts so far.
@@ -536,6 +562,9 @@ impl Pipeline {
         self.summary.events += 1;
         self.by_type[t as usize] += 1;
         let origin = self.inputs[input].origin;
+        if let (Some(w), EventRef::Access(a)) = (&mut self.watches, &ev) {
+            w.access(a);
+        }
         let detections = self.engine.observe_ref(ev, origin);
         // The gauges describe the whole model; refreshing them on every event
         // would cost more than most events. The daemon also refreshes them on
@@ -558,6 +587,9 @@ impl Pipeline {
         let mut out = Vec::with_capacity(detections.len());
         for d in detections {
             let finding = d.finding;
+            if let Some(w) = &mut self.watches {
+                w.watch(&finding);
+            }
             self.summary.findings += 1;
             self.metrics.finding(&finding);
             if let Some(at) = read_at {

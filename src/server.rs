@@ -1,11 +1,13 @@
 //! The HTTP surface: `/metrics`, `/healthz`, `/readyz`, `/api/findings`,
-//! `POST /api/v1/decide`.
+//! `POST /api/v1/decide`, and the incident page at `/` ([`crate::page`]).
 //!
 //! Read-only: every route but `/api/v1/decide` answers GET only, and that one
 //! judges a proposed change without applying it ([`crate::gate`]). Binds 127.0.0.1 by default; the
 //! address is `[server] listen`. With `[server] token_env` or `token_file`,
-//! `/api/*` (and `/metrics` with `protect_metrics`) require
-//! `Authorization: Bearer <token>`; health and readiness stay open for probes.
+//! `/api/*`, the page (and `/metrics` with `protect_metrics`) require
+//! `Authorization: Bearer <token>` (or the token as the password of Basic
+//! authentication, which a browser asks for); health and readiness stay open
+//! for probes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub protect_metrics: bool,
     /// The engine's owner, for `POST /api/v1/decide` (503 without one).
     pub gate: Option<crate::gate::Asker>,
+    /// What the incident page reads beyond the findings.
+    pub page: crate::page::PageState,
 }
 
 /// Constant-time comparison, so the time taken says nothing about the token.
@@ -43,16 +47,35 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether a request carries the configured token (always true without one).
-fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
+/// Whether a request carries the configured token (always true without one):
+/// as a bearer token, or as the password of Basic authentication (any user
+/// name), which is what a browser sends for the incident page.
+pub(crate) fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
     let Some(token) = &s.token else {
         return true;
     };
-    headers
+    let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
+    else {
+        return false;
+    };
+    if let Some(given) = value.strip_prefix("Bearer ") {
+        return same(given.trim().as_bytes(), token.as_bytes());
+    }
+    use base64::Engine as _;
+    value
+        .strip_prefix("Basic ")
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|pair| {
+            let colon = pair.iter().position(|&c| c == b':')?;
+            Some(same(&pair[colon + 1..], token.as_bytes()))
+        })
+        .unwrap_or(false)
 }
 
 fn unauthorised() -> Response {
@@ -72,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/findings", get(findings))
         .route("/api/v1/decide", post(decide))
+        .merge(crate::page::routes())
         .with_state(state)
 }
 
@@ -213,6 +237,7 @@ mod tests {
             token: None,
             protect_metrics: false,
             gate: None,
+            page: crate::page::PageState::new(tokio::sync::broadcast::channel(1).0, None),
         };
         let ready = Arc::clone(&state.ready);
         let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();

@@ -23,7 +23,13 @@ pub struct FindingsSink {
     seen: HashSet<String>,
     recent: Recent,
     keep: usize,
+    /// Each new finding, for the incident page's live updates.
+    live: tokio::sync::broadcast::Sender<Finding>,
 }
+
+/// New findings a live page has not read yet, at most; one that falls
+/// further behind is told to reload.
+const LIVE_BACKLOG: usize = 256;
 
 /// Filters of `GET /api/findings`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -40,34 +46,60 @@ pub struct Query {
     pub limit: Option<usize>,
 }
 
+/// A [`Query`]'s conditions, checked.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    since: Option<Ts>,
+    kind: Option<String>,
+    principal: Option<String>,
+    min_severity: Option<Severity>,
+}
+
+impl Filter {
+    /// Checks the query's values; the message says which one is wrong.
+    pub fn parse(q: &Query) -> Result<Filter, String> {
+        let since = match &q.since {
+            Some(s) => Some(
+                Ts::parse_rfc3339(s)
+                    .ok_or_else(|| format!("`since` is not an RFC 3339 time: {s:?}"))?,
+            ),
+            None => None,
+        };
+        let min_severity = match &q.severity {
+            Some(s) => Some(parse_severity(s).ok_or_else(|| {
+                format!("`severity` must be one of low, medium, high, critical, not {s:?}")
+            })?),
+            None => None,
+        };
+        Ok(Filter {
+            since,
+            kind: q.kind.clone(),
+            principal: q.principal.clone(),
+            min_severity,
+        })
+    }
+
+    /// Whether `f` meets every condition.
+    pub fn matches(&self, f: &Finding) -> bool {
+        self.since.is_none_or(|t| f.ts >= t)
+            && self.kind.as_deref().is_none_or(|k| f.kind.as_str() == k)
+            && self.min_severity.is_none_or(|s| f.severity >= s)
+            && self
+                .principal
+                .as_deref()
+                .is_none_or(|p| f.principals.iter().any(|x| x == p))
+    }
+}
+
 /// Applies a query to the recent findings.
 pub fn query(recent: &Recent, q: &Query) -> Result<Vec<Finding>, String> {
-    let since = match &q.since {
-        Some(s) => Some(
-            Ts::parse_rfc3339(s)
-                .ok_or_else(|| format!("`since` is not an RFC 3339 time: {s:?}"))?,
-        ),
-        None => None,
-    };
-    let min_severity = match &q.severity {
-        Some(s) => Some(parse_severity(s).ok_or_else(|| {
-            format!("`severity` must be one of low, medium, high, critical, not {s:?}")
-        })?),
-        None => None,
-    };
+    let filter = Filter::parse(q)?;
     let limit = q.limit.unwrap_or(100);
     let all = recent.read().expect("findings lock");
     let mut hits: Vec<Finding> = all
         .iter()
         .rev()
-        .filter(|f| since.is_none_or(|t| f.ts >= t))
-        .filter(|f| q.kind.as_deref().is_none_or(|k| f.kind.as_str() == k))
-        .filter(|f| min_severity.is_none_or(|s| f.severity >= s))
-        .filter(|f| {
-            q.principal
-                .as_deref()
-                .is_none_or(|p| f.principals.iter().any(|x| x == p))
-        })
+        .filter(|f| filter.matches(f))
         .take(limit)
         .cloned()
         .collect();
@@ -121,12 +153,18 @@ impl FindingsSink {
             seen,
             recent: Arc::new(RwLock::new(recent)),
             keep,
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         })
     }
 
     /// The shared recent findings.
     pub fn recent(&self) -> Recent {
         Arc::clone(&self.recent)
+    }
+
+    /// New findings as they are written (a receiver per subscriber).
+    pub fn live(&self) -> tokio::sync::broadcast::Sender<Finding> {
+        self.live.clone()
     }
 
     /// Whether a finding id was already written.
@@ -149,6 +187,9 @@ impl FindingsSink {
         if r.len() > self.keep {
             r.pop_front();
         }
+        drop(r);
+        // Nobody listening is no error.
+        let _ = self.live.send(f.clone());
         Ok(true)
     }
 

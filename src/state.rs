@@ -175,6 +175,11 @@ impl StateDir {
         self.dir.join("findings.jsonl")
     }
 
+    /// `uses.jsonl`: uses of reported grants ([`crate::uses`]).
+    pub fn uses_path(&self) -> PathBuf {
+        self.dir.join("uses.jsonl")
+    }
+
     /// `actions.jsonl`.
     pub fn journal_path(&self) -> PathBuf {
         self.dir.join("actions.jsonl")

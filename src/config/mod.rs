@@ -378,6 +378,9 @@ pub struct Config {
     pub otlp: OtlpConfig,
     /// The admission webhook.
     pub gate: crate::gate::GateConfig,
+    /// The file it was loaded from (`None`: the embedded defaults), for the
+    /// commands the incident page suggests.
+    pub path: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -417,10 +420,12 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+        let mut cfg = Config::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        cfg.path = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
+        Ok(cfg)
     }
 
     /// Parses TOML text. The error message names the line and the key.
@@ -556,6 +561,7 @@ impl Config {
         // Decoders of the `otlp` format made from now on read these.
         crate::decode::otlp::set_options(options.clone());
         Ok(Config {
+            path: None,
             gate: raw.gate,
             otlp: OtlpConfig {
                 listen: raw.otlp.listen,

@@ -326,8 +326,9 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Runs the demo, writing the story to `out`.
-pub async fn run(out: &mut dyn Write) -> io::Result<()> {
+/// Runs the demo, writing the story to `out`. With `serve`, the daemon and
+/// its incident page stay up afterwards until SIGINT or SIGTERM.
+pub async fn run(out: &mut dyn Write, serve: bool) -> io::Result<()> {
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("logs").join("access.jsonl");
@@ -389,7 +390,11 @@ secret_file = "{secret}"
         secret = secret_file.display(),
         gate = gate::config(&tls),
     );
-    let cfg = Config::parse(&cfg_text).map_err(other)?;
+    // Written to a file, so that the commands the incident page suggests
+    // (`reachguard restore --config ...`) work against this run.
+    let cfg_path = dir.path().join("reachguard.toml");
+    std::fs::write(&cfg_path, &cfg_text)?;
+    let cfg = Config::load(Some(&cfg_path)).map_err(other)?;
     let loaded = Instant::now();
     let daemon = crate::daemon::start(cfg).await.map_err(other)?;
     let mut processed = daemon.processed.clone();
@@ -463,9 +468,6 @@ secret_file = "{secret}"
     let act_two = act_two(out, dir.path(), &mut calls, &mut processed, total).await?;
     let state_dir = dir.path().join("state");
     let act_three = gate::run(&log, &state_dir, &tls, &mut processed, total + 6).await?;
-    daemon.shutdown();
-    daemon.wait().await.map_err(other)?;
-    hook_server.abort();
 
     writeln!(out, "\nWhat reachguard found:")?;
     for f in &findings {
@@ -544,7 +546,35 @@ secret_file = "{secret}"
     act_two.print(out)?;
     act_three.print(out)?;
     writeln!(out, "\nDone in {:.1} s.", started.elapsed().as_secs_f64())?;
+    if serve {
+        let revoked = findings
+            .iter()
+            .find(|f| f.action.as_ref().is_some_and(|a| a.grant_id == "g-90211"));
+        writeln!(
+            out,
+            "\nThe incident page: http://{}/\nThe revoked grant's chain: http://{}/finding?id={}\n\
+             (the daemon keeps running on {}; Ctrl-C stops it)",
+            daemon.addr,
+            daemon.addr,
+            revoked.map_or("", |f| f.finding_id.as_str()),
+            dir.path().display()
+        )?;
+        out.flush()?;
+        stopped().await?;
+    }
+    daemon.shutdown();
+    daemon.wait().await.map_err(other)?;
+    hook_server.abort();
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stopped() -> io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
 }
 
 /// One Claude Code log event as the Collector's file exporter writes it.

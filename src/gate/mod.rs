@@ -18,7 +18,6 @@
 //! The judgement never changes who holds what: the change is only proposed.
 
 pub mod admission;
-pub mod ask;
 pub mod claude_code;
 pub mod metrics;
 
@@ -29,8 +28,18 @@ use crate::detect::{DryJudgement, Engine, Origin, Trace};
 use crate::event::{ActorType, Body, Event, Grant, GranteeType, Ts};
 use crate::finding::{Finding, FindingKind, Severity, finding_id};
 
+pub use crate::owner::Unavailable;
 pub use admission::{GateConfig, GateMode};
-pub use ask::{Asker, Request, Unavailable};
+
+/// The handlers' way to the engine's owner with a proposal.
+pub type Asker = crate::owner::Asker<Proposal, Result<Outcome, ProposalError>>;
+/// A proposal waiting for the engine's owner.
+pub type Request = crate::owner::Request<Proposal, Result<Outcome, ProposalError>>;
+
+/// A new channel for proposals: the handlers' end and the owner's.
+pub fn channel() -> (Asker, tokio::sync::mpsc::Receiver<Request>) {
+    crate::owner::channel()
+}
 pub use metrics::GateMetrics;
 
 /// Where a proposed change is judged: a label of

@@ -277,7 +277,13 @@ impl Intents for Journaled<'_> {
         let body = serde_json::to_vec(&payload).expect("payload serialises");
         if let Some(j) = self.journal {
             let mut j = j.lock().expect("journal lock");
-            match j.record_intent(key, payload, finding) {
+            // The read time on the wall clock, for the time from a grant to
+            // its revocation on the incident page.
+            let read_at = self.read_at.map(|at| {
+                chrono::Utc::now().timestamp_millis()
+                    - i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX)
+            });
+            match j.record_intent_read_at(key, payload, finding, read_at) {
                 Ok(true) => {}
                 // Journaled meanwhile by another process (the look-up saw
                 // the journal as this process last read it).

@@ -59,6 +59,10 @@ enum Record {
         payload: serde_json::Value,
         /// The finding, written out once the outcome is known.
         finding: Box<Finding>,
+        /// When the line that triggered it was read (wall clock, ms since
+        /// the epoch), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_at: Option<i64>,
     },
     /// The revocation hooks finished.
     Done {
@@ -137,8 +141,13 @@ pub struct Entry {
     pub finding: Finding,
     /// When the intent was written (ms since the epoch).
     pub intent_at: i64,
+    /// When the triggering line was read (ms since the epoch), when known.
+    pub read_at: Option<i64>,
     /// `None` while pending.
     pub outcome: Option<ActionStatus>,
+    /// When the hooks finished (ms since the epoch) and after how many
+    /// attempts, once they have.
+    pub done: Option<(i64, u32)>,
     /// The restore of this revocation, if one was asked for.
     pub restore: Option<Restore>,
 }
@@ -274,19 +283,29 @@ impl Journal {
                 at,
                 payload,
                 finding,
+                read_at,
                 ..
             } => {
                 self.entries.entry(key).or_insert(Entry {
                     payload,
                     finding: *finding,
                     intent_at: at,
+                    read_at,
                     outcome: None,
+                    done: None,
                     restore: None,
                 });
             }
-            Record::Done { key, status, .. } => {
+            Record::Done {
+                key,
+                status,
+                at,
+                attempts,
+                ..
+            } => {
                 if let Some(e) = self.entries.get_mut(&key) {
                     e.outcome = Some(status);
+                    e.done = Some((at, attempts));
                 }
             }
             Record::RestoreIntent {
@@ -395,6 +414,18 @@ impl Journal {
         payload: serde_json::Value,
         finding: &Finding,
     ) -> std::io::Result<bool> {
+        self.record_intent_read_at(key, payload, finding, None)
+    }
+
+    /// [`Journal::record_intent`] with when the triggering line was read
+    /// (ms since the epoch), for the time from a grant to its revocation.
+    pub fn record_intent_read_at(
+        &mut self,
+        key: &str,
+        payload: serde_json::Value,
+        finding: &Finding,
+        read_at: Option<i64>,
+    ) -> std::io::Result<bool> {
         self.locked(|j| {
             j.catch_up()?;
             if j.entries.contains_key(key) {
@@ -407,6 +438,7 @@ impl Journal {
                 at,
                 payload: payload.clone(),
                 finding: Box::new(finding.clone()),
+                read_at,
             })?;
             j.entries.insert(
                 key.to_owned(),
@@ -414,7 +446,9 @@ impl Journal {
                     payload,
                     finding: finding.clone(),
                     intent_at: at,
+                    read_at,
                     outcome: None,
+                    done: None,
                     restore: None,
                 },
             );
@@ -431,15 +465,17 @@ impl Journal {
     ) -> std::io::Result<()> {
         self.locked(|j| {
             j.catch_up()?;
+            let at = now_ms();
             j.append(&Record::Done {
                 v: VERSION,
                 key: key.to_owned(),
-                at: now_ms(),
+                at,
                 status,
                 attempts,
             })?;
             if let Some(e) = j.entries.get_mut(key) {
                 e.outcome = Some(status);
+                e.done = Some((at, attempts));
             }
             Ok(())
         })
@@ -625,13 +661,20 @@ mod tests {
                     .unwrap()
             );
             assert!(
-                j.record_intent("k2", serde_json::json!({"a":3}), &finding("f2"))
+                j.record_intent_read_at("k2", serde_json::json!({"a":3}), &finding("f2"), Some(7))
                     .unwrap()
             );
             j.record_done("k1", ActionStatus::Executed, 2).unwrap();
         }
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.get("k1").unwrap().outcome, Some(ActionStatus::Executed));
+        // When and after how many attempts, and when the line was read.
+        let (done_at, attempts) = j.get("k1").unwrap().done.unwrap();
+        assert!(done_at >= j.get("k1").unwrap().intent_at);
+        assert_eq!(attempts, 2);
+        assert_eq!(j.get("k1").unwrap().read_at, None);
+        assert_eq!(j.get("k2").unwrap().read_at, Some(7));
+        assert_eq!(j.get("k2").unwrap().done, None);
         assert_eq!(j.get("k1").unwrap().payload, serde_json::json!({"a":1}));
         let pending = j.pending();
         assert_eq!(pending.len(), 1);

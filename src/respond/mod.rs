@@ -722,7 +722,9 @@ mod tests {
             payload: serde_json::json!({}),
             finding: f("rg-first"),
             intent_at: 0,
+            read_at: None,
             outcome: Some(ActionStatus::Executed),
+            done: Some((1, 1)),
             restore: None,
         };
         assert_eq!(already_journaled(&entry, f("rg-first")), None);

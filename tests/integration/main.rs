@@ -14,6 +14,7 @@ mod formats;
 mod gate;
 mod incident;
 mod layouts;
+mod page;
 mod prometheus;
 mod response;
 mod rotation;

@@ -28,6 +28,35 @@ fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (
     )
 }
 
+/// A GET with the token as the password of Basic authentication.
+fn basic(addr: SocketAddr, path: &str, user: &str, password: &str) -> (u16, String) {
+    use base64::Engine as _;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Basic {pair}\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, resp)
+}
+
+/// A GET without a token; returns the status and the response head.
+fn request_head(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let head = resp
+        .split_once("\r\n\r\n")
+        .map_or(resp.clone(), |x| x.0.to_owned());
+    (status, head)
+}
+
 const API_TOKEN: &str = "api-token-that-must-not-leak";
 
 #[test]
@@ -69,12 +98,59 @@ fn the_api_needs_the_bearer_token_every_route_is_read_only_and_no_secret_leaks()
     let (status, body) = request(addr, "GET", "/api/findings", Some(API_TOKEN));
     assert_eq!(status, 200);
     assert!(body.contains("\"g-1\""), "{body}");
+    // The incident page and everything it loads: the same rules.
+    let id = body
+        .split("\"finding_id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let finding = format!("/finding?id={id}");
+    let page_routes = [
+        "/",
+        "/?kind=unverified_agent_grant",
+        finding.as_str(),
+        "/person?name=mallory",
+        "/assets/live.js",
+        "/assets/style.css",
+    ];
+    for path in page_routes {
+        assert_eq!(request(addr, "GET", path, None).0, 401, "{path}");
+        assert_eq!(
+            request(addr, "GET", path, Some("wrong-token")).0,
+            401,
+            "{path}"
+        );
+        assert_eq!(request(addr, "GET", path, Some(API_TOKEN)).0, 200, "{path}");
+        // A browser sends it as the password of Basic authentication.
+        assert_eq!(basic(addr, path, "anyone", API_TOKEN).0, 200, "{path}");
+        assert_eq!(basic(addr, path, "anyone", "wrong-token").0, 401, "{path}");
+    }
+    let (status, challenge) = request_head(addr, "/");
+    assert_eq!(status, 401);
+    assert!(
+        challenge
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic realm="),
+        "a browser is asked for the token: {challenge}"
+    );
+    // The live updates' stream answers 401 at once without the token.
+    assert_eq!(request(addr, "GET", "/events", None).0, 401);
+    let (_, page) = request(addr, "GET", &finding, Some(API_TOKEN));
+    assert!(page.contains("g-1"), "{page}");
     // Probes and scrapes stay open unless protect_metrics is set.
     assert_eq!(request(addr, "GET", "/healthz", None).0, 200);
     assert_eq!(request(addr, "GET", "/readyz", None).0, 200);
     let (status, metrics) = request(addr, "GET", "/metrics", None);
     assert_eq!(status, 200);
-    for path in ["/api/findings", "/metrics", "/healthz", "/readyz"] {
+    for path in [
+        "/api/findings",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/",
+        finding.as_str(),
+    ] {
         for method in ["POST", "PUT", "DELETE", "PATCH"] {
             assert_eq!(
                 request(addr, method, path, Some(API_TOKEN)).0,
