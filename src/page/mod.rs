@@ -553,3 +553,114 @@ fn asset(s: &AppState, headers: &HeaderMap, kind: &'static str, body: &'static s
             .into_response(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Action, ActionKind, ActionStatus, FindingKind, Severity};
+    use crate::respond::journal::Entry;
+    use crate::uses::{Use, Uses};
+
+    fn at(s: &str) -> Ts {
+        Ts::parse_rfc3339(s).unwrap()
+    }
+
+    fn incident() -> Finding {
+        Finding {
+            finding_id: "rg-1".into(),
+            kind: FindingKind::UnverifiedAgentGrant,
+            severity: Severity::Critical,
+            ts: at("2026-03-18T09:07:02Z"),
+            principals: vec!["carol".into(), "ivan".into()],
+            grant_id: Some("g-90211".into()),
+            advice_id: Some("adv-7731".into()),
+            resource: Some("acl/internal-tools".into()),
+            score: 3.8,
+            summary: "s".into(),
+            evidence: serde_json::json!({
+                "change": {"actor": "alice", "grantee": "eng-all", "resource": "acl/internal-tools", "role": "viewer"},
+                "trace": {"advice_id": "adv-7731", "chain": [
+                    {"step": "agent_published_advice", "ts": "2026-03-18T09:02:11Z", "detail": "published"},
+                    {"step": "actor_viewed_advice", "ts": "2026-03-18T09:05:40Z", "detail": "viewed"},
+                    {"step": "reference_cites_channel", "ts": "2026-03-18T09:07:02Z", "detail": "cites"}
+                ]}
+            }),
+            action: Some(Action {
+                kind: ActionKind::Revoke,
+                grant_id: "g-90211".into(),
+                status: ActionStatus::Executed,
+                reason: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_chain_runs_advice_view_grant_uses_revocation_with_the_milliseconds_between() {
+        let f = incident();
+        // Read 09:07:02.100 on reachguard's clock (a live log), done 4 ms later.
+        let read = at("2026-03-18T09:07:02.100Z").0;
+        let entry = Entry {
+            payload: serde_json::json!({}),
+            finding: f.clone(),
+            intent_at: read + 1,
+            read_at: Some(read),
+            outcome: Some(ActionStatus::Executed),
+            done: Some((read + 4, 1)),
+            restore: None,
+        };
+        let used = |who: &str, ts: &str| Use {
+            finding_id: "rg-1".into(),
+            principal: who.into(),
+            resource: "acl/internal-tools".into(),
+            ts: at(ts),
+            denied: false,
+            event_id: Some(format!("acc-{who}")),
+        };
+        // One use before the revocation, one refused after it.
+        let mut late = used("ivan", "2026-03-18T09:11:40Z");
+        late.denied = true;
+        let uses = Uses {
+            list: vec![used("carol", "2026-03-18T09:07:02.050Z"), late],
+            more: 3,
+        };
+        let chain = chain(
+            &f,
+            vec![("reachguard-revoke-g-90211", &entry)],
+            Some(&uses),
+            Some(std::path::Path::new("/etc/reachguard/my config.toml")),
+        );
+        let steps: Vec<&str> = chain.steps.iter().map(|s| s.step).collect();
+        assert_eq!(
+            steps,
+            [
+                "advice",
+                "view",
+                "grant",
+                "reference",
+                "use",
+                "revocation",
+                "use"
+            ]
+        );
+        assert_eq!(chain.grant_to_revocation_ms, Some(4));
+        assert_eq!(chain.more_uses, 3);
+        assert!(chain.steps[6].detail.contains("ivan was refused"));
+        assert_eq!(chain.steps[2].ids, ["g-90211"]);
+        assert_eq!(chain.steps[0].ids, ["adv-7731"]);
+        assert_eq!(
+            chain.restore.as_deref(),
+            Some(
+                "reachguard restore --config '/etc/reachguard/my config.toml' g-90211 --reason 'verified by a person'"
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_journal_entry_there_is_no_revocation_and_nothing_to_restore() {
+        let chain = chain(&incident(), Vec::new(), None, None);
+        assert!(chain.steps.iter().all(|s| s.step != "revocation"));
+        assert_eq!(chain.grant_to_revocation_ms, None);
+        assert_eq!(chain.restore, None);
+        assert!(!chain.uses_recorded);
+    }
+}
