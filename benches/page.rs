@@ -102,7 +102,7 @@ fn finding(i: usize) -> Finding {
         score: 3.8,
         summary: format!("finding {i}: a grant traced to advice no human verified"),
         evidence,
-        action: (kind == FindingKind::UnverifiedAgentGrant).then(|| Action {
+        action: (kind == FindingKind::UnverifiedAgentGrant).then_some(Action {
             kind: ActionKind::Revoke,
             grant_id: grant,
             status: ActionStatus::Executed,
