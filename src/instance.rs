@@ -170,11 +170,13 @@ impl Http {
     /// Records the address in `http.addr` and serves until `stop` turns true.
     /// `/readyz` says not ready until the returned flag is set.
     pub fn serve(
-        self,
+        mut self,
         state: &StateDir,
         stop: watch::Receiver<bool>,
     ) -> Result<(Ready, JoinHandle<()>), Error> {
         state.record_http_addr(self.addr)?;
+        // Live streams of the page end when the server stops.
+        self.app.page.stopping = Some(stop.clone());
         let gate = self.app.gate.is_some();
         let task = server::spawn(self.listener, self.app, stop);
         if gate {

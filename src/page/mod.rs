@@ -61,6 +61,9 @@ pub struct PageState {
     pub live: broadcast::Sender<Finding>,
     /// The config file, for the restore command.
     pub config_path: Option<PathBuf>,
+    /// Turns true when the server stops: live streams end then, so that a
+    /// page left open does not hold up shutdown.
+    pub stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl PageState {
@@ -72,6 +75,7 @@ impl PageState {
             people: None,
             live,
             config_path,
+            stopping: None,
         }
     }
 }
@@ -483,29 +487,43 @@ async fn events(
     };
     let backlog: Vec<Finding> = backlog.into_iter().filter(|f| filter.matches(f)).collect();
     let stream = futures_util::stream::unfold(
-        (backlog.into_iter(), rx, filter, false),
-        |(mut backlog, mut rx, filter, done)| async move {
+        (
+            backlog.into_iter(),
+            rx,
+            filter,
+            s.page.stopping.clone(),
+            false,
+        ),
+        |(mut backlog, mut rx, filter, mut stopping, done)| async move {
             if done {
                 return None;
             }
             if let Some(f) = backlog.next() {
                 return Some((
                     Ok::<_, std::convert::Infallible>(live_event(&f)),
-                    (backlog, rx, filter, false),
+                    (backlog, rx, filter, stopping, false),
                 ));
             }
             loop {
-                match rx.recv().await {
+                let next = tokio::select! {
+                    next = rx.recv() => next,
+                    () = stopped(&mut stopping) => return None,
+                };
+                match next {
                     Ok(f) => {
                         if filter.matches(&f) {
-                            return Some((Ok(live_event(&f)), (backlog, rx, filter, false)));
+                            return Some((
+                                Ok(live_event(&f)),
+                                (backlog, rx, filter, stopping, false),
+                            ));
                         }
                     }
-                    // Too far behind to tell what was missed: the page reloads.
+                    // Too far behind to tell what was missed: the page
+                    // reloads, and this stream ends.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         return Some((
                             Ok(SseEvent::default().event("reload").data("")),
-                            (backlog, rx, filter, true),
+                            (backlog, rx, filter, stopping, true),
                         ));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -518,6 +536,15 @@ async fn events(
             .keep_alive(KeepAlive::default())
             .into_response(),
     )
+}
+
+/// Resolves when the server stops; never without a signal to wait on.
+async fn stopped(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stopping {
+        // An error means the sender is gone, which only happens on the way out.
+        Some(rx) => drop(rx.wait_for(|s| *s).await),
+        None => std::future::pending().await,
+    }
 }
 
 async fn style(State(s): State<AppState>, headers: HeaderMap) -> Response {

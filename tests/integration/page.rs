@@ -449,3 +449,29 @@ fn demo_serve_keeps_the_page_up_and_prints_its_address() {
     );
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn a_page_left_open_does_not_hold_up_shutdown() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.jsonl");
+    append(&log, &[access_line("alice", "wiki/home", 1)]);
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &config(dir.path(), &log.display().to_string(), None),
+    );
+    let addr = daemon.addr();
+    // A live stream, open and answered.
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(daemon.sigterm().success(), "{}", daemon.log());
+    // The stream ended with the daemon.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+}
