@@ -36,11 +36,14 @@
 //! skipped; a line without a syslog or auditd header is a decode error.
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Datelike, TimeZone, Utc};
 
 use super::time::{civil_ms, digits, month_from_abbr, parse_datetime};
 use super::{DecodeError, Decoder};
+use memchr::memmem::Finder;
 use smallvec::SmallVec;
 
 use crate::event::{AccessRef, Body, DAY_MS, Event, Events, Membership, MembershipOp, Outcome, Ts};
@@ -57,6 +60,9 @@ pub struct LinuxAuthDecoder {
     /// milliseconds it covers: finding the year anew for every line costs as
     /// much as the rest of the header.
     year: Option<YearSpan>,
+    /// The day the last classic timestamp fell on in the reference year:
+    /// lines come in time order, so most fall on the day of the line before.
+    day: Option<DayStart>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +72,24 @@ struct YearSpan {
     from: i64,
     /// First millisecond of the next year.
     to: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DayStart {
+    /// Year, month and day.
+    date: (i32, u32, u32),
+    /// Its first millisecond; `None` if the year has no such day.
+    ms: Option<i64>,
+}
+
+/// A classic timestamp (`Mmm dd HH:MM:SS`): a date and time without a year.
+#[derive(Debug, Clone, Copy)]
+struct Classic {
+    month: u32,
+    day: u32,
+    h: u32,
+    m: u32,
+    s: u32,
 }
 
 #[derive(Debug)]
@@ -89,20 +113,15 @@ impl LinuxAuthDecoder {
             reference: Some(reference),
             pending: VecDeque::new(),
             year: None,
+            day: None,
         }
     }
 
-    fn reference(&self) -> Ts {
-        self.reference
-            .unwrap_or_else(|| Ts(Utc::now().timestamp_millis()))
-    }
-
-    /// The reference time and its UTC year, for a timestamp without a year.
-    fn reference_year(&mut self) -> Option<(Ts, i32)> {
-        let reference = self.reference();
+    /// The UTC year of a reference time.
+    fn year_of(&mut self, reference: Ts) -> Option<i32> {
         if let Some(y) = self.year {
             if (y.from..y.to).contains(&reference.0) {
-                return Some((reference, y.year));
+                return Some(y.year);
             }
         }
         let year = Utc.timestamp_millis_opt(reference.0).single()?.year();
@@ -111,7 +130,94 @@ impl LinuxAuthDecoder {
             from: civil_ms(year, 1, 1, 0, 0, 0)?,
             to: civil_ms(year + 1, 1, 1, 0, 0, 0)?,
         });
-        Some((reference, year))
+        Some(year)
+    }
+
+    /// The time of a classic timestamp, its year inferred from the reference
+    /// time (see the module doc).
+    fn classic_time(&mut self, c: Classic) -> Option<Ts> {
+        match self.reference {
+            Some(reference) => self.classic_time_at(reference, c),
+            None => self.classic_time_now(c, coarse_now(), now),
+        }
+    }
+
+    /// [`Self::classic_time_at`] the current time, given as `coarse`, the
+    /// time at the last clock tick, and `precise`, the clock itself.
+    ///
+    /// The precise clock costs as much to read as the rest of a line; the
+    /// coarse one, behind it by at most a tick (far less than a second), a
+    /// fraction of that. As the reference time grows, the answer changes
+    /// only to a time then at most a day ahead of it (the date in a later
+    /// year, or in the new year), which a second earlier was not an answer:
+    /// where the coarse time and a second after it give the same answer,
+    /// every time between them does, the precise time included. Only a line
+    /// within a second of where its answer changes reads the precise clock.
+    fn classic_time_now(
+        &mut self,
+        c: Classic,
+        coarse: Ts,
+        precise: impl FnOnce() -> Ts,
+    ) -> Option<Ts> {
+        let answer = self.classic_time_at(coarse, c);
+        if answer == self.classic_time_at(coarse.add_millis(1000), c) {
+            return answer;
+        }
+        self.classic_time_at(precise(), c)
+    }
+
+    /// The time of a classic timestamp for the reference time `reference`:
+    /// in the latest year (at most the reference's) in which the date exists
+    /// and is not more than a day after the reference; Feb 29 may go back a
+    /// few years.
+    fn classic_time_at(&mut self, reference: Ts, c: Classic) -> Option<Ts> {
+        let year = self.year_of(reference)?;
+        if c.h > 23 || c.m > 59 || c.s > 59 {
+            return None;
+        }
+        let latest = reference.0 + DAY_MS;
+        let date = (year, c.month, c.day);
+        let day = match self.day {
+            Some(d) if d.date == date => d.ms,
+            _ => {
+                let ms = civil_ms(year, c.month, c.day, 0, 0, 0);
+                self.day = Some(DayStart { date, ms });
+                ms
+            }
+        };
+        let clock = i64::from(c.h * 3600 + c.m * 60 + c.s) * 1000;
+        if let Some(ms) = day.map(|day| day + clock).filter(|ms| *ms <= latest) {
+            return Some(Ts(ms));
+        }
+        (1..8).find_map(|back| {
+            let ms = civil_ms(year - back, c.month, c.day, c.h, c.m, c.s)?;
+            (ms <= latest).then_some(Ts(ms))
+        })
+    }
+}
+
+/// The time at the last clock tick (`CLOCK_REALTIME_COARSE`): behind the
+/// system clock by at most a tick, and read without the hardware counter.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn coarse_now() -> Ts {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    Ts(t.tv_sec.saturating_mul(1000) + t.tv_nsec / 1_000_000)
+}
+
+/// Where there is no coarse clock: the system clock.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn coarse_now() -> Ts {
+    now()
+}
+
+/// The current time: the system clock's milliseconds (what chrono's
+/// `Utc::now()` gives) without chrono's conversion to a calendar date and
+/// back.
+fn now() -> Ts {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => Ts(i64::try_from(since.as_millis()).unwrap_or(i64::MAX)),
+        // A clock before 1970: as chrono reads it.
+        Err(_) => Ts(Utc::now().timestamp_millis()),
     }
 }
 
@@ -129,15 +235,15 @@ struct Line<'a> {
 impl Decoder for LinuxAuthDecoder {
     fn decode(&mut self, line: &[u8], out: &mut Events) -> Result<(), DecodeError> {
         let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8)?;
-        let text = text.trim_end();
-        if text.trim_start().is_empty() {
+        let text = trim_end(text);
+        if text.is_empty() {
             return Ok(());
         }
         if text.starts_with("type=") || text.starts_with("node=") {
             return self.auditd(text, out);
         }
         // The reference time is only read for a timestamp without a year.
-        let l = parse_syslog(text, || self.reference_year()).ok_or(DecodeError::Unrecognized {
+        let l = parse_syslog(text, |c| self.classic_time(c)).ok_or(DecodeError::Unrecognized {
             format: NAME,
             reason: "no syslog timestamp and host",
         })?;
@@ -147,30 +253,30 @@ impl Decoder for LinuxAuthDecoder {
 }
 
 /// Parses the header: timestamp, host, program; `None` if it is not syslog.
-fn parse_syslog(text: &str, reference: impl FnOnce() -> Option<(Ts, i32)>) -> Option<Line<'_>> {
+fn parse_syslog(text: &str, classic: impl FnOnce(Classic) -> Option<Ts>) -> Option<Line<'_>> {
     let text = strip_priority(text);
     let (ts, rest) = if text.as_bytes().first()?.is_ascii_digit() {
-        let (stamp, rest) = text.split_once(' ')?;
+        let (stamp, rest) = split_at_byte(text, b' ')?;
         (parse_datetime(stamp)?, rest)
     } else {
-        bsd_timestamp(text, reference)?
+        bsd_timestamp(text, classic)?
     };
-    let rest = rest.trim_start();
-    let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let rest = trim_start(rest);
+    let (host, rest) = split_at_byte(rest, b' ').unwrap_or((rest, ""));
     if host.is_empty() {
         return None;
     }
-    let rest = rest.trim_start();
-    let (program, old_pam, message) = match rest.split_once(": ") {
-        Some((tag, msg)) if !tag.contains(' ') => {
-            let name = tag.split('[').next().unwrap_or(tag);
+    let rest = trim_start(rest);
+    let (program, old_pam, message) = match program_tag(rest) {
+        Some((tag, msg)) => {
+            let name = split_at_byte(tag, b'[').map_or(tag, |(name, _)| name);
             let (name, old_pam) = match name.strip_suffix("(pam_unix)") {
                 Some(n) => (n, true),
                 None => (name, false),
             };
-            (name, old_pam, msg.trim())
+            (name, old_pam, trim_end(trim_start(msg)))
         }
-        _ => ("", false, rest),
+        None => ("", false, rest),
     };
     Some(Line {
         ts,
@@ -181,9 +287,60 @@ fn parse_syslog(text: &str, reference: impl FnOnce() -> Option<(Ts, i32)>) -> Op
     })
 }
 
+/// `program[pid]: message` -> (`program[pid]`, `message`): split at the
+/// first `": "` when no space comes before it. (That `": "` ends the first
+/// word, so only the first word is read.)
+fn program_tag(rest: &str) -> Option<(&str, &str)> {
+    let space = rest.bytes().position(|b| b == b' ')?;
+    let colon = space.checked_sub(1)?;
+    (rest.as_bytes()[colon] == b':').then(|| (&rest[..colon], &rest[space + 1..]))
+}
+
+/// `text` split at the first `byte` (ASCII): `split_once(char)` without a
+/// char searcher, which costs more than the rest of a header. (A byte loop:
+/// the fields split this way are a few bytes long.)
+fn split_at_byte(text: &str, byte: u8) -> Option<(&str, &str)> {
+    debug_assert!(byte.is_ascii());
+    let i = text.bytes().position(|b| b == byte)?;
+    Some((&text[..i], &text[i + 1..]))
+}
+
+/// Whether `b` is an ASCII byte that `char::is_whitespace` holds to be
+/// whitespace.
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r')
+}
+
+/// `text.trim_start()`, reading ASCII bytes as bytes (the whole Unicode test
+/// only from the first non-ASCII character on).
+fn trim_start(text: &str) -> &str {
+    let n = text.bytes().take_while(|b| is_ascii_space(*b)).count();
+    let rest = &text[n..];
+    if rest.as_bytes().first().is_some_and(|b| !b.is_ascii()) {
+        rest.trim_start()
+    } else {
+        rest
+    }
+}
+
+/// `text.trim_end()`, as [`trim_start`] does it.
+fn trim_end(text: &str) -> &str {
+    let n = text
+        .bytes()
+        .rev()
+        .take_while(|b| is_ascii_space(*b))
+        .count();
+    let rest = &text[..text.len() - n];
+    if rest.as_bytes().last().is_some_and(|b| !b.is_ascii()) {
+        rest.trim_end()
+    } else {
+        rest
+    }
+}
+
 fn strip_priority(text: &str) -> &str {
     if let Some(rest) = text.strip_prefix('<') {
-        if let Some((pri, after)) = rest.split_once('>') {
+        if let Some((pri, after)) = split_at_byte(rest, b'>') {
             if !pri.is_empty() && pri.len() <= 3 && pri.bytes().all(|b| b.is_ascii_digit()) {
                 return after;
             }
@@ -192,29 +349,29 @@ fn strip_priority(text: &str) -> &str {
     text
 }
 
-/// `Mmm dd HH:MM:SS` (day padded with a space or not), year inferred from
-/// `reference` (the reference time and its UTC year).
-fn bsd_timestamp(text: &str, reference: impl FnOnce() -> Option<(Ts, i32)>) -> Option<(Ts, &str)> {
+/// `Mmm dd HH:MM:SS` (day padded with a space or not), the time given by
+/// `classic` (which infers the year).
+fn bsd_timestamp(text: &str, classic: impl FnOnce(Classic) -> Option<Ts>) -> Option<(Ts, &str)> {
     let b = text.as_bytes();
     let month = month_from_abbr(b.get(..3)?)?;
-    let rest = text.get(3..)?.trim_start();
-    let (day, rest) = rest.split_once(' ')?;
+    let rest = trim_start(text.get(3..)?);
+    let (day, rest) = split_at_byte(rest, b' ')?;
     let day = digits(day.as_bytes())?;
-    let rest = rest.trim_start();
-    let (clock, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let rest = trim_start(rest);
+    let (clock, rest) = split_at_byte(rest, b' ').unwrap_or((rest, ""));
     let c = clock.as_bytes();
     if c.len() != 8 || c[2] != b':' || c[5] != b':' {
         return None;
     }
     let (h, m, s) = (digits(&c[0..2])?, digits(&c[3..5])?, digits(&c[6..8])?);
-    let (reference, ref_year) = reference()?;
-    // The latest year (at most the reference's) in which the date exists and is
-    // not more than a day after the reference; Feb 29 may go back a few years.
-    let ts = (0..8).find_map(|back| {
-        let ms = civil_ms(ref_year - back, month, day, h, m, s)?;
-        (ms <= reference.0 + DAY_MS).then_some(ms)
+    let ts = classic(Classic {
+        month,
+        day,
+        h,
+        m,
+        s,
     })?;
-    Some((Ts(ts), rest))
+    Some((ts, rest))
 }
 
 impl LinuxAuthDecoder {
@@ -236,7 +393,7 @@ impl LinuxAuthDecoder {
                     if let Some(user) = session_opened_for(msg) {
                         push_access(out, l.ts, user, l.host, "ssh", Outcome::Success);
                     } else if msg.starts_with("authentication failure;") {
-                        if let Some(user) = kv(msg, "user") {
+                        if let Some(user) = kv(msg, &USER) {
                             push_access(out, l.ts, user, l.host, "ssh", Outcome::Denied);
                         }
                     }
@@ -326,9 +483,9 @@ impl LinuxAuthDecoder {
     fn sudo(&mut self, l: &Line<'_>, out: &mut Events) {
         let msg = l.message;
         if let Some(rest) = msg.strip_prefix("pam_unix(sudo:auth): authentication failure;") {
-            if let Some(user) = kv(rest, "ruser")
-                .or_else(|| kv(rest, "logname"))
-                .or_else(|| kv(rest, "user"))
+            if let Some(user) = kv(rest, &RUSER)
+                .or_else(|| kv(rest, &LOGNAME))
+                .or_else(|| kv(rest, &USER))
             {
                 push_access(out, l.ts, user, l.host, "sudo", Outcome::Denied);
             }
@@ -414,18 +571,23 @@ impl LinuxAuthDecoder {
             format: "auditd",
             reason: "no msg=audit(TIME:SERIAL)",
         };
-        let (head, rest) = text.split_once("msg=audit(").ok_or(unrecognized.clone())?;
-        let (stamp, body) = rest.split_once("):").ok_or(unrecognized.clone())?;
-        let secs = stamp.split(':').next().unwrap_or(stamp);
-        let ts = parse_datetime(secs).ok_or(DecodeError::InvalidTimestamp(secs.to_owned()))?;
-        let host = kv(head, "node").unwrap_or("localhost");
-        let kind = kv(head, "type").ok_or(unrecognized)?;
+        let (head, rest) = MSG_AUDIT
+            .split_once(text)
+            .ok_or_else(|| unrecognized.clone())?;
+        let (stamp, body) = STAMP_END
+            .split_once(rest)
+            .ok_or_else(|| unrecognized.clone())?;
+        let secs = split_at_byte(stamp, b':').map_or(stamp, |(secs, _)| secs);
+        let ts =
+            parse_datetime(secs).ok_or_else(|| DecodeError::InvalidTimestamp(secs.to_owned()))?;
+        let host = kv(head, &NODE).unwrap_or("localhost");
+        let kind = kv(head, &TYPE).ok_or(unrecognized)?;
         // The account that logged in (`auid`, or its enriched name `AUID`).
         let login_user = || -> Option<String> {
-            if let Some(name) = kv(body, "AUID").filter(|n| *n != "unset") {
+            if let Some(name) = kv(body, &AUID_NAME).filter(|n| *n != "unset") {
                 return Some(name.to_owned());
             }
-            match kv(body, "auid")? {
+            match kv(body, &AUID)? {
                 "4294967295" | "-1" => None,
                 "0" => Some("root".to_owned()),
                 n => Some(format!("uid:{n}")),
@@ -436,9 +598,9 @@ impl LinuxAuthDecoder {
         if !matches!(kind, "USER_CMD" | "USER_LOGIN" | "USER_AUTH" | "USER_MGMT") {
             return Ok(());
         }
-        let exe = kv(body, "exe").unwrap_or_default();
-        let failed = kv(body, "res") == Some("failed");
-        let service = if exe.contains("sshd") || kv(body, "terminal") == Some("ssh") {
+        let exe = kv(body, &EXE).unwrap_or_default();
+        let failed = kv(body, &RES) == Some("failed");
+        let service = if exe.contains("sshd") || kv(body, &TERMINAL) == Some("ssh") {
             "ssh"
         } else if exe.ends_with("/sudo") {
             "sudo"
@@ -459,17 +621,17 @@ impl LinuxAuthDecoder {
                 };
                 push_access(out, ts, &user, host, "sudo", outcome);
                 if !failed {
-                    if let Some(cmd) = kv(body, "cmd").and_then(audit_text) {
+                    if let Some(cmd) = kv(body, &CMD).and_then(audit_text) {
                         self.announced(ts, host, &user, &cmd, out);
                     }
                 }
             }
             "USER_LOGIN" => {
                 // `acct="alice"`, or `id=UID` with its enriched name `ID="alice"`.
-                let acct = kv(body, "acct")
-                    .or_else(|| kv(body, "ID"))
+                let acct = kv(body, &ACCT)
+                    .or_else(|| kv(body, &ID_NAME))
                     .map(str::to_owned)
-                    .or_else(|| match kv(body, "id")? {
+                    .or_else(|| match kv(body, &ID)? {
                         "0" => Some("root".to_owned()),
                         "4294967295" | "-1" => None,
                         n => Some(format!("uid:{n}")),
@@ -484,13 +646,13 @@ impl LinuxAuthDecoder {
                 }
             }
             "USER_AUTH" if failed => {
-                if let Some(acct) = kv(body, "acct") {
+                if let Some(acct) = kv(body, &ACCT) {
                     push_access(out, ts, acct, host, service, Outcome::Denied);
                 }
             }
             "USER_MGMT" if !failed => {
-                let op = kv(body, "op").unwrap_or_default();
-                let (Some(group), Some(member)) = (kv(body, "grp"), kv(body, "acct")) else {
+                let op = kv(body, &OP).unwrap_or_default();
+                let (Some(group), Some(member)) = (kv(body, &GRP), kv(body, &ACCT)) else {
                     return Ok(());
                 };
                 let actor = login_user().unwrap_or_else(|| "root".to_owned());
@@ -573,7 +735,7 @@ fn membership(
 
 /// `password for [invalid user ]alice from ...` -> `alice`.
 fn after_for(rest: &str) -> Option<&str> {
-    let (_, rest) = rest.split_once(" for ")?;
+    let (_, rest) = FOR.split_once(rest)?;
     let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
     let user = rest.split(' ').next()?;
     // `Failed password for  from` (an empty user name) names nobody.
@@ -582,7 +744,7 @@ fn after_for(rest: &str) -> Option<&str> {
 
 /// `session opened for user alice by ...` -> `alice` (a `(uid=N)` suffix removed).
 fn session_opened_for(msg: &str) -> Option<&str> {
-    let (_, rest) = msg.split_once("session opened for user ")?;
+    let (_, rest) = SESSION_OPENED_FOR.split_once(msg)?;
     let user = rest.split(' ').next()?;
     let user = user.split('(').next().unwrap_or(user);
     (!user.is_empty()).then_some(user)
@@ -606,18 +768,68 @@ fn opened_by(msg: &str) -> Option<String> {
     }
 }
 
+/// A text searched for in every line, its searcher built once: setting one
+/// up for each search, as `str::find` does, costs more than searching a line.
+struct Needle(LazyLock<Finder<'static>>);
+
+impl Needle {
+    /// Where `hay` first holds the text.
+    fn find(&self, hay: &str) -> Option<usize> {
+        self.0.find(hay.as_bytes())
+    }
+
+    /// `hay.split_once(text)`.
+    fn split_once<'a>(&self, hay: &'a str) -> Option<(&'a str, &'a str)> {
+        let i = self.find(hay)?;
+        Some((&hay[..i], &hay[i + self.0.needle().len()..]))
+    }
+}
+
+macro_rules! needles {
+    ($($name:ident = $text:literal;)*) => {
+        $(static $name: Needle = Needle(LazyLock::new(|| Finder::new($text)));)*
+    };
+}
+
+needles! {
+    FOR = " for ";
+    SESSION_OPENED_FOR = "session opened for user ";
+    MSG_AUDIT = "msg=audit(";
+    STAMP_END = "):";
+    // Keys of `key=value` fields.
+    ACCT = "acct";
+    AUID = "auid";
+    AUID_NAME = "AUID";
+    CMD = "cmd";
+    EXE = "exe";
+    GRP = "grp";
+    ID = "id";
+    ID_NAME = "ID";
+    LOGNAME = "logname";
+    NODE = "node";
+    OP = "op";
+    RES = "res";
+    RUSER = "ruser";
+    TERMINAL = "terminal";
+    TYPE = "type";
+    USER = "user";
+}
+
 /// The value of `key=value` in a `;`- or space-separated list (quotes removed).
-fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+fn kv<'a>(text: &'a str, key: &Needle) -> Option<&'a str> {
+    let len = key.0.needle().len();
     let mut search = text;
-    while let Some(i) = search.find(key) {
+    while let Some(i) = key.find(search) {
         let before_ok = i == 0 || matches!(search.as_bytes()[i - 1], b' ' | b';' | b'\'' | b'\t');
-        let after = &search[i + key.len()..];
+        let after = &search[i + len..];
         if before_ok {
             if let Some(v) = after.strip_prefix('=') {
-                let v = if let Some(q) = v.strip_prefix('"') {
-                    q.split('"').next().unwrap_or(q)
-                } else {
-                    v.split([' ', ';', '\'']).next().unwrap_or(v)
+                let v = match v.strip_prefix('"') {
+                    Some(q) => &q[..q.bytes().position(|b| b == b'"').unwrap_or(q.len())],
+                    None => {
+                        let end = v.bytes().position(|b| matches!(b, b' ' | b';' | b'\''));
+                        &v[..end.unwrap_or(v.len())]
+                    }
                 };
                 return (!v.is_empty()).then_some(v);
             }
@@ -1101,5 +1313,277 @@ mod tests {
             LinuxAuthDecoder::default().decode_owned(&[0xff]),
             Err(DecodeError::InvalidUtf8)
         );
+    }
+
+    /// The header as it was read with `str` patterns before the byte-level
+    /// reading: [`parse_syslog`] must agree with it on every line.
+    fn parse_syslog_by_str(
+        text: &str,
+        reference: impl FnOnce() -> Option<(Ts, i32)>,
+    ) -> Option<(Ts, &str, &str, bool, &str)> {
+        let text = match text.strip_prefix('<').and_then(|r| r.split_once('>')) {
+            Some((pri, after))
+                if !pri.is_empty() && pri.len() <= 3 && pri.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                after
+            }
+            _ => text,
+        };
+        let (ts, rest) = if text.as_bytes().first()?.is_ascii_digit() {
+            let (stamp, rest) = text.split_once(' ')?;
+            (parse_datetime(stamp)?, rest)
+        } else {
+            let b = text.as_bytes();
+            let month = month_from_abbr(b.get(..3)?)?;
+            let rest = text.get(3..)?.trim_start();
+            let (day, rest) = rest.split_once(' ')?;
+            let day = digits(day.as_bytes())?;
+            let rest = rest.trim_start();
+            let (clock, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+            let c = clock.as_bytes();
+            if c.len() != 8 || c[2] != b':' || c[5] != b':' {
+                return None;
+            }
+            let (h, m, s) = (digits(&c[0..2])?, digits(&c[3..5])?, digits(&c[6..8])?);
+            let (reference, ref_year) = reference()?;
+            let ts = (0..8).find_map(|back| {
+                let ms = civil_ms(ref_year - back, month, day, h, m, s)?;
+                (ms <= reference.0 + DAY_MS).then_some(ms)
+            })?;
+            (Ts(ts), rest)
+        };
+        let rest = rest.trim_start();
+        let (host, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if host.is_empty() {
+            return None;
+        }
+        let rest = rest.trim_start();
+        let (program, old_pam, message) = match rest.split_once(": ") {
+            Some((tag, msg)) if !tag.contains(' ') => {
+                let name = tag.split('[').next().unwrap_or(tag);
+                let (name, old_pam) = match name.strip_suffix("(pam_unix)") {
+                    Some(n) => (n, true),
+                    None => (name, false),
+                };
+                (name, old_pam, msg.trim())
+            }
+            _ => ("", false, rest),
+        };
+        Some((ts, host, program, old_pam, message))
+    }
+
+    /// Text made of what syslog headers are made of, ASCII and Unicode
+    /// whitespace included.
+    const HEADERISH: &str = "[ \t\u{b}\u{c}\r\u{a0}\u{3000}\u{85}a-zA-Z0-9:<>\\[\\]()._é-]{0,12}";
+
+    /// A line shaped like a syslog line, with its parts varied.
+    fn syslog_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let stamp = prop_oneof![
+            (
+                prop::sample::select(vec!["Jan", "Feb", "Mar", "Dec", "Foo", "mar"]),
+                prop::sample::select(vec![" ", "  ", " \t", "\u{a0}", ""]),
+                // Days around the reference's (2026-03-18) and Feb 29 often.
+                prop_oneof![Just(29), 17..21u32, 0..33u32],
+                0..25u32,
+                0..61u32,
+                prop::sample::select(vec![" ", "  ", "", "\u{3000}"]),
+            )
+                .prop_map(|(m, sp, d, h, s, sp2)| format!("{m}{sp}{d}{sp2}{h:02}:{s:02}:{s:02}")),
+            Just("2023-11-14T00:20:42.738197+01:00".to_owned()),
+            Just("2023-11-14T00:20:42".to_owned()),
+            HEADERISH.prop_map(|s| s),
+        ];
+        let tag = prop_oneof![
+            Just("sshd[12]:".to_owned()),
+            Just("su(pam_unix)[3]:".to_owned()),
+            Just("sudo:".to_owned()),
+            Just("kernel".to_owned()),
+            Just(":".to_owned()),
+            HEADERISH.prop_map(|s| s),
+        ];
+        (
+            prop::sample::select(vec!["", "<38>", "<1234>", "<>", "<x>"]),
+            stamp,
+            prop::sample::select(vec![" ", "  ", "\t", " \u{a0}", ""]),
+            HEADERISH,
+            prop::sample::select(vec![" ", "  ", "\u{2003}", ""]),
+            tag,
+            prop::sample::select(vec![" ", "  ", "", ": "]),
+            HEADERISH,
+        )
+            .prop_map(|(pri, stamp, sp1, host, sp2, tag, sp3, msg)| {
+                format!("{pri}{stamp}{sp1}{host}{sp2}{tag}{sp3}{msg}")
+            })
+    }
+
+    /// Classic timestamps around the reference's day and Feb 29, repeating.
+    fn classics() -> impl proptest::strategy::Strategy<Value = Vec<Classic>> {
+        use proptest::prelude::*;
+        let one = (
+            prop::sample::select(vec![1, 2, 3, 12, 0, 13]),
+            prop_oneof![Just(29), Just(18), 17..21u32, 0..33u32],
+            prop_oneof![Just(12), 0..25u32],
+            0..61u32,
+            0..61u32,
+        )
+            .prop_map(|(month, day, h, m, s)| Classic {
+                month,
+                day,
+                h,
+                m,
+                s,
+            });
+        prop::collection::vec(one, 1..10)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_coarse_clock_gives_the_precise_clocks_answer(
+            stamps in classics(),
+            // Near a new year, near where a stamp turns a day ahead, or anywhere.
+            near in proptest::prop_oneof![
+                proptest::strategy::Just(civil_ms(2026, 1, 1, 0, 0, 0).unwrap()),
+                proptest::strategy::Just(civil_ms(2026, 3, 19, 12, 0, 0).unwrap() - DAY_MS),
+                proptest::strategy::Just(civil_ms(2024, 2, 29, 0, 0, 0).unwrap() - DAY_MS),
+                proptest::strategy::Just(REF.0),
+            ],
+            offset in -3000..3000i64,
+            lag in 0..1000i64,
+            edge in -3000..3000i64,
+        ) {
+            use chrono::Timelike;
+            let coarse = Ts(near + offset);
+            let precise = Ts(coarse.0 + lag);
+            let mut d = LinuxAuthDecoder::default();
+            let mut by_precise = LinuxAuthDecoder::default();
+            // A stamp within seconds of a day after the reference time too.
+            let t = Utc.timestamp_millis_opt(near + DAY_MS + edge).unwrap();
+            let at_edge = Classic {
+                month: t.month(),
+                day: t.day(),
+                h: t.hour(),
+                m: t.minute(),
+                s: t.second(),
+            };
+            for c in stamps.into_iter().chain([at_edge]) {
+                proptest::prop_assert_eq!(
+                    d.classic_time_now(c, coarse, || precise),
+                    by_precise.classic_time_at(precise, c),
+                    "{:?} at {} (coarse {})", c, precise, coarse
+                );
+            }
+        }
+
+        #[test]
+        fn classic_times_keep_the_year_rule(stamps in classics()) {
+            let mut d = LinuxAuthDecoder::with_reference(REF);
+            for c in stamps {
+                // The rule as it was written before the day was kept.
+                let rule = (0..8).find_map(|back| {
+                    let ms = civil_ms(2026 - back, c.month, c.day, c.h, c.m, c.s)?;
+                    (ms <= REF.0 + DAY_MS).then_some(Ts(ms))
+                });
+                proptest::prop_assert_eq!(d.classic_time(c), rule, "{:?}", c);
+                proptest::prop_assert_eq!(d.classic_time_at(REF, c), rule, "{:?}", c);
+            }
+        }
+
+        #[test]
+        fn headers_read_by_bytes_as_by_str_patterns(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![syslog_like(), HEADERISH],
+                1..4,
+            ),
+        ) {
+            // One decoder for the lines: the day each falls on is kept.
+            let mut d = LinuxAuthDecoder::with_reference(REF);
+            for line in &lines {
+                let new = parse_syslog(line, |c| d.classic_time(c))
+                    .map(|l| (l.ts, l.host, l.program, l.old_pam, l.message));
+                let old = parse_syslog_by_str(line, || Some((REF, 2026)));
+                proptest::prop_assert_eq!(new, old, "{}", line);
+            }
+        }
+
+        #[test]
+        fn ascii_trimming_trims_as_str_does(text in HEADERISH) {
+            proptest::prop_assert_eq!(trim_start(&text), text.trim_start());
+            proptest::prop_assert_eq!(trim_end(&text), text.trim_end());
+        }
+    }
+
+    /// `kv` as it was with `str::find`: the `Needle` version must agree.
+    fn kv_by_str<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+        let mut search = text;
+        while let Some(i) = search.find(key) {
+            let before_ok =
+                i == 0 || matches!(search.as_bytes()[i - 1], b' ' | b';' | b'\'' | b'\t');
+            let after = &search[i + key.len()..];
+            if before_ok {
+                if let Some(v) = after.strip_prefix('=') {
+                    let v = if let Some(q) = v.strip_prefix('"') {
+                        q.split('"').next().unwrap_or(q)
+                    } else {
+                        v.split([' ', ';', '\'']).next().unwrap_or(v)
+                    };
+                    return (!v.is_empty()).then_some(v);
+                }
+            }
+            search = after;
+        }
+        None
+    }
+
+    /// Text of auditd-like fields, keys overlapping and repeated.
+    fn fields_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let part = prop_oneof![
+            prop::sample::select(vec![
+                "exe",
+                "ex",
+                "e",
+                "ruser",
+                "ruse",
+                "r",
+                "user",
+                "id",
+                "ID",
+                "auid",
+                "AUID",
+                "acct",
+                "=",
+                "=\"",
+                "\"",
+                " ",
+                ";",
+                "'",
+                "\t",
+                "x",
+                "é",
+                "/usr/bin/sudo",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z=\" ;']{0,4}",
+        ];
+        prop::collection::vec(part, 0..16).prop_map(|parts| parts.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fields_are_found_as_str_find_found_them(text in fields_text()) {
+            for (key, name) in [
+                (&EXE, "exe"),
+                (&RUSER, "ruser"),
+                (&USER, "user"),
+                (&ID, "id"),
+                (&ID_NAME, "ID"),
+                (&AUID, "auid"),
+                (&AUID_NAME, "AUID"),
+                (&ACCT, "acct"),
+            ] {
+                proptest::prop_assert_eq!(kv(&text, key), kv_by_str(&text, name), "{}", name);
+            }
+        }
     }
 }
