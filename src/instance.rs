@@ -114,14 +114,15 @@ pub async fn bind_http(
 ) -> Result<Http, Error> {
     let (listener, addr) = bind(cfg.listen).await?;
     let ready = Arc::new(AtomicBool::new(false));
+    let token: Option<Arc<str>> = cfg.api_token().map_err(Error::Token)?.map(Arc::from);
     let app = AppState {
         metrics: metrics.clone(),
         recent: sink.recent(),
         ready: Arc::clone(&ready),
-        token: cfg.api_token().map_err(Error::Token)?.map(Arc::from),
+        token: token.clone(),
         protect_metrics: cfg.protect_metrics,
         gate: None,
-        page: crate::page::PageState::new(sink.live(), cfg.path.clone()),
+        page: crate::page::PageState::new(sink.recent(), token, sink.live(), cfg.path.clone()),
     };
     Ok(Http {
         listener,

@@ -42,40 +42,16 @@ pub struct AppState {
     pub page: crate::page::PageState,
 }
 
-/// Constant-time comparison, so the time taken says nothing about the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether a request carries the configured token (always true without one).
+fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    crate::access::authorised(s.token.as_deref(), headers)
 }
 
-/// Whether a request carries the configured token (always true without one):
-/// as a bearer token, or as the password of Basic authentication (any user
-/// name), which is what a browser sends for the incident page.
-pub(crate) fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
-    let Some(token) = &s.token else {
-        return true;
-    };
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    if let Some(given) = value.strip_prefix("Bearer ") {
-        return same(given.trim().as_bytes(), token.as_bytes());
+/// The incident page's handlers read their own part of the state.
+impl axum::extract::FromRef<AppState> for crate::page::PageState {
+    fn from_ref(s: &AppState) -> Self {
+        s.page.clone()
     }
-    use base64::Engine as _;
-    value
-        .strip_prefix("Basic ")
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|pair| {
-            let colon = pair.iter().position(|&c| c == b':')?;
-            Some(same(&pair[colon + 1..], token.as_bytes()))
-        })
-        .unwrap_or(false)
 }
 
 fn unauthorised() -> Response {
@@ -237,7 +213,12 @@ mod tests {
             token: None,
             protect_metrics: false,
             gate: None,
-            page: crate::page::PageState::new(tokio::sync::broadcast::channel(1).0, None),
+            page: crate::page::PageState::new(
+                Recent::default(),
+                None,
+                tokio::sync::broadcast::channel(1).0,
+                None,
+            ),
         };
         let ready = Arc::clone(&state.ready);
         let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();

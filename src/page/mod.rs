@@ -36,7 +36,7 @@ use crate::event::Ts;
 use crate::explain::Explanation;
 use crate::finding::Finding;
 use crate::respond::journal::Journal;
-use crate::server::AppState;
+use crate::sink::Recent;
 
 /// The handlers' way to the engine's owner with a person's name.
 pub type Asker = crate::owner::Asker<String, Result<Explanation, crate::explain::Error>>;
@@ -48,9 +48,13 @@ pub fn channel() -> (Asker, tokio::sync::mpsc::Receiver<Request>) {
     crate::owner::channel()
 }
 
-/// What the page reads beyond the recent findings.
+/// What the page reads.
 #[derive(Clone)]
 pub struct PageState {
+    /// The findings in memory.
+    pub recent: Recent,
+    /// The token every page needs, when one is configured.
+    pub token: Option<Arc<str>>,
     /// The revocation journal (the single-node daemon's).
     pub journal: Option<Arc<Mutex<Journal>>>,
     /// Uses of reported grants (the single-node daemon's).
@@ -68,8 +72,15 @@ pub struct PageState {
 
 impl PageState {
     /// A page over findings only (no journal, uses or people).
-    pub fn new(live: broadcast::Sender<Finding>, config_path: Option<PathBuf>) -> PageState {
+    pub fn new(
+        recent: Recent,
+        token: Option<Arc<str>>,
+        live: broadcast::Sender<Finding>,
+        config_path: Option<PathBuf>,
+    ) -> PageState {
         PageState {
+            recent,
+            token,
             journal: None,
             uses: None,
             people: None,
@@ -87,7 +98,11 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The page's routes, to be merged into the server's.
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PageState: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/", get(list))
         .route("/finding", get(finding))
@@ -185,11 +200,11 @@ impl ListQuery {
 }
 
 async fn list(
-    State(s): State<AppState>,
+    State(s): State<PageState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if !crate::server::authorised(&s, &headers) {
+    if !crate::access::authorised(s.token.as_deref(), &headers) {
         return unauthorised();
     }
     let limit = q.limit.unwrap_or(LIST_DEFAULT);
@@ -229,11 +244,11 @@ fn find(recent: &crate::sink::Recent, id: &str) -> Option<Finding> {
 }
 
 async fn finding(
-    State(s): State<AppState>,
+    State(s): State<PageState>,
     headers: HeaderMap,
     Query(q): Query<IdQuery>,
 ) -> Response {
-    if !crate::server::authorised(&s, &headers) {
+    if !crate::access::authorised(s.token.as_deref(), &headers) {
         return unauthorised();
     }
     let Some(f) = find(&s.recent, &q.id) else {
@@ -245,11 +260,7 @@ async fn finding(
             ),
         );
     };
-    let journal = s
-        .page
-        .journal
-        .as_ref()
-        .map(|j| j.lock().expect("journal lock"));
+    let journal = s.journal.as_ref().map(|j| j.lock().expect("journal lock"));
     let entries: Vec<(&str, &crate::respond::journal::Entry)> = match (&journal, &f.grant_id) {
         (Some(j), Some(g)) => {
             let mut v: Vec<_> = j
@@ -262,14 +273,14 @@ async fn finding(
         }
         _ => Vec::new(),
     };
-    let uses = s.page.uses.as_ref().map(|u| {
+    let uses = s.uses.as_ref().map(|u| {
         u.read()
             .expect("uses lock")
             .get(&f.finding_id)
             .cloned()
             .unwrap_or_default()
     });
-    let chain = chain(&f, entries, uses.as_ref(), s.page.config_path.as_deref());
+    let chain = chain(&f, entries, uses.as_ref(), s.config_path.as_deref());
     let page = view::finding(&f, &chain);
     drop(journal);
     html(StatusCode::OK, page)
@@ -421,14 +432,14 @@ struct NameQuery {
 }
 
 async fn person(
-    State(s): State<AppState>,
+    State(s): State<PageState>,
     headers: HeaderMap,
     Query(q): Query<NameQuery>,
 ) -> Response {
-    if !crate::server::authorised(&s, &headers) {
+    if !crate::access::authorised(s.token.as_deref(), &headers) {
         return unauthorised();
     }
-    let Some(people) = &s.page.people else {
+    let Some(people) = &s.people else {
         return html(
             StatusCode::SERVICE_UNAVAILABLE,
             view::problem(
@@ -467,11 +478,11 @@ fn live_event(f: &Finding) -> SseEvent {
 }
 
 async fn events(
-    State(s): State<AppState>,
+    State(s): State<PageState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if !crate::server::authorised(&s, &headers) {
+    if !crate::access::authorised(s.token.as_deref(), &headers) {
         return unauthorised();
     }
     let filter = match crate::sink::Filter::parse(&q.filter(usize::MAX)) {
@@ -479,7 +490,7 @@ async fn events(
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
     // Subscribed before the backlog is read, so nothing falls between.
-    let rx = s.page.live.subscribe();
+    let rx = s.live.subscribe();
     let backlog: Vec<Finding> = if q.after.is_empty() {
         Vec::new()
     } else {
@@ -487,13 +498,7 @@ async fn events(
     };
     let backlog: Vec<Finding> = backlog.into_iter().filter(|f| filter.matches(f)).collect();
     let stream = futures_util::stream::unfold(
-        (
-            backlog.into_iter(),
-            rx,
-            filter,
-            s.page.stopping.clone(),
-            false,
-        ),
+        (backlog.into_iter(), rx, filter, s.stopping.clone(), false),
         |(mut backlog, mut rx, filter, mut stopping, done)| async move {
             if done {
                 return None;
@@ -547,7 +552,7 @@ async fn stopped(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-async fn style(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn style(State(s): State<PageState>, headers: HeaderMap) -> Response {
     asset(
         &s,
         &headers,
@@ -556,7 +561,7 @@ async fn style(State(s): State<AppState>, headers: HeaderMap) -> Response {
     )
 }
 
-async fn script(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn script(State(s): State<PageState>, headers: HeaderMap) -> Response {
     asset(
         &s,
         &headers,
@@ -565,8 +570,8 @@ async fn script(State(s): State<AppState>, headers: HeaderMap) -> Response {
     )
 }
 
-fn asset(s: &AppState, headers: &HeaderMap, kind: &'static str, body: &'static str) -> Response {
-    if !crate::server::authorised(s, headers) {
+fn asset(s: &PageState, headers: &HeaderMap, kind: &'static str, body: &'static str) -> Response {
+    if !crate::access::authorised(s.token.as_deref(), headers) {
         return unauthorised();
     }
     secure(

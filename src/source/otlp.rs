@@ -122,13 +122,7 @@ pub fn spawn_http(
 }
 
 fn authorised(token: &Option<Arc<str>>, given: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    given
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|g| {
-            let (a, b) = (g.trim().as_bytes(), token.as_bytes());
-            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        })
+    crate::access::allows(token.as_deref(), given)
 }
 
 fn error(status: StatusCode, code: i32, message: String, protobuf: bool) -> Response {
