@@ -47,13 +47,6 @@ fn authorised(s: &AppState, headers: &axum::http::HeaderMap) -> bool {
     crate::access::authorised(s.token.as_deref(), headers)
 }
 
-/// The incident page's handlers read their own part of the state.
-impl axum::extract::FromRef<AppState> for crate::page::PageState {
-    fn from_ref(s: &AppState) -> Self {
-        s.page.clone()
-    }
-}
-
 fn unauthorised() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -71,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/findings", get(findings))
         .route("/api/v1/decide", post(decide))
-        .merge(crate::page::routes())
+        .merge(crate::page::routes(state.page.clone()))
         .with_state(state)
 }
 

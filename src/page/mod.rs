@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -97,12 +97,9 @@ const LIST_DEFAULT: usize = 200;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The page's routes, to be merged into the server's.
-pub fn routes<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    PageState: axum::extract::FromRef<S>,
-{
+/// The page's routes over `page`, to be merged into the server's: each
+/// passes [`guard`] first.
+pub fn routes<S: Clone + Send + Sync + 'static>(page: PageState) -> Router<S> {
     Router::new()
         .route("/", get(list))
         .route("/finding", get(finding))
@@ -110,6 +107,21 @@ where
         .route("/events", get(events))
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(script))
+        .route_layer(axum::middleware::from_fn_with_state(page.clone(), guard))
+        .with_state(page)
+}
+
+/// Every page route: 401 without the token, and the headers of [`secure`]
+/// on whatever it answers.
+async fn guard(
+    State(s): State<PageState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !crate::access::authorised(s.token.as_deref(), req.headers()) {
+        return secure(unauthorised());
+    }
+    secure(next.run(req).await)
 }
 
 /// Headers every page response carries.
@@ -132,32 +144,28 @@ fn secure(mut resp: Response) -> Response {
 }
 
 fn html(status: StatusCode, m: Markup) -> Response {
-    secure(
-        (
-            status,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            m.into_string(),
-        )
-            .into_response(),
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        m.into_string(),
     )
+        .into_response()
 }
 
 /// 401 with a challenge a browser answers by asking for the token.
 fn unauthorised() -> Response {
-    secure(
-        (
-            StatusCode::UNAUTHORIZED,
-            [(
-                header::WWW_AUTHENTICATE,
-                r#"Basic realm="reachguard", charset="UTF-8""#,
-            )],
-            "a token is required: send it as a bearer token or as the password of Basic authentication\n",
-        )
-            .into_response(),
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            r#"Basic realm="reachguard", charset="UTF-8""#,
+        )],
+        "a token is required: send it as a bearer token or as the password of Basic authentication\n",
     )
+        .into_response()
 }
 
 /// The list's query string.
@@ -199,14 +207,7 @@ impl ListQuery {
     }
 }
 
-async fn list(
-    State(s): State<PageState>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if !crate::access::authorised(s.token.as_deref(), &headers) {
-        return unauthorised();
-    }
+async fn list(State(s): State<PageState>, Query(q): Query<ListQuery>) -> Response {
     let limit = q.limit.unwrap_or(LIST_DEFAULT);
     let total = s.recent.read().expect("findings lock").len();
     let (found, error) = match crate::sink::query(&s.recent, &q.filter(limit)) {
@@ -243,14 +244,7 @@ fn find(recent: &crate::sink::Recent, id: &str) -> Option<Finding> {
     all.iter().rev().find(|f| f.finding_id == id).cloned()
 }
 
-async fn finding(
-    State(s): State<PageState>,
-    headers: HeaderMap,
-    Query(q): Query<IdQuery>,
-) -> Response {
-    if !crate::access::authorised(s.token.as_deref(), &headers) {
-        return unauthorised();
-    }
+async fn finding(State(s): State<PageState>, Query(q): Query<IdQuery>) -> Response {
     let Some(f) = find(&s.recent, &q.id) else {
         return html(
             StatusCode::NOT_FOUND,
@@ -260,18 +254,15 @@ async fn finding(
             ),
         );
     };
-    let journal = s.journal.as_ref().map(|j| j.lock().expect("journal lock"));
-    let entries: Vec<(&str, &crate::respond::journal::Entry)> = match (&journal, &f.grant_id) {
+    // One grant, one revocation key; cloned so the lock, which the pipeline
+    // takes to journal revocations, is not held while the page renders.
+    let journal = match (&s.journal, &f.grant_id) {
         (Some(j), Some(g)) => {
-            let mut v: Vec<_> = j
-                .entries()
-                .filter(|(_, e)| e.finding.grant_id.as_deref() == Some(g))
-                .map(|(k, e)| (k.as_str(), e))
-                .collect();
-            v.sort_by_key(|(_, e)| e.intent_at);
-            v
+            let key = crate::respond::revoke_key(g);
+            let entry = j.lock().expect("journal lock").get(&key).cloned();
+            entry.map(|e| (key, e))
         }
-        _ => Vec::new(),
+        _ => None,
     };
     let uses = s.uses.as_ref().map(|u| {
         u.read()
@@ -280,10 +271,8 @@ async fn finding(
             .cloned()
             .unwrap_or_default()
     });
-    let chain = chain(&f, entries, uses.as_ref(), s.config_path.as_deref());
-    let page = view::finding(&f, &chain);
-    drop(journal);
-    html(StatusCode::OK, page)
+    let chain = chain(&f, journal, uses.as_ref(), s.config_path.as_deref());
+    html(StatusCode::OK, view::finding(&f, &chain))
 }
 
 /// Names the step of a provenance chain link.
@@ -299,12 +288,12 @@ fn step_name(step: &str) -> &'static str {
 
 /// The timeline of a finding: its trace's links, the grant, the uses, the
 /// revocation; in time order (ties keep that order).
-pub fn chain<'a>(
+pub fn chain(
     f: &Finding,
-    journal: Vec<(&'a str, &'a crate::respond::journal::Entry)>,
+    journal: Option<(String, crate::respond::journal::Entry)>,
     uses: Option<&crate::uses::Uses>,
     config_path: Option<&std::path::Path>,
-) -> view::Chain<'a> {
+) -> view::Chain {
     let mut steps = Vec::new();
     let trace = f.evidence.get("trace");
     let advice_id = trace
@@ -383,7 +372,7 @@ pub fn chain<'a>(
     }
     let mut grant_to_revocation_ms = None;
     let mut restore = None;
-    for (key, e) in &journal {
+    if let Some((key, e)) = &journal {
         if let Some((done, attempts)) = e.done {
             let from = e.read_at.unwrap_or(e.intent_at);
             let ms = done - from;
@@ -395,7 +384,7 @@ pub fn chain<'a>(
                     "revocation {status} {ms} ms after the grant line was read ({attempts} hook attempt{})",
                     if attempts == 1 { "" } else { "s" }
                 ),
-                ids: vec![(*key).to_owned()],
+                ids: vec![key.clone()],
                 clock: "reachguard's clock",
             });
             if e.outcome == Some(crate::finding::ActionStatus::Executed) {
@@ -431,14 +420,7 @@ struct NameQuery {
     name: String,
 }
 
-async fn person(
-    State(s): State<PageState>,
-    headers: HeaderMap,
-    Query(q): Query<NameQuery>,
-) -> Response {
-    if !crate::access::authorised(s.token.as_deref(), &headers) {
-        return unauthorised();
-    }
+async fn person(State(s): State<PageState>, Query(q): Query<NameQuery>) -> Response {
     let Some(people) = &s.people else {
         return html(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -477,14 +459,7 @@ fn live_event(f: &Finding) -> SseEvent {
     SseEvent::default().event("finding").data(data.to_string())
 }
 
-async fn events(
-    State(s): State<PageState>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if !crate::access::authorised(s.token.as_deref(), &headers) {
-        return unauthorised();
-    }
+async fn events(State(s): State<PageState>, Query(q): Query<ListQuery>) -> Response {
     let filter = match crate::sink::Filter::parse(&q.filter(usize::MAX)) {
         Ok(f) => f,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -536,11 +511,9 @@ async fn events(
             }
         },
     );
-    secure(
-        Sse::new(stream)
-            .keep_alive(KeepAlive::default())
-            .into_response(),
-    )
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Resolves when the server stops; never without a signal to wait on.
@@ -552,38 +525,26 @@ async fn stopped(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
     }
 }
 
-async fn style(State(s): State<PageState>, headers: HeaderMap) -> Response {
-    asset(
-        &s,
-        &headers,
-        "text/css; charset=utf-8",
-        include_str!("assets/style.css"),
-    )
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/style.css"))
 }
 
-async fn script(State(s): State<PageState>, headers: HeaderMap) -> Response {
+async fn script() -> Response {
     asset(
-        &s,
-        &headers,
         "text/javascript; charset=utf-8",
         include_str!("assets/live.js"),
     )
 }
 
-fn asset(s: &PageState, headers: &HeaderMap, kind: &'static str, body: &'static str) -> Response {
-    if !crate::access::authorised(s.token.as_deref(), headers) {
-        return unauthorised();
-    }
-    secure(
-        (
-            [
-                (header::CONTENT_TYPE, kind),
-                (header::CACHE_CONTROL, "private, max-age=300"),
-            ],
-            body,
-        )
-            .into_response(),
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        body,
     )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -657,7 +618,7 @@ mod tests {
         };
         let chain = chain(
             &f,
-            vec![("reachguard-revoke-g-90211", &entry)],
+            Some(("reachguard-revoke-g-90211".to_owned(), entry)),
             Some(&uses),
             Some(std::path::Path::new("/etc/reachguard/my config.toml")),
         );
@@ -689,7 +650,7 @@ mod tests {
 
     #[test]
     fn without_a_journal_entry_there_is_no_revocation_and_nothing_to_restore() {
-        let chain = chain(&incident(), Vec::new(), None, None);
+        let chain = chain(&incident(), None, None, None);
         assert!(chain.steps.iter().all(|s| s.step != "revocation"));
         assert_eq!(chain.grant_to_revocation_ms, None);
         assert_eq!(chain.restore, None);

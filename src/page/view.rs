@@ -180,13 +180,14 @@ pub struct Step {
 
 /// What a finding's page shows beside the finding.
 #[derive(Debug, Default)]
-pub struct Chain<'a> {
+pub struct Chain {
     /// The timeline, in time order.
     pub steps: Vec<Step>,
     /// Milliseconds from reading the grant line to the revocation finished.
     pub grant_to_revocation_ms: Option<i64>,
-    /// The journal's entries for the finding's grant.
-    pub journal: Vec<(&'a str, &'a Entry)>,
+    /// The journal's entry for the revocation of the finding's grant, under
+    /// its key.
+    pub journal: Option<(String, Entry)>,
     /// Uses past those listed.
     pub more_uses: u64,
     /// The restore command, when the grant was revoked.
@@ -234,7 +235,7 @@ fn evidence_numbers(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, 
 }
 
 /// A finding's page.
-pub fn finding(f: &Finding, chain: &Chain<'_>) -> Markup {
+pub fn finding(f: &Finding, chain: &Chain) -> Markup {
     let mut numbers = Vec::new();
     evidence_numbers(&f.evidence, "", &mut numbers);
     layout(
@@ -289,25 +290,23 @@ pub fn finding(f: &Finding, chain: &Chain<'_>) -> Markup {
                 }
                 None => { p { "No action." } }
             }
-            @if !chain.journal.is_empty() {
+            @if let Some((key, e)) = &chain.journal {
                 h3 { "Journal" }
                 table.journal {
                     thead { tr { th { "Idempotency key" } th { "Line read" } th { "Intent" } th { "Done" } th { "Outcome" } th { "Attempts" } th { "Restore" } } }
                     tbody {
-                        @for (key, e) in &chain.journal {
-                            tr {
-                                td { code { (key) } }
-                                td { @if let Some(r) = e.read_at { (ms_time(r)) } @else { "–" } }
-                                td { (ms_time(e.intent_at)) }
-                                td { @if let Some((at, _)) = e.done { (ms_time(at)) } @else { "pending" } }
-                                td { @if let Some(o) = e.outcome { (o.as_str()) } @else { "pending" } }
-                                td { @if let Some((_, n)) = e.done { (n) } @else { "–" } }
-                                td {
-                                    @if let Some(r) = &e.restore {
-                                        (r.outcome.map_or("pending", |o| o.as_str())) " by " (r.requester.name()) " at " (ms_time(r.at))
-                                        @if let Some(why) = &r.reason { ": " (why) }
-                                    } @else { "–" }
-                                }
+                        tr {
+                            td { code { (key) } }
+                            td { @if let Some(r) = e.read_at { (ms_time(r)) } @else { "–" } }
+                            td { (ms_time(e.intent_at)) }
+                            td { @if let Some((at, _)) = e.done { (ms_time(at)) } @else { "pending" } }
+                            td { @if let Some(o) = e.outcome { (o.as_str()) } @else { "pending" } }
+                            td { @if let Some((_, n)) = e.done { (n) } @else { "–" } }
+                            td {
+                                @if let Some(r) = &e.restore {
+                                    (r.outcome.map_or("pending", |o| o.as_str())) " by " (r.requester.name()) " at " (ms_time(r.at))
+                                    @if let Some(why) = &r.reason { ": " (why) }
+                                } @else { "–" }
                             }
                         }
                     }

@@ -312,7 +312,12 @@ impl Policy {
 /// The stable idempotency key of a revocation: one per grant, whatever finding
 /// asks for it and however often.
 pub fn idempotency_key(target: &RevocationTarget) -> String {
-    format!("reachguard-revoke-{}", target.grant_id)
+    revoke_key(&target.grant_id)
+}
+
+/// The journal key of the revocation of `grant_id`.
+pub fn revoke_key(grant_id: &str) -> String {
+    format!("reachguard-revoke-{grant_id}")
 }
 
 /// What becomes of a finding whose revocation key is already journaled under

@@ -178,7 +178,7 @@ pub async fn restore(
         Err(source) => return Err(RestoreError::Io { path, source }),
     };
 
-    let revoke_key = format!("reachguard-revoke-{grant_id}");
+    let revoke_key = super::revoke_key(grant_id);
     let key = restore_key(grant_id);
     let who = requester.name().to_owned();
     let reason_text = reason
