@@ -21,8 +21,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,26 +32,14 @@ use reachguard::event::{Body, Event, GranteeType, Ts};
 use reachguard::gate::{GateKind, Proposal, decide};
 use reachguard::synth::{OrgSpec, generate};
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{exchange, report};
+
 const ENGINEERS: usize = 1500;
 const DECISIONS: usize = 3000;
 const HOOK_RUNS: usize = 200;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn report(name: &str, mut d: Vec<Duration>) -> Duration {
-    d.sort();
-    let p99 = percentile(&d, 0.99);
-    println!(
-        "{name}: n={} p50={:?} p99={p99:?} max={:?}",
-        d.len(),
-        percentile(&d, 0.50),
-        d[d.len() - 1]
-    );
-    p99
-}
 
 fn main() {
     let cfg = reachguard::config::Config::parse(
@@ -310,28 +298,8 @@ impl Daemonised {
     }
 }
 
-/// One HTTP/1.1 exchange on a new connection: the status and the body.
-fn exchange(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("the daemon accepts");
-    s.write_all(request.as_bytes())
-        .expect("the request is sent");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("a response");
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_owned())
-}
-
 fn get(addr: SocketAddr, path: &str) -> String {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
-    )
-    .1
+    support::get(addr, path).1
 }
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {

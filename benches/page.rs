@@ -17,8 +17,7 @@
 //!
 //! `cargo bench --bench page`
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,36 +26,19 @@ use reachguard::finding::{Action, ActionKind, ActionStatus, Finding, FindingKind
 use reachguard::respond::Journal;
 use reachguard::uses::{Use, UseLog};
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::report;
+
 const FINDINGS: usize = 10_000;
 const ENGINEERS: usize = 1500;
 const REQUESTS: usize = 500;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn report(name: &str, mut d: Vec<Duration>) -> Duration {
-    d.sort();
-    let p99 = percentile(&d, 0.99);
-    println!(
-        "{name}: n={} p50={:?} p99={p99:?} max={:?}",
-        d.len(),
-        percentile(&d, 0.50),
-        d[d.len() - 1]
-    );
-    p99
-}
-
 /// One GET; the status and the body's length.
 fn get(addr: SocketAddr, path: &str) -> (u16, usize) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let head_end = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
-    (status, resp.len() - head_end - 4)
+    let (status, body) = support::get(addr, path);
+    (status, body.len())
 }
 
 fn engineer(i: usize) -> String {

@@ -273,30 +273,27 @@ mod tests {
         }
     }
 
-    fn access<'a>(principal: &'a str, resource: &'a str, ts: i64) -> AccessRef<'a> {
-        AccessRef {
-            ts: Ts(ts),
-            principal,
-            resource,
-            outcome: Outcome::Success,
-            action: None,
-            id: None,
-            key: None,
-        }
+    /// Shows `w` a plain access, as the pipeline hands it on.
+    fn see(w: &mut Watches, principal: &str, resource: &str, ts: i64) {
+        let e = crate::event::Event::access(Ts(ts), principal, resource);
+        let crate::event::EventRef::Access(a) = crate::event::EventRef::from(&e) else {
+            unreachable!("an access reads as an access")
+        };
+        w.access(&a);
     }
 
     #[test]
     fn an_access_by_a_principal_after_the_grant_to_the_resource_or_below_is_a_use() {
         let mut w = Watches::new(10);
-        w.access(&access("carol", "acl/tools", 5));
+        see(&mut w, "carol", "acl/tools", 5);
         assert!(w.take().is_empty(), "nothing watched yet");
         w.watch(&finding("f1", "acl/tools", 100, &["carol", "ivan"]));
-        w.access(&access("carol", "acl/tools", 99)); // before the grant
-        w.access(&access("mallory", "acl/tools", 150)); // not a grantee
-        w.access(&access("carol", "acl/toolsx", 150)); // another resource
-        w.access(&access("carol", "acl", 150)); // above it
-        w.access(&access("carol", "acl/tools", 150));
-        w.access(&access("ivan", "acl/tools/admin", 160));
+        see(&mut w, "carol", "acl/tools", 99); // before the grant
+        see(&mut w, "mallory", "acl/tools", 150); // not a grantee
+        see(&mut w, "carol", "acl/toolsx", 150); // another resource
+        see(&mut w, "carol", "acl", 150); // above it
+        see(&mut w, "carol", "acl/tools", 150);
+        see(&mut w, "ivan", "acl/tools/admin", 160);
         let got: Vec<(String, i64)> = w
             .take()
             .into_iter()
@@ -313,7 +310,7 @@ mod tests {
             w.watch(&finding(&format!("f{i}"), r, 0, &["p"]));
         }
         for r in ["a", "b", "c"] {
-            w.access(&access("p", r, 1));
+            see(&mut w, "p", r, 1);
         }
         let ids: Vec<String> = w.take().into_iter().map(|u| u.finding_id).collect();
         assert_eq!(ids, ["f1", "f2"]);

@@ -439,14 +439,7 @@ fn demo_serve_keeps_the_page_up_and_prints_its_address() {
         "{page}"
     );
     assert!(http_get(addr.parse().unwrap(), "/").contains("unverified_agent_grant"));
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
 }
 
