@@ -490,17 +490,14 @@ impl Worker {
     /// A person's page: what `explain` shows, from the running engine.
     fn explain(&self, r: crate::page::Request) {
         let recent = self.sink.recent();
+        // Their latest ten, as `/api/findings?principal=P&limit=10` gives them.
         let findings_of = |p: &str| {
-            let all = recent.read().expect("findings lock");
-            let mut mine: Vec<crate::finding::Finding> = all
-                .iter()
-                .rev()
-                .filter(|f| f.principals.iter().any(|x| x == p))
-                .take(10)
-                .cloned()
-                .collect();
-            mine.reverse();
-            mine
+            let q = crate::sink::Query {
+                principal: Some(p.to_owned()),
+                limit: Some(10),
+                ..Default::default()
+            };
+            crate::sink::query(&recent, &q).expect("a query without times or severities is valid")
         };
         let answer =
             crate::explain::explain_on(self.pipeline.engine(), &self.cfg, &r.query, findings_of);

@@ -30,6 +30,7 @@ use crate::finding::{Finding, FindingKind, Severity, finding_id};
 
 pub use crate::owner::Unavailable;
 pub use admission::{GateConfig, GateMode};
+pub use metrics::GateMetrics;
 
 /// The handlers' way to the engine's owner with a proposal.
 pub type Asker = crate::owner::Asker<Proposal, Result<Outcome, ProposalError>>;
@@ -40,7 +41,6 @@ pub type Request = crate::owner::Request<Proposal, Result<Outcome, ProposalError
 pub fn channel() -> (Asker, tokio::sync::mpsc::Receiver<Request>) {
     crate::owner::channel()
 }
-pub use metrics::GateMetrics;
 
 /// Where a proposed change is judged: a label of
 /// `reachguard_gate_decisions_total`.
