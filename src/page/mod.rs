@@ -215,12 +215,6 @@ async fn list(State(s): State<PageState>, Query(q): Query<ListQuery>) -> Respons
         Err(e) => (Vec::new(), Some(e)),
     };
     let newest_first: Vec<&Finding> = found.iter().rev().collect();
-    let filters = view::Filters {
-        kind: &q.kind,
-        severity: &q.severity,
-        principal: &q.principal,
-        since: &q.since,
-    };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -228,7 +222,7 @@ async fn list(State(s): State<PageState>, Query(q): Query<ListQuery>) -> Respons
     };
     html(
         status,
-        view::list(&newest_first, total, &filters, error.as_deref()),
+        view::list(&newest_first, total, &q, error.as_deref()),
     )
 }
 

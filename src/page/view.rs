@@ -92,19 +92,6 @@ pub fn row(f: &Finding) -> Markup {
     }
 }
 
-/// The filters of the list, as the form shows them.
-#[derive(Debug, Default)]
-pub struct Filters<'a> {
-    /// `kind`.
-    pub kind: &'a str,
-    /// `severity` (at least).
-    pub severity: &'a str,
-    /// `principal`.
-    pub principal: &'a str,
-    /// `since` (RFC 3339).
-    pub since: &'a str,
-}
-
 const KINDS: [&str; 4] = [
     "unverified_agent_grant",
     "unreviewed_agent_publish",
@@ -117,7 +104,7 @@ const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 pub fn list(
     findings: &[&Finding],
     total: usize,
-    filters: &Filters<'_>,
+    filters: &super::ListQuery,
     error: Option<&str>,
 ) -> Markup {
     let newest = findings.first().map_or("", |f| f.finding_id.as_str());
