@@ -71,27 +71,6 @@ fn parse_common_rfc3339(b: &[u8]) -> Option<Ts> {
     }
     let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
     let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month) || day < 1 || day > month_days[month as usize - 1] {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
     let mut rest = &b[19..];
     let mut millis = 0;
     if let Some(frac) = rest.strip_prefix(b".") {
@@ -123,16 +102,43 @@ fn parse_common_rfc3339(b: &[u8]) -> Option<Ts> {
         }
         _ => return None,
     };
-    // Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+    let ms = civil_ms(year, month, day, hour, minute, second)?;
+    Some(Ts(ms - offset_minutes * 60_000 + millis))
+}
+
+/// Milliseconds since the epoch of a UTC civil time in the proleptic
+/// Gregorian calendar, if it exists (no leap second); counted directly
+/// (Hinnant's days-from-civil), which gives chrono's answer (tested in
+/// `decode::time`).
+pub(crate) fn civil_ms(
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    minute: i64,
+    second: i64,
+) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || !(0..=23).contains(&hour) {
+        return None;
+    }
+    if !(0..=59).contains(&minute) || !(0..=59).contains(&second) {
+        return None;
+    }
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(Ts(secs * 1000 + millis))
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second) * 1000)
 }
 
 impl fmt::Display for Ts {
