@@ -32,10 +32,16 @@ impl Ts {
         }
     }
 
-    /// The wall clock now.
+    /// The wall clock now (before 1970 too, as chrono's `Utc::now()` reads it).
     pub fn now() -> Ts {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        Ts(since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => Ts(i64::try_from(since.as_millis()).unwrap_or(i64::MAX)),
+            // Milliseconds rounded down, as for any time before the epoch.
+            Err(before) => {
+                let ms = before.duration().as_nanos().div_ceil(1_000_000);
+                Ts(-i64::try_from(ms).unwrap_or(i64::MAX))
+            }
+        }
     }
 
     /// Whole seconds since the epoch, as a float (for Prometheus gauges).

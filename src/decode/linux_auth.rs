@@ -37,7 +37,6 @@
 
 use std::collections::VecDeque;
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Datelike, TimeZone, Utc};
 
@@ -138,7 +137,7 @@ impl LinuxAuthDecoder {
     fn classic_time(&mut self, c: Classic) -> Option<Ts> {
         match self.reference {
             Some(reference) => self.classic_time_at(reference, c),
-            None => self.classic_time_now(c, coarse_now(), now),
+            None => self.classic_time_now(c, coarse_now(), Ts::now),
         }
     }
 
@@ -207,18 +206,7 @@ fn coarse_now() -> Ts {
 /// Where there is no coarse clock: the system clock.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn coarse_now() -> Ts {
-    now()
-}
-
-/// The current time: the system clock's milliseconds (what chrono's
-/// `Utc::now()` gives) without chrono's conversion to a calendar date and
-/// back.
-fn now() -> Ts {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(since) => Ts(i64::try_from(since.as_millis()).unwrap_or(i64::MAX)),
-        // A clock before 1970: as chrono reads it.
-        Err(_) => Ts(Utc::now().timestamp_millis()),
-    }
+    Ts::now()
 }
 
 /// A parsed syslog line.
